@@ -1,0 +1,46 @@
+"""
+### Periodic training: `simple_train`
+
+Every day at 00:30 Asia/Seoul, bring the DVC training pipeline up to date and register
+the result as a model version.
+
+1. `repro_evaluate`: `dvc repro evaluate` (prepare → train → evaluate) in `MODEL_REPO`.
+2. `register_model`: commit what the pipeline changed (`dvc.lock`, `metrics.json`, ...)
+   with a message naming this DAG run, `dvc push`, and `gto register iris-model` when the
+   model's content hash has no version yet. Nothing changed ⇒ no commit, no new version,
+   and the task log says so.
+
+Both tasks write the model repo, so they run in pool `model_repo` (1 slot) and under the
+repo file lock. A failed task posts a Slack alert on connection `my_webhook`.
+
+Look afterwards with `git tag`, `gto show iris-model`, `dvc metrics show`.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import DAG
+from utils.model_repo import repo_task
+from utils.slack_notifier import failure_alert
+
+with DAG(
+    dag_id="simple_train",
+    schedule="30 0 * * *",
+    start_date=pendulum.datetime(2026, 1, 1, tz="Asia/Seoul"),
+    catchup=False,
+    max_active_runs=1,
+    tags=["training", "dvc", "gto"],
+    doc_md=__doc__,
+    default_args={
+        "owner": "ml-platform",
+        "retries": 2,
+        "retry_delay": timedelta(minutes=2),
+        "on_failure_callback": failure_alert(),
+    },
+) as dag:
+    repro_evaluate = repo_task("repro_evaluate", "dvc repro evaluate")
+    register_model = repo_task("register_model", "python -m stages.registry register")
+
+    repro_evaluate >> register_model

@@ -1,0 +1,1 @@
+"""DVC stages and the shared pieces they need (params, atomic writes, repo lock, registry)."""

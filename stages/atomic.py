@@ -1,0 +1,62 @@
+"""Atomic file writes: write to a temp file beside the target, fsync, then rename.
+
+A reader (or a process killed mid-write) never sees a half-written file: the target
+is either the old content or the new one. This is the one helper for output files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Callable, Generator
+from pathlib import Path
+from typing import IO, Any
+
+
+@contextlib.contextmanager
+def atomic_path(target: str | os.PathLike[str]) -> Generator[Path, None, None]:
+    """Yield a temp path beside ``target``; on success rename it over ``target``.
+
+    On any exception the temp file is removed and ``target`` is left as it was.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_open(
+    target: str | os.PathLike[str], mode: str = "w", **kwargs: Any
+) -> Generator[IO, None, None]:
+    """Open a temp file for writing; it replaces ``target`` only if the block succeeds."""
+    with atomic_path(target) as tmp, open(tmp, mode, **kwargs) as fh:
+        yield fh
+
+
+def write_text(target: str | os.PathLike[str], text: str) -> None:
+    """Atomically write ``text`` (UTF-8) to ``target``."""
+    with atomic_open(target, "w", encoding="utf-8", newline="\n") as fh:
+        fh.write(text)
+
+
+def write_json(target: str | os.PathLike[str], data: Any) -> None:
+    """Atomically write ``data`` as stable, human-readable JSON (sorted keys, trailing newline)."""
+    write_text(target, json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+
+
+def write_with(target: str | os.PathLike[str], writer: Callable[[Path], None]) -> None:
+    """Atomically create ``target`` by calling ``writer(temp_path)`` (e.g. ``joblib.dump``)."""
+    with atomic_path(target) as tmp:
+        writer(tmp)

@@ -1,0 +1,111 @@
+"""Run one command in the model repo while holding the repo's file lock.
+
+    python -m stages.locked dvc repro evaluate
+    python -m stages.locked python -m stages.registry register
+
+Every task that writes the model repo (dvc, git, gto) goes through here, so a DAG
+and a person at the terminal never write it at the same time: the second one waits
+for the lock (bounded), instead of failing on DVC's own "Unable to acquire lock".
+The lock is an OS file lock (flock), released by the kernel when the holder dies,
+so a killed task never leaves a stale lock behind.
+
+The repo is ``$MODEL_REPO`` (default: the current directory). It is checked to be a
+git and DVC workspace before any work starts.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from filelock import FileLock, Timeout
+
+LOCK_FILE = ".dvc/tmp/model-repo.lock"
+LOCK_TIMEOUT_SECONDS = float(os.environ.get("MODEL_REPO_LOCK_TIMEOUT", "900"))
+
+
+class NotAModelRepo(RuntimeError):
+    """MODEL_REPO is missing, or is not a git + DVC workspace."""
+
+
+def model_repo_path() -> Path:
+    """The model repo named by ``$MODEL_REPO`` (default: the current directory), validated."""
+    raw = os.environ.get("MODEL_REPO") or os.getcwd()
+    path = Path(raw).expanduser().absolute()
+    if not path.is_dir():
+        raise NotAModelRepo(
+            f"MODEL_REPO={raw}: no such directory; set MODEL_REPO to a git+DVC repo"
+        )
+    top = subprocess.run(
+        ["git", "-C", str(path), "rev-parse", "--show-toplevel"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if top.returncode != 0 or Path(top.stdout.strip()).resolve() != path.resolve():
+        raise NotAModelRepo(
+            f"MODEL_REPO={path} is not the top of a git repository; "
+            "point MODEL_REPO at a clone of this project"
+        )
+    if not (path / ".dvc").is_dir() or not (path / "dvc.yaml").is_file():
+        raise NotAModelRepo(
+            f"MODEL_REPO={path} is not a DVC repository (no .dvc/ or dvc.yaml); "
+            "point MODEL_REPO at a clone of this project"
+        )
+    return path
+
+
+def repo_lock(repo: Path, timeout: float = LOCK_TIMEOUT_SECONDS) -> FileLock:
+    """The repo's write lock (inside .dvc/tmp, which git and DVC ignore)."""
+    lock_path = repo / LOCK_FILE
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    return FileLock(lock_path, timeout=timeout)
+
+
+def command_env() -> dict[str, str]:
+    """The environment for the command: this interpreter's bin dir first on PATH.
+
+    So that ``dvc``, ``gto`` and the ``python`` that DVC stages call are the ones
+    installed beside the interpreter running this module.
+    """
+    env = dict(os.environ)
+    env["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), env.get("PATH", "")])
+    return env
+
+
+def run_locked(command: list[str]) -> int:
+    """Run ``command`` in the model repo under its lock; return its exit code."""
+    repo = model_repo_path()
+    started = time.monotonic()
+    try:
+        with repo_lock(repo):
+            waited = time.monotonic() - started
+            if waited > 1:
+                print(f"locked: waited {waited:.0f}s for the model repo lock", file=sys.stderr)
+            return subprocess.run(command, cwd=repo, env=command_env(), check=False).returncode
+    except Timeout:
+        print(
+            f"locked: {repo / LOCK_FILE} is held by another writer for more than "
+            f"{LOCK_TIMEOUT_SECONDS:.0f}s; retry later or find the process holding it",
+            file=sys.stderr,
+        )
+        return 75  # EX_TEMPFAIL: Airflow retries the task
+
+
+def main() -> None:
+    command = sys.argv[1:]
+    if command[:1] == ["--"]:
+        command = command[1:]
+    if not command:
+        sys.exit("usage: python -m stages.locked COMMAND [ARGS...]")
+    try:
+        sys.exit(run_locked(command))
+    except NotAModelRepo as exc:
+        sys.exit(f"locked: {exc}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,92 @@
+"""Shared fixtures: a private Airflow home, a temporary model repo, a fake Slack receiver.
+
+Tests never touch the checkout's git history: every test that writes a model repo gets
+a fresh git repository made from the project's working tree (``model_repo``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+DAGS_FOLDER = PROJECT_ROOT / "dags"
+VENV_BIN = Path(sys.executable).parent
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Point Airflow at a private home before any test imports it (it reads config on import)."""
+    home = Path(tempfile.mkdtemp(prefix="airflow-home-"))
+    os.environ.update(
+        {
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_FOLDER),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "PATH": os.pathsep.join([str(VENV_BIN), os.environ.get("PATH", "")]),
+        }
+    )
+    os.environ.pop("MODEL_REPO", None)
+    os.environ.pop("AIRFLOW_CONN_MY_WEBHOOK", None)
+    config._airflow_home = home  # type: ignore[attr-defined]
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    shutil.rmtree(getattr(config, "_airflow_home", ""), ignore_errors=True)
+
+
+def run(cmd: list[str], cwd: Path | None = None, **kwargs) -> subprocess.CompletedProcess:
+    """Run a command, failing the test with its output if it fails."""
+    result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, **kwargs)
+    assert result.returncode == 0, f"{cmd} failed:\n{result.stdout}\n{result.stderr}"
+    return result
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> None:
+    """An initialised metadata DB with the project's pool, made by the real CLI (as `make`)."""
+    run(["airflow", "db", "migrate"])
+    run(["airflow", "pools", "set", "model_repo", "1", "Writers of the model repo"])
+
+
+def snapshot_project(dest: Path) -> Path:
+    """A fresh git repo at ``dest`` holding the project's working tree (tracked + new files)."""
+    listing = run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=PROJECT_ROOT
+    )
+    for rel in filter(None, listing.stdout.split("\0")):
+        src = PROJECT_ROOT / rel
+        if src.is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / rel)
+    ident = ["-c", "user.name=Test", "-c", "user.email=test@example.invalid"]
+    run(["git", "init", "-q", "-b", "main"], cwd=dest)
+    run(["git", "add", "-A"], cwd=dest)
+    run(["git", *ident, "commit", "-q", "-m", "Project snapshot"], cwd=dest)
+    return dest
+
+
+@pytest.fixture
+def model_repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A temporary model repo (never the checkout), exported as MODEL_REPO."""
+    repo = snapshot_project(tmp_path / "model-repo")
+    monkeypatch.setenv("MODEL_REPO", str(repo))
+    return repo
+
+
+@pytest.fixture
+def slack_receiver(monkeypatch: pytest.MonkeyPatch) -> Iterator:
+    """A local Slack webhook receiver, configured as Airflow connection ``my_webhook``."""
+    from tests.fakes.slack import SlackReceiver
+
+    with SlackReceiver() as receiver:
+        conn = {"conn_type": "slackwebhook", "password": receiver.url}
+        monkeypatch.setenv("AIRFLOW_CONN_MY_WEBHOOK", json.dumps(conn))
+        yield receiver
