@@ -38,6 +38,17 @@ def pytest_configure(config: pytest.Config) -> None:
     config._airflow_home = home  # type: ignore[attr-defined]
 
 
+# tests/<group>/... gets the marker of its group, so `pytest -m unit` etc. select by folder.
+GROUP_MARKERS = {"unit": "unit", "dags": "dag", "integration": "integration", "e2e": "e2e"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        group = Path(item.path).relative_to(PROJECT_ROOT / "tests").parts[0]
+        if group in GROUP_MARKERS:
+            item.add_marker(GROUP_MARKERS[group])
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     shutil.rmtree(getattr(config, "_airflow_home", ""), ignore_errors=True)
 
