@@ -1,0 +1,38 @@
+"""Run ``dvc repro`` so that a failed run leaves the workspace as the last good run left it.
+
+    python -m stages.locked python -m stages.repro evaluate
+
+``dvc repro`` deletes a stage's outputs before it runs the stage, so a stage that fails
+(a bad value in params.yaml, say) would leave the workspace without its model. On
+failure this restores, with ``dvc checkout``, every output that ``dvc.lock`` still pins
+(dvc.lock is only rewritten for stages that succeeded), then exits with repro's code.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+
+def repro_or_restore(targets: list[str]) -> int:
+    """``dvc repro TARGETS``; on failure restore them and their deps; return repro's exit code."""
+    code = subprocess.run(["dvc", "repro", *targets], check=False).returncode
+    if code != 0:
+        print(
+            f"repro: `dvc repro {' '.join(targets)}` failed (exit {code}); restoring the "
+            "outputs dvc.lock pins with `dvc checkout`",
+            file=sys.stderr,
+            flush=True,
+        )
+        subprocess.run(["dvc", "checkout", "--quiet", "--with-deps", *targets], check=False)
+    return code
+
+
+def main() -> None:
+    if len(sys.argv) < 2:
+        sys.exit("usage: python -m stages.repro STAGE [STAGE...]")
+    sys.exit(repro_or_restore(sys.argv[1:]))
+
+
+if __name__ == "__main__":
+    main()

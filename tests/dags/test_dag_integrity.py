@@ -1,0 +1,98 @@
+"""Every DAG file parses cleanly and follows the rules of the house (DESIGN.md)."""
+
+from __future__ import annotations
+
+import ast
+import warnings
+from datetime import timedelta
+
+import pytest
+
+from tests.conftest import DAGS_FOLDER
+
+# dag_id -> cron expression, all in Asia/Seoul (DESIGN rule 3).
+EXPECTED_SCHEDULES = {
+    "simple_train": "30 0 * * *",
+    "model_selection": "30 0 * * *",
+    "batch_inference": "*/5 * * * *",
+    "crawling_weather": "45 * * * *",
+}
+DAG_FILES = sorted(DAGS_FOLDER.glob("*.py"))
+# Imports that cost seconds, or do I/O, and belong in stages/ (DESIGN rule 1).
+HEAVY_MODULES = {"pandas", "numpy", "sklearn", "dvc", "gto", "requests", "joblib", "pyarrow"}
+
+
+@pytest.fixture(scope="module")
+def dagbag():
+    """The dags folder parsed as the DAG processor does (bundle root on sys.path)."""
+    from airflow.dag_processing.dagbag import BundleDagBag
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        bag = BundleDagBag(dag_folder=DAGS_FOLDER, bundle_path=DAGS_FOLDER)
+    bag.caught_warnings = [w for w in caught if str(DAGS_FOLDER) in str(w.filename)]
+    return bag
+
+
+def test_no_import_errors(dagbag) -> None:
+    assert dagbag.import_errors == {}
+
+
+def test_no_warnings_from_dag_files(dagbag) -> None:
+    assert [f"{w.filename}:{w.lineno}: {w.message}" for w in dagbag.caught_warnings] == []
+
+
+def test_every_dag_file_defines_a_known_dag(dagbag) -> None:
+    assert DAG_FILES, "no DAG files found"
+    assert set(dagbag.dag_ids) <= set(EXPECTED_SCHEDULES)
+    assert len(dagbag.dag_ids) == len(DAG_FILES)
+
+
+@pytest.mark.parametrize("path", DAG_FILES, ids=lambda p: p.name)
+def test_no_heavy_imports_at_top_level(path) -> None:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    top_level = set()
+    for node in tree.body:
+        if isinstance(node, ast.Import):
+            top_level.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            top_level.add(node.module.split(".")[0])
+    assert top_level & HEAVY_MODULES == set()
+    assert not {"airflow.operators", "airflow.models"} & {
+        n.module for n in tree.body if isinstance(n, ast.ImportFrom)
+    }
+
+
+def test_dag_settings(dagbag) -> None:
+    assert dagbag.dags, "no DAGs parsed"
+    for dag_id, dag in dagbag.dags.items():
+        assert dag.schedule == EXPECTED_SCHEDULES[dag_id], dag_id
+        assert str(dag.timezone) == "Asia/Seoul", dag_id
+        assert dag.start_date.tzinfo is not None, dag_id
+        assert dag.catchup is False, dag_id
+        assert dag.max_active_runs == 1, dag_id
+        assert dag.tags, dag_id
+        assert dag.doc_md and dag.doc_md.strip(), dag_id
+
+
+def test_task_defaults(dagbag) -> None:
+    for dag in dagbag.dags.values():
+        for task in dag.tasks:
+            where = f"{dag.dag_id}.{task.task_id}"
+            assert task.owner and task.owner != "airflow", where
+            assert task.retries >= 1, where
+            assert task.retry_delay >= timedelta(seconds=30), where
+            assert task.on_failure_callback, f"{where} has no failure alert"
+
+
+def test_repo_writers_run_in_the_pool(dagbag) -> None:
+    """Every task that goes through the repo lock also holds the one-slot pool."""
+    writers = [
+        (dag.dag_id, task)
+        for dag in dagbag.dags.values()
+        for task in dag.tasks
+        if "stages.locked" in str(getattr(task, "bash_command", ""))
+    ]
+    assert writers, "no task writes the model repo"
+    for dag_id, task in writers:
+        assert task.pool == "model_repo", f"{dag_id}.{task.task_id}"

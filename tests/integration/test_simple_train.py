@@ -1,0 +1,114 @@
+"""``simple_train`` through Airflow's ``dag.test()`` on a temporary model repo."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import run
+from tests.integration.dagrun import run_dag, task_states
+
+pytestmark = pytest.mark.usefixtures("airflow_db")
+
+
+def tags(repo: Path) -> list[str]:
+    return run(["git", "tag", "--list", "iris-model@*"], cwd=repo).stdout.split()
+
+
+def head(repo: Path) -> str:
+    return run(["git", "rev-parse", "HEAD"], cwd=repo).stdout.strip()
+
+
+def set_param(repo: Path, section: str, key: str, value: object) -> None:
+    path = repo / "params.yaml"
+    params = yaml.safe_load(path.read_text())
+    params[section][key] = value
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def test_versions_follow_the_model(model_repo: Path, capfd: pytest.CaptureFixture) -> None:
+    # A fresh clone: the committed pipeline state has no version yet, so it gets one.
+    first = run_dag("simple_train")
+    assert first.state == "success", task_states(first)
+    out = capfd.readouterr().out
+    assert "nothing to commit" in out
+    assert tags(model_repo) == ["iris-model@v0.0.1"]
+    v1_head = head(model_repo)
+
+    # Nothing changed: no commit, no version, and the log says so.
+    second = run_dag("simple_train")
+    assert second.state == "success", task_states(second)
+    out = capfd.readouterr().out
+    assert "no new version" in out
+    assert tags(model_repo) == ["iris-model@v0.0.1"]
+    assert head(model_repo) == v1_head
+
+    # A params change trains a different model: a commit naming the run, and the next version.
+    set_param(model_repo, "train", "n_estimators", 7)
+    third = run_dag("simple_train")
+    assert third.state == "success", task_states(third)
+    assert tags(model_repo) == ["iris-model@v0.0.1", "iris-model@v0.0.2"]
+    message = run(["git", "log", "-1", "--format=%an <%ae>%n%B"], cwd=model_repo).stdout
+    assert "simple_train run manual__" in message
+    assert "Airflow model registry <airflow@model-registry.invalid>" in message
+    assert "params.yaml" in message and "dvc.lock" in message
+    assert run(["git", "status", "--porcelain"], cwd=model_repo).stdout == ""
+
+    diff = run(
+        ["dvc", "metrics", "diff", "iris-model@v0.0.1", "iris-model@v0.0.2", "--json"],
+        cwd=model_repo,
+    )
+    changed = json.loads(diff.stdout)["metrics.json"]
+    assert changed, "dvc metrics diff shows no change between the two versions"
+    assert any(entry.get("diff") for entry in changed.values())
+
+
+def test_bad_params_fail_with_one_alert_and_change_nothing(
+    model_repo: Path, slack_receiver, capfd: pytest.CaptureFixture
+) -> None:
+    run(["dvc", "repro", "-q", "evaluate"], cwd=model_repo)  # a model in the workspace
+    model = model_repo / "output/model/model.joblib"
+    model_before, head_before = model.read_bytes(), head(model_repo)
+    set_param(model_repo, "train", "n_estimators", -3)
+
+    dagrun = run_dag("simple_train")
+
+    assert dagrun.state == "failed"
+    assert task_states(dagrun)["repro_evaluate"] == "failed"
+    out = capfd.readouterr()
+    assert "'train.n_estimators' = -3 is out of range; allowed: an integer from 1 to 10000" in (
+        out.out + out.err
+    )
+    assert tags(model_repo) == []
+    assert head(model_repo) == head_before
+    assert model.read_bytes() == model_before
+    assert len(slack_receiver.texts) == 1, slack_receiver.texts
+    alert = slack_receiver.texts[0]
+    for part in ("simple_train", "repro_evaluate", "try 1", "logical date 20", "Log: http"):
+        assert part in alert, alert
+
+
+@pytest.mark.parametrize("kind", ["missing", "not_git", "not_dvc"])
+def test_model_repo_is_checked_before_any_work(tmp_path: Path, kind: str) -> None:
+    path = tmp_path / "repo"
+    if kind != "missing":
+        path.mkdir()
+    if kind == "not_dvc":
+        run(["git", "init", "-q"], cwd=path)
+    result = subprocess.run(
+        ["python", "-m", "stages.locked", "dvc", "repro", "evaluate"],
+        cwd=Path(__file__).resolve().parents[2],
+        env={**os.environ, "MODEL_REPO": str(path)},
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode != 0
+    assert f"MODEL_REPO={path}" in result.stderr
+    expected = {"missing": "no such directory", "not_git": "not the top of a git", "not_dvc": "DVC"}
+    assert expected[kind] in result.stderr
+    assert not (path / ".dvc").exists()

@@ -1,0 +1,153 @@
+"""The training stages: params validation, seeded training, scoring, registry keys."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from stages.atomic import write_json, write_text
+from stages.evaluate import feature_importance, score_model
+from stages.iris import CLASSES, FEATURES, split_rows
+from stages.params import ParamsError, load_section
+from stages.prepare import iris_frame
+from stages.registry import git_identity, model_hash, pinned_files
+from stages.train import TrainParams, fit_model, parse_train_params
+
+GOOD = {"random_state": 42, "n_estimators": 10, "max_depth": 3, "test_size": 0.3}
+
+
+def test_good_params_parse() -> None:
+    assert parse_train_params(GOOD) == TrainParams(42, 10, 3, 0.3)
+    assert parse_train_params({**GOOD, "max_depth": None}).max_depth is None
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("n_estimators", -1, "'train.n_estimators' = -1 is out of range; allowed: an integer"),
+        ("n_estimators", 0, "'train.n_estimators' = 0 is out of range"),
+        ("n_estimators", "100", "'train.n_estimators' = '100' has the wrong type (str)"),
+        ("n_estimators", True, "'train.n_estimators' = True has the wrong type (bool)"),
+        ("n_estimators", 2.5, "'train.n_estimators' = 2.5 has the wrong type (float)"),
+        ("test_size", 0.0, "'train.test_size' = 0.0 is out of range; allowed: a number strictly"),
+        ("test_size", 1.0, "'train.test_size' = 1.0 is out of range"),
+        ("test_size", 1.5, "'train.test_size' = 1.5 is out of range"),
+        ("test_size", float("nan"), "'train.test_size' = nan is not finite"),
+        ("max_depth", 0, "'train.max_depth' = 0 is out of range; allowed: null (unlimited)"),
+        ("random_state", -5, "'train.random_state' = -5 is out of range"),
+    ],
+)
+def test_bad_params_name_the_key_and_allowed_values(key: str, value: object, message: str) -> None:
+    with pytest.raises(ParamsError) as excinfo:
+        parse_train_params({**GOOD, key: value})
+    assert message in str(excinfo.value)
+
+
+def test_missing_key_is_named() -> None:
+    params = {k: v for k, v in GOOD.items() if k != "test_size"}
+    with pytest.raises(ParamsError, match=r"'train.test_size' is missing; allowed: a number"):
+        parse_train_params(params)
+
+
+def test_params_file_errors(tmp_path: Path) -> None:
+    path = tmp_path / "params.yaml"
+    with pytest.raises(ParamsError, match="not found"):
+        load_section("train", path)
+    path.write_text("train: [1, 2\n")
+    with pytest.raises(ParamsError, match="not valid YAML"):
+        load_section("train", path)
+    path.write_text("other: {}\n")
+    with pytest.raises(ParamsError, match="section 'train' is missing"):
+        load_section("train", path)
+
+
+def test_registry_identity_is_validated() -> None:
+    ident = git_identity({"git_name": "Bot", "git_email": "bot@example.invalid"})
+    assert ident.env()["GIT_COMMITTER_EMAIL"] == "bot@example.invalid"
+    with pytest.raises(ParamsError, match="registry.git_email"):
+        git_identity({"git_name": "Bot", "git_email": "nobody"})
+
+
+def test_training_is_seeded_end_to_end() -> None:
+    data = iris_frame()
+    assert list(data.columns) == [*FEATURES, "species"] and len(data) == 150
+    params = parse_train_params(GOOD)
+    train_a, test_a = split_rows(data, params.test_size, params.random_state)
+    train_b, test_b = split_rows(data, params.test_size, params.random_state)
+    assert test_a.index.equals(test_b.index)
+    metrics_a = score_model(fit_model(train_a, params), test_a)
+    metrics_b = score_model(fit_model(train_b, params), test_b)
+    assert metrics_a == metrics_b
+    assert set(metrics_a["f1_per_class"]) == set(CLASSES)
+    assert metrics_a["n_test"] == 45
+    assert 0.8 <= metrics_a["accuracy"] <= 1.0
+
+
+def test_feature_importance_is_sorted_and_complete() -> None:
+    params = parse_train_params(GOOD)
+    train, _ = split_rows(iris_frame(), params.test_size, params.random_state)
+    frame = feature_importance(fit_model(train, params))
+    assert sorted(frame["feature"]) == sorted(FEATURES)
+    assert list(frame["importance"]) == sorted(frame["importance"], reverse=True)
+
+
+LOCK_TEXT = textwrap.dedent(
+    """\
+    schema: '2.0'
+    stages:
+      train:
+        cmd: python -m stages.train
+        deps:
+        - path: stages/train.py
+          md5: aaa
+        params:
+          params.yaml:
+            train.n_estimators: 100
+        outs:
+        - path: output/model/model.joblib
+          md5: 6c1be1efb0d060cfb7356f18ed2299e4
+    """
+)
+
+
+def test_model_hash_and_pinned_files() -> None:
+    assert model_hash(LOCK_TEXT) == "6c1be1efb0d060cfb7356f18ed2299e4"
+    assert model_hash(None) is None
+    assert model_hash("schema: '2.0'\nstages: {}\n") is None
+    assert {"stages/train.py", "params.yaml", "dvc.lock", "metrics.json"} <= pinned_files(LOCK_TEXT)
+
+
+def test_atomic_write_keeps_the_old_file_on_failure(tmp_path: Path) -> None:
+    target = tmp_path / "metrics.json"
+    write_json(target, {"a": 1})
+    with pytest.raises(TypeError):
+        write_json(target, {"a": object()})
+    assert target.read_text() == '{\n  "a": 1\n}\n'
+    assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
+
+
+def test_atomic_write_survives_sigkill_mid_write(tmp_path: Path) -> None:
+    """A writer killed mid-write leaves the old content, never a half-written file."""
+    target = tmp_path / "out.txt"
+    write_text(target, "old\n")
+    script = (
+        "import sys, time; from stages.atomic import atomic_open\n"
+        f"with atomic_open({str(target)!r}) as fh:\n"
+        "    fh.write('partial'); fh.flush(); print('writing', flush=True); time.sleep(60)\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert proc.stdout.readline().strip() == "writing"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert target.read_text() == "old\n"
