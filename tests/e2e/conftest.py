@@ -1,0 +1,76 @@
+"""One real Airflow server for the whole end-to-end session (started once: ~20 s on 2 cores).
+
+It runs on a temporary clone of the project (``MODEL_REPO``), with pool ``model_repo``,
+connection ``my_webhook`` pointing at a local fake Slack and, when ``tests/fakes/kma.py``
+exists, connection ``kma_api`` pointing at the fake KMA server. Both secrets are random
+per session so the tests can look for them everywhere afterwards.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import secrets
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import snapshot_project
+from tests.e2e.airflow_server import AirflowServer
+from tests.fakes.slack import SlackReceiver
+
+# The final contract: exactly these four DAGs (DESIGN "Layout").
+EXPECTED_DAGS = {"simple_train", "model_selection", "batch_inference", "crawling_weather"}
+
+
+@dataclass
+class E2E:
+    """The running server and everything it was given."""
+
+    server: AirflowServer
+    model_repo: Path
+    slack: SlackReceiver
+    slack_url: str  # secret: the webhook URL
+    kma_key: str  # secret: the KMA service key
+    kma: object | None  # tests.fakes.kma.FakeKma, when that module exists
+
+
+def start_fake_kma(stack: ExitStack, key: str):
+    """Start tests/fakes/kma.py's server accepting ``key`` (None if there is no fake)."""
+    if importlib.util.find_spec("tests.fakes.kma") is None:
+        return None
+    from tests.fakes import kma
+
+    return stack.enter_context(kma.FakeKma(key=key))
+
+
+@pytest.fixture(scope="session")
+def e2e(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2E]:
+    """Start the server (stopped at the end of the session, even after a failure)."""
+    root = tmp_path_factory.mktemp("e2e")
+    repo = snapshot_project(root / "model-repo")
+    with ExitStack() as stack:
+        slack = stack.enter_context(SlackReceiver())
+        # A webhook URL with a random secret part, as a real one has.
+        slack_url = slack.url.replace("/T0/B0/X", f"/TE2E/BE2E/{secrets.token_hex(12)}")
+        # '+', '/' and '=' as in real KMA keys, so a leaked URL-encoded form is found too.
+        kma_key = f"e2e+KmA/{secrets.token_hex(12)}/kEy=="
+        kma = start_fake_kma(stack, kma_key)
+        server = AirflowServer(home=root / "airflow-home", model_repo=repo)
+        stack.callback(server.stop)  # runs even when start() fails half way
+        server.start()
+        server.add_pool("model_repo", 1, "Writers of the model repo (dvc, git, gto)")
+        server.add_connection("my_webhook", "slackwebhook", password=slack_url)
+        if kma:
+            server.add_connection("kma_api", "http", host=kma.base_url, password=kma_key)
+        yield E2E(server, repo, slack, slack_url, kma_key, kma)
+
+
+@pytest.fixture(scope="session")
+def screenshots_dir() -> Path:
+    """Where the UI test leaves its screenshots for people to look at (project output/)."""
+    path = Path(__file__).resolve().parents[2] / "output" / "screenshots"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
