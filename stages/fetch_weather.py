@@ -1,0 +1,201 @@
+"""Stage ``fetch_weather``: save the latest KMA ultra-short forecast issuance for Seoul.
+
+    KMA_SERVICE_KEY=... [KMA_BASE_URL=...] [WEATHER_RUN_AT=2026-11-25T14:45+09:00] \\
+        dvc repro fetch_weather
+
+``WEATHER_RUN_AT`` (ISO 8601 with an offset; default: now) picks the issuance: the latest
+one published at that instant, stepping back on NO_DATA. The answer is saved as
+``<raw-dir>/<baseDate><baseTime>.json``, named after the issuance the items echo, written
+atomically. A re-fetch of the same issuance replaces the file (with its new ingestion
+time) only when the forecast values changed, so re-running a run changes nothing. Any
+failure leaves every stored file as it was and exits non-zero with the code or fault.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from stages.atomic import write_json
+from stages.kma import (
+    DEFAULT_BASE_URL,
+    KST,
+    OPERATION,
+    ClientSettings,
+    Fetched,
+    KmaError,
+    fetch_latest,
+    normalise_key,
+    scrub,
+)
+from stages.params import ParamsError, load_section, require
+
+KEY_ENV = "KMA_SERVICE_KEY"
+BASE_URL_ENV = "KMA_BASE_URL"
+RUN_AT_ENV = "WEATHER_RUN_AT"
+
+
+@dataclass(frozen=True)
+class WeatherParams:
+    """The ``weather`` section of params.yaml, validated."""
+
+    base_url: str
+    nx: int
+    ny: int
+    num_of_rows: int
+    retries: int
+    backoff_seconds: float
+    backoff_max_seconds: float
+    connect_timeout_seconds: float
+    read_timeout_seconds: float
+    step_back_limit: int
+
+
+def parse_weather_params(section: dict[str, Any]) -> WeatherParams:
+    """Validate the ``weather`` section; raise ParamsError naming the key and allowed values."""
+
+    def number(key: str, allowed: str, check) -> float:
+        return float(require(section, "weather", key, (int, float), allowed, check))
+
+    def url(v: str) -> bool:
+        return v.startswith(("http://", "https://"))
+
+    return WeatherParams(
+        base_url=require(section, "weather", "base_url", str, "an http(s) URL", url),
+        nx=require(
+            section, "weather", "nx", int, "a grid x from 1 to 149", lambda v: 1 <= v <= 149
+        ),
+        ny=require(
+            section, "weather", "ny", int, "a grid y from 1 to 253", lambda v: 1 <= v <= 253
+        ),
+        num_of_rows=require(
+            section, "weather", "num_of_rows", int, "an integer >= 60", lambda v: v >= 60
+        ),
+        retries=require(
+            section, "weather", "retries", int, "an integer from 0 to 10", lambda v: 0 <= v <= 10
+        ),
+        backoff_seconds=number("backoff_seconds", "seconds >= 0", lambda v: v >= 0),
+        backoff_max_seconds=number("backoff_max_seconds", "seconds >= 0", lambda v: v >= 0),
+        connect_timeout_seconds=number("connect_timeout_seconds", "seconds > 0", lambda v: v > 0),
+        read_timeout_seconds=number("read_timeout_seconds", "seconds > 0", lambda v: v > 0),
+        step_back_limit=require(
+            section, "weather", "step_back_limit", int, "0 to 72", lambda v: 0 <= v <= 72
+        ),
+    )
+
+
+def run_instant(raw: str | None) -> datetime:
+    """The run's instant from ``WEATHER_RUN_AT`` (must carry an offset); now if unset."""
+    if not raw:
+        return datetime.now(KST)
+    try:
+        instant = datetime.fromisoformat(raw)
+    except ValueError:
+        raise ValueError(f"{RUN_AT_ENV}={raw!r} is not ISO 8601") from None
+    if instant.tzinfo is None:
+        raise ValueError(f"{RUN_AT_ENV}={raw!r} has no UTC offset; e.g. 2026-11-25T14:45+09:00")
+    return instant
+
+
+def settings_from(params: WeatherParams, environ: dict[str, str]) -> ClientSettings:
+    """Client settings: params.yaml plus the key and base URL from the environment."""
+    key = environ.get(KEY_ENV, "")
+    if not key.strip():
+        raise ValueError(
+            f"{KEY_ENV} is not set: under Airflow add connection kma_api "
+            "(password = service key, host = base URL); by hand export "
+            f"{KEY_ENV} (and {BASE_URL_ENV} to use another endpoint)"
+        )
+    return ClientSettings(
+        base_url=environ.get(BASE_URL_ENV) or params.base_url or DEFAULT_BASE_URL,
+        service_key=normalise_key(key),
+        nx=params.nx,
+        ny=params.ny,
+        num_of_rows=params.num_of_rows,
+        retries=params.retries,
+        backoff_seconds=params.backoff_seconds,
+        backoff_max_seconds=params.backoff_max_seconds,
+        connect_timeout_seconds=params.connect_timeout_seconds,
+        read_timeout_seconds=params.read_timeout_seconds,
+        step_back_limit=params.step_back_limit,
+    )
+
+
+def sorted_items(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Items in a stable order (the service promises none), so equal answers give equal files."""
+    return sorted(
+        items,
+        key=lambda i: (str(i.get("fcstDate")), str(i.get("fcstTime")), str(i.get("category"))),
+    )
+
+
+def raw_record(fetched: Fetched, fetched_at: datetime) -> dict[str, Any]:
+    """The raw file's content: the items as received plus where and when they came from."""
+    return {
+        "service": OPERATION,
+        "baseDate": fetched.issuance.base_date,
+        "baseTime": fetched.issuance.base_time,
+        "requested": {
+            "base_date": fetched.requested.base_date,
+            "base_time": fetched.requested.base_time,
+        },
+        "fetched_at": fetched_at.astimezone(UTC).isoformat(timespec="seconds"),
+        "items": sorted_items(fetched.items),
+    }
+
+
+def save_issuance(raw_dir: Path, fetched: Fetched, fetched_at: datetime) -> tuple[Path, bool]:
+    """Write the issuance's raw file; return (path, written). Unchanged items: file kept."""
+    path = raw_dir / f"{fetched.issuance.name}.json"
+    if path.exists():
+        try:
+            previous = json.loads(path.read_text(encoding="utf-8"))
+        except ValueError:
+            previous = None  # a damaged file is replaced
+        if isinstance(previous, dict) and previous.get("items") == sorted_items(fetched.items):
+            return path, False
+    write_json(path, raw_record(fetched, fetched_at))
+    return path, True
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--raw-dir", default="output/weather/raw")
+    args = parser.parse_args()
+    key = os.environ.get(KEY_ENV)
+    try:
+        params = parse_weather_params(load_section("weather"))
+        settings = settings_from(params, dict(os.environ))
+        run_at = run_instant(os.environ.get(RUN_AT_ENV))
+        print(
+            f"fetch_weather: run at {run_at.astimezone(KST).isoformat()} (KST), "
+            f"nx={settings.nx} ny={settings.ny}, {settings.url}",
+            flush=True,
+        )
+        fetched = fetch_latest(settings, run_at)
+        path, written = save_issuance(Path(args.raw_dir), fetched, datetime.now(UTC))
+    except (ParamsError, KmaError, ValueError) as exc:
+        sys.exit(f"fetch_weather: {scrub(str(exc), key)}")
+    except Exception as exc:  # noqa: BLE001 - anything else may quote the URL and its key
+        sys.exit(f"fetch_weather: unexpected {type(exc).__name__}: {scrub(str(exc), key)}")
+    if fetched.issuance != fetched.requested:
+        print(
+            f"fetch_weather: asked for {fetched.requested.name}, items are of "
+            f"{fetched.issuance.name}; stored under the latter",
+            flush=True,
+        )
+    state = "saved" if written else "unchanged (same values already stored)"
+    print(
+        f"fetch_weather: issuance {fetched.issuance.name}: "
+        f"{len(fetched.items)} items, {path} {state}"
+    )
+
+
+if __name__ == "__main__":
+    main()

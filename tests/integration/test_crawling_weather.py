@@ -1,0 +1,131 @@
+"""The `crawling_weather` DAG under dag.test() on a model repo clone, against the fake KMA.
+
+Connection `kma_api` points at the fake; the key must reach the stage and nothing else:
+not the task logs, the rendered template fields, raw files, outputs, DVC cache/remote or
+git history.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import subprocess
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+
+from tests.fakes.kma import FakeKma
+from tests.integration.dagrun import run_dag, task_states
+
+# 05:45 UTC is 14:45 KST: the 14:30 issuance is out.
+LOGICAL_DATE = datetime(2026, 11, 25, 5, 45, tzinfo=UTC)
+# A key made for this test only, in the old Decoding form (so it has an Encoding form too).
+KEY = f"{secrets.token_hex(12)}+{secrets.token_hex(12)}/{secrets.token_hex(8)}=="
+KEY_SPELLINGS = (KEY, quote(KEY, safe=""), quote(KEY), KEY[:24], KEY[-20:-2])
+
+
+@pytest.fixture
+def kma_conn(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeKma]:
+    with FakeKma(key=KEY) as fake:
+        conn = {"conn_type": "http", "host": fake.base_url, "password": KEY}
+        monkeypatch.setenv("AIRFLOW_CONN_KMA_API", json.dumps(conn))
+        yield fake
+
+
+def weather_files(repo: Path) -> dict[str, str]:
+    root = repo / "output" / "weather"
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=repo, capture_output=True, text=True, check=True
+    ).stdout
+
+
+def files_containing_key(root: Path) -> list[str]:
+    """Files under ``root`` (outputs, DVC cache and remote, git's loose files) naming the key."""
+    found = []
+    for path in root.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            if any(s.encode() in data for s in KEY_SPELLINGS):
+                found.append(str(path))
+    return found
+
+
+def rendered_fields(dag_id: str) -> str:
+    """Every rendered template field stored in the metadata DB for ``dag_id``."""
+    from airflow.models.renderedtifields import RenderedTaskInstanceFields
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        rows = session.query(RenderedTaskInstanceFields).filter_by(dag_id=dag_id).all()
+        return json.dumps([r.rendered_fields for r in rows], default=str)
+
+
+def test_hourly_run_stores_commits_and_never_leaks_the_key(
+    airflow_db, model_repo: Path, kma_conn: FakeKma, capfd: pytest.CaptureFixture
+) -> None:
+    head = git(model_repo, "rev-parse", "HEAD").strip()
+    dagrun = run_dag("crawling_weather", logical_date=LOGICAL_DATE)
+    logs = capfd.readouterr()
+    assert task_states(dagrun) == {
+        "fetch": "success",
+        "preprocess": "success",
+        "commit": "success",
+    }, logs.out[-3000:] + logs.err[-3000:]
+
+    # The run's time, converted to KST, chose the 14:30 issuance.
+    assert kma_conn.requests[0]["base_date"] == "20261125"
+    assert kma_conn.requests[0]["base_time"] == "1430"
+    files = weather_files(model_repo)
+    assert {"raw/202611251430.json", "history/20261125.parquet", "latest/202611.parquet"} <= set(
+        files
+    )
+    assert "state.json" in files
+
+    # A new data version: dvc.lock committed with both weather stages in it.
+    log = git(model_repo, "log", "--format=%H %s", f"{head}..HEAD")
+    assert "crawling_weather" in log
+    lock = git(model_repo, "show", "HEAD:dvc.lock")
+    assert "fetch_weather:" in lock and "preprocess_weather:" in lock
+    assert git(model_repo, "status", "--porcelain", "--", "dvc.lock") == ""
+
+    # The key: not in the task logs, rendered fields, files or history.
+    assert "fetch_weather: issuance 202611251430" in logs.out + logs.err  # logs were captured
+    for spelling in KEY_SPELLINGS:
+        assert spelling not in logs.out + logs.err
+    stored = rendered_fields("crawling_weather")
+    assert "WEATHER_RUN_AT" in stored and "2026-11-25T14:45:00+09:00" in stored
+    assert not any(s in stored for s in KEY_SPELLINGS)
+    assert files_containing_key(model_repo) == []
+    history = git(model_repo, "log", "-p", "--all")
+    assert not any(s in history for s in KEY_SPELLINGS)
+
+    # Re-running the same logical date: same issuance, same files, no new commit.
+    commit = git(model_repo, "rev-parse", "HEAD").strip()
+    again = run_dag("crawling_weather", logical_date=LOGICAL_DATE)
+    assert set(task_states(again).values()) == {"success"}
+    assert weather_files(model_repo) == files
+    assert git(model_repo, "rev-parse", "HEAD").strip() == commit
+
+
+def test_missing_connection_fails_saying_to_add_it(
+    airflow_db, model_repo: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture
+) -> None:
+    monkeypatch.delenv("AIRFLOW_CONN_KMA_API", raising=False)
+    dagrun = run_dag("crawling_weather", logical_date=LOGICAL_DATE)
+    logs = capfd.readouterr()
+    assert task_states(dagrun)["fetch"] == "failed"
+    assert "connection 'kma_api' is not configured" in logs.out + logs.err
+    assert "airflow connections add kma_api" in logs.out + logs.err
+    assert not (model_repo / "output" / "weather").exists()

@@ -1,0 +1,216 @@
+"""Every documented KMA fault, served by the fake, against the real stage in a project clone.
+
+Each failure must name the code or fault, never show the key, retry only transient faults
+(the fake counts requests) and leave raw and processed data byte-identical.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+import requests
+import yaml
+
+from tests.conftest import run, snapshot_project
+from tests.fakes.kma import FAKE_KEY, FakeKma
+
+RETRIES = 2  # so a transient fault costs 1 + 2 requests
+STEP_BACK = 2  # so NO_DATA costs 1 + 2 requests
+BASELINE_AT = "2026-11-25T14:50:00+09:00"  # issuance 202611251430
+RUN_AT = "2026-11-25T17:50:00+09:00"  # issuance 202611251730: a success would add a file
+KEY_SPELLINGS = (FAKE_KEY, quote(FAKE_KEY, safe=""), quote(FAKE_KEY), "KmA/tEsT", "KmA%2FtEsT")
+
+
+@pytest.fixture(scope="module")
+def kma() -> Iterator[FakeKma]:
+    with FakeKma(delay=1.5) as fake:
+        yield fake
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory: pytest.TempPathFactory, kma: FakeKma) -> Path:
+    """A project clone with tiny backoff/timeouts and one issuance fetched and processed."""
+    repo = snapshot_project(tmp_path_factory.mktemp("weather-faults"))
+    params = yaml.safe_load((repo / "params.yaml").read_text(encoding="utf-8"))
+    params["weather"].update(
+        retries=RETRIES,
+        backoff_seconds=0.01,
+        backoff_max_seconds=0.02,
+        connect_timeout_seconds=0.5,
+        read_timeout_seconds=0.5,
+        step_back_limit=STEP_BACK,
+    )
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+    assert fetch(repo, kma, BASELINE_AT).returncode == 0
+    run([sys.executable, "-m", "stages.preprocess_weather"], cwd=repo)
+    return repo
+
+
+@pytest.fixture
+def fake(kma: FakeKma) -> FakeKma:
+    kma.reset()
+    return kma
+
+
+def fetch(
+    repo: Path, kma: FakeKma, run_at: str = RUN_AT, key: str = FAKE_KEY, cmd: list | None = None
+) -> subprocess.CompletedProcess:
+    env = {
+        **os.environ,
+        "KMA_SERVICE_KEY": key,
+        "KMA_BASE_URL": kma.base_url,
+        "WEATHER_RUN_AT": run_at,
+    }
+    return subprocess.run(
+        cmd or [sys.executable, "-m", "stages.fetch_weather"],
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def weather_files(repo: Path) -> dict[str, str]:
+    """Every file under output/weather -> its sha256 (raw, history, latest, state)."""
+    root = repo / "output" / "weather"
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+def assert_no_key(*texts: str) -> None:
+    for text in texts:
+        for spelling in KEY_SPELLINGS:
+            assert spelling not in text
+
+
+TRANSIENT = 1 + RETRIES
+NO_DATA = 1 + STEP_BACK
+FAULTS = [
+    # (fault served, words the error must contain, requests the client may make)
+    ("01", "code 01 APPLICATION_ERROR", TRANSIENT),
+    ("02", "code 02 DB_ERROR", TRANSIENT),
+    ("03", "code 03 NODATA_ERROR", NO_DATA),
+    ("04", "code 04 HTTP_ERROR", TRANSIENT),
+    ("05", "code 05 SERVICETIME_OUT", TRANSIENT),
+    ("10", "code 10 INVALID_REQUEST_PARAMETER_ERROR", 1),
+    ("11", "code 11 NO_MANDATORY_REQUEST_PARAMETERS_ERROR", 1),
+    ("12", "code 12 NO_OPENAPI_SERVICE_ERROR", 1),
+    ("20", "code 20 SERVICE_ACCESS_DENIED_ERROR", 1),
+    ("21", "code 21 TEMPORARILY_DISABLE_THE_SERVICEKEY_ERROR", 1),
+    ("22", "code 22 LIMITED_NUMBER_OF_SERVICE_REQUESTS_EXCEEDS_ERROR", 1),
+    ("23", "code 23 LIMITED_NUMBER_OF_SERVICE_REQUESTS_PER_SECOND_EXCEEDS_ERROR", TRANSIENT),
+    ("30", "code 30 SERVICE_KEY_IS_NOT_REGISTERED_ERROR", 1),
+    ("31", "code 31 DEADLINE_HAS_EXPIRED_ERROR", 1),
+    ("32", "code 32 UNREGISTERED_IP_ERROR", 1),
+    ("33", "code 33 UNSIGNED_CALL_ERROR", 1),
+    ("99", "code 99 UNKNOWN_ERROR", TRANSIENT),
+    ("gateway:30:200", "gateway (HTTP 200, XML) answered code 30", 1),
+    ("gateway:30:403", "gateway (HTTP 403, XML) answered code 30", 1),
+    ("gateway:22:429", "gateway (HTTP 429, XML) answered code 22", 1),
+    ("gateway:23:429", "gateway (HTTP 429, XML) answered code 23", TRANSIENT),
+    ("xml_backend:02", "backend (HTTP 200, XML) answered code 02", TRANSIENT),
+    ("xml_backend:03", "backend (HTTP 200, XML) answered code 03", NO_DATA),
+    ("401", "HTTP 401 ('Unauthorized')", 1),
+    ("500", "HTTP 500", TRANSIENT),
+    ("502", "HTTP 502", TRANSIENT),
+    ("timeout", "timeout after 0.5s", TRANSIENT),
+    ("reset", "connection reset", TRANSIENT),
+    ("garbage", "neither JSON nor XML", 1),
+    ("empty", "empty items", NO_DATA),
+    ("short", "totalCount 120 but 60 items", 2),
+]
+
+
+@pytest.mark.parametrize(("fault", "message", "requests_made"), FAULTS, ids=[f[0] for f in FAULTS])
+def test_fault_fails_clearly_and_changes_nothing(
+    repo: Path, fake: FakeKma, fault: str, message: str, requests_made: int
+) -> None:
+    before = weather_files(repo)
+    fake.mode = fault
+    result = fetch(repo, fake)
+    assert result.returncode != 0
+    assert message in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+    assert fake.request_count == requests_made, fake.requests
+    assert_no_key(result.stdout, result.stderr)
+    assert weather_files(repo) == before
+
+
+def test_wrong_key_is_code_30_and_not_echoed(repo: Path, fake: FakeKma) -> None:
+    before = weather_files(repo)
+    result = fetch(repo, fake, key="Wr0ng+Key/Secret==")
+    assert result.returncode != 0 and "code 30" in result.stderr
+    assert "Wr0ng" not in result.stdout + result.stderr
+    assert fake.request_count == 1
+    assert weather_files(repo) == before
+
+
+def test_missing_key_says_what_to_set(repo: Path, fake: FakeKma) -> None:
+    result = fetch(repo, fake, key="")
+    assert result.returncode != 0
+    assert "KMA_SERVICE_KEY is not set" in result.stderr and "kma_api" in result.stderr
+    assert fake.request_count == 0
+
+
+def test_fake_rejects_a_double_encoded_key_like_the_gateway(fake: FakeKma) -> None:
+    query = {"pageNo": 1, "numOfRows": 60, "dataType": "JSON", "nx": 60, "ny": 127}
+    query |= {"base_date": "20261125", "base_time": "1430"}
+    url = fake.base_url + "/getUltraSrtFcst"
+    double = requests.get(url, params={**query, "serviceKey": quote(FAKE_KEY, safe="")}, timeout=5)
+    assert "<returnReasonCode>30</returnReasonCode>" in double.text
+    once = requests.get(url, params={**query, "serviceKey": FAKE_KEY}, timeout=5)
+    assert once.json()["response"]["header"]["resultCode"] == "00"
+
+
+def test_encoding_form_key_works_and_is_stored_nowhere(repo: Path, fake: FakeKma) -> None:
+    result = fetch(repo, fake, run_at="2026-11-25T15:50:00+09:00", key=quote(FAKE_KEY, safe=""))
+    assert result.returncode == 0, result.stderr
+    assert fake.request_count == 1
+    assert fake.requests[0]["serviceKey"] == FAKE_KEY  # encoded exactly once on the wire
+    raw = repo / "output/weather/raw/202611251530.json"
+    assert_no_key(result.stdout, result.stderr, raw.read_text(encoding="utf-8"))
+
+
+def test_transient_faults_are_retried_then_succeed(repo: Path, fake: FakeKma) -> None:
+    fake.fail("01", "reset")
+    result = fetch(repo, fake, run_at="2026-11-25T16:50:00+09:00")
+    assert result.returncode == 0, result.stderr
+    assert fake.request_count == 3
+    assert (repo / "output/weather/raw/202611251630.json").exists()
+
+
+def test_no_data_steps_back_and_keys_on_the_echoed_issuance(repo: Path, fake: FakeKma) -> None:
+    fake.no_data = {"202611251230"}
+    result = fetch(repo, fake, run_at="2026-11-25T12:50:00+09:00")
+    assert result.returncode == 0, result.stderr
+    assert [r["base_time"] for r in fake.requests] == ["1230", "1130"]
+    assert (repo / "output/weather/raw/202611251130.json").exists()
+    assert not (repo / "output/weather/raw/202611251230.json").exists()
+
+
+def test_single_item_object_is_read_as_a_list(repo: Path, fake: FakeKma) -> None:
+    fake.mode = "single"
+    result = fetch(repo, fake, run_at="2026-11-25T11:50:00+09:00")
+    assert result.returncode == 0, result.stderr
+    assert "1 items" in result.stdout
+
+
+def test_dvc_repro_keeps_persisted_data_on_failure(repo: Path, fake: FakeKma) -> None:
+    """Through DVC itself: a failed `dvc repro fetch_weather` deletes nothing (persist)."""
+    before = weather_files(repo)
+    fake.mode = "30"
+    result = fetch(repo, fake, cmd=["dvc", "repro", "--single-item", "fetch_weather"])
+    assert result.returncode != 0 and "code 30" in result.stderr
+    assert_no_key(result.stdout, result.stderr)
+    assert weather_files(repo) == before

@@ -1,0 +1,190 @@
+"""Pure parts of the weather pipeline: issuance arithmetic, the key, RN1, de-duplication."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime, timedelta, timezone
+from urllib.parse import quote
+
+import pandas as pd
+import pytest
+
+from stages.kma import KST, Fault, KmaError, latest_issuance, normalise_key, parse_body, scrub
+from stages.preprocess_weather import dedupe_latest, parse_rn1, parse_value, wide_latest
+
+
+def kst(*args: int) -> datetime:
+    return datetime(*args, tzinfo=KST)
+
+
+@pytest.mark.parametrize(
+    ("instant", "base_date", "base_time"),
+    [
+        (kst(2026, 11, 25, 14, 45), "20261125", "1430"),  # published at :45
+        (kst(2026, 11, 25, 14, 44, 59), "20261125", "1330"),  # not yet: the hour before
+        (kst(2026, 11, 25, 0, 45), "20261125", "0030"),
+        (kst(2026, 11, 25, 0, 10), "20261124", "2330"),  # midnight: the day before
+        (kst(2026, 12, 1, 0, 0), "20261130", "2330"),  # month end
+        (kst(2026, 3, 1, 0, 30), "20260228", "2330"),  # February, not a leap year
+        (kst(2028, 3, 1, 0, 30), "20280229", "2330"),  # leap year
+        (kst(2027, 1, 1, 0, 44), "20261231", "2330"),  # year end
+        (kst(2026, 11, 25, 23, 59), "20261125", "2330"),
+        # Airflow's logical dates are UTC: 2026-12-31 15:45 UTC is 2027-01-01 00:45 KST.
+        (datetime(2026, 12, 31, 15, 45, tzinfo=UTC), "20270101", "0030"),
+        (datetime(2026, 12, 31, 15, 10, tzinfo=UTC), "20261231", "2330"),
+        (datetime(2026, 11, 25, 7, 45, tzinfo=timezone(timedelta(hours=2))), "20261125", "1430"),
+    ],
+)
+def test_latest_issuance(instant: datetime, base_date: str, base_time: str) -> None:
+    issuance = latest_issuance(instant)
+    assert (issuance.base_date, issuance.base_time) == (base_date, base_time)
+
+
+def test_step_back_crosses_year_end() -> None:
+    first = latest_issuance(kst(2027, 1, 1, 1, 50))
+    assert [i.name for i in (first, first.previous(), first.previous().previous())] == [
+        "202701010130",
+        "202701010030",
+        "202612312330",
+    ]
+
+
+def test_naive_instant_is_refused() -> None:
+    with pytest.raises(ValueError, match="no timezone"):
+        latest_issuance(datetime(2026, 11, 25, 14, 45))
+
+
+def test_key_is_decoded_once() -> None:
+    decoding = "ab+cd/ef=="
+    encoding = quote(decoding, safe="")
+    assert encoding == "ab%2Bcd%2Fef%3D%3D"
+    assert normalise_key(encoding) == decoding
+    assert normalise_key(decoding) == decoding  # '+' stays '+', not a space
+    assert normalise_key("0123abcdef" * 6 + "0123") == "0123abcdef" * 6 + "0123"
+
+
+def test_scrub_removes_every_spelling_of_the_key() -> None:
+    key = "ab+cd/ef=="
+    text = f"GET /x?serviceKey=ab%2Bcd%2Fef%3D%3D&k={key}&q=ab%2Bcd/ef%3D%3D&p=ab+cd%2Fef=="
+    assert "ab" not in scrub(text, key).replace("***", "")
+
+
+@pytest.mark.parametrize(
+    ("raw", "low", "high"),
+    [
+        ("강수없음", 0.0, 0.0),
+        ("1mm 미만", 0.0, 1.0),
+        ("1.0mm 미만", 0.0, 1.0),
+        ("3.5mm", 3.5, 3.5),
+        ("1.0mm", 1.0, 1.0),
+        ("29.9mm", 29.9, 29.9),
+        ("30.0~50.0mm", 30.0, 50.0),
+        ("50.0mm 이상", 50.0, None),
+    ],
+)
+def test_rn1_strings(raw: str, low: float, high: float | None) -> None:
+    rain = parse_rn1(raw)
+    assert rain is not None and (rain.low, rain.high) == (low, high)
+
+
+def test_unknown_rn1_is_missing_not_zero() -> None:
+    assert parse_rn1("비 조금") is None
+    value, value_max, _ = parse_value("RN1", "비 조금")
+    assert math.isnan(value) and math.isnan(value_max)
+
+
+@pytest.mark.parametrize("raw", ["-999", "900", "-900", "999.0"])
+def test_900_and_beyond_are_missing(raw: str) -> None:
+    assert math.isnan(parse_value("T1H", raw)[0])
+    assert math.isnan(parse_value("RN1", raw)[0])
+
+
+def test_codes_keep_their_labels() -> None:
+    assert parse_value("SKY", "4") == (4.0, 4.0, "overcast")
+    assert parse_value("PTY", "0") == (0.0, 0.0, "none")
+    assert parse_value("PTY", "7")[2] == "snow flurries"
+    assert parse_value("T1H", "-3.5") == (-3.5, -3.5, None)
+
+
+def row(base_time: str, fcst_time: str, category: str, value: float, fetched: str = "t1") -> dict:
+    return {
+        "nx": 60,
+        "ny": 127,
+        "fcstDate": "20261125",
+        "fcstTime": fcst_time,
+        "category": category,
+        "baseDate": "20261125",
+        "baseTime": base_time,
+        "fcstValue": f"{value:g}",
+        "value": value,
+        "value_max": value,
+        "label": None,
+        "fetched_at": fetched,
+    }
+
+
+def test_latest_issuance_wins_per_category_not_per_row_order() -> None:
+    long = pd.DataFrame(
+        [
+            row("1430", "1600", "T1H", 9.0),  # newer issuance first: order must not matter
+            row("1330", "1600", "T1H", 7.0),
+            row("1330", "1600", "REH", 50.0),
+            row("1430", "1600", "REH", 55.0),
+            row("1330", "1500", "T1H", 6.0),
+        ]
+    )
+    best = dedupe_latest(long, ["nx", "ny", "fcstDate", "fcstTime", "category"])
+    # Not collapsed on (baseDate, baseTime) or fcstTime alone: 3 distinct values survive.
+    assert len(best) == 3
+    wide = wide_latest(long).set_index("fcstTime")
+    assert wide.loc["1600", "T1H"] == 9.0 and wide.loc["1600", "REH"] == 55.0
+    assert wide.loc["1500", "T1H"] == 6.0
+    assert wide.loc["1600", "issuance"] == "202611251430"
+
+
+def test_refetch_of_the_same_issuance_wins_by_ingestion_time() -> None:
+    long = pd.DataFrame(
+        [row("1430", "1600", "T1H", 9.0, "t2"), row("1430", "1600", "T1H", 8.0, "t1")]
+    )
+    best = dedupe_latest(long, ["nx", "ny", "fcstDate", "fcstTime", "category", "baseTime"])
+    assert best["value"].tolist() == [9.0]
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "fault", "code"),
+    [
+        (
+            200,
+            b'{"response":{"header":{"resultCode":"03","resultMsg":"NO_DATA"}}}',
+            "NO_DATA",
+            "03",
+        ),
+        (
+            403,
+            b"<OpenAPI_ServiceResponse><cmmMsgHeader><returnReasonCode>30</returnReasonCode>"
+            b"</cmmMsgHeader></OpenAPI_ServiceResponse>",
+            "PERMANENT",
+            "30",
+        ),
+        (
+            429,
+            b"<OpenAPI_ServiceResponse><cmmMsgHeader><returnReasonCode>23</returnReasonCode>"
+            b"</cmmMsgHeader></OpenAPI_ServiceResponse>",
+            "TRANSIENT",
+            "23",
+        ),
+        (
+            200,
+            b"<response><header><resultCode>02</resultCode></header></response>",
+            "TRANSIENT",
+            "02",
+        ),
+        (502, b"", "TRANSIENT", None),
+        (401, b"Unauthorized", "PERMANENT", None),
+        (200, b"not json", "PERMANENT", None),
+    ],
+)
+def test_envelopes_are_sniffed(status: int, body: bytes, fault: str, code: str | None) -> None:
+    with pytest.raises(KmaError) as caught:
+        parse_body(status, body)
+    assert caught.value.fault is Fault[fault] and caught.value.code == code
