@@ -18,13 +18,15 @@ export AIRFLOW__CORE__DAGS_FOLDER := $(ROOT)/dags
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export PATH := $(BIN):$(PATH)
 
-.PHONY: help setup demo test test-fast bench lint format run airflow rollback redeploy clean
+.PHONY: help setup browser demo test test-fast bench lint format run airflow rollback redeploy clean
 
 help:
 	@echo "make demo      run the whole job through Airflow on the embedded default"
 	@echo "make test      run the tests (unit, DAG, integration, end-to-end)"
 	@echo "make run DAG=<dag_id>   run one DAG once (airflow dags test)"
 	@echo "make airflow   Airflow UI on http://127.0.0.1:8080"
+	@echo "make rollback VERSION=vX.Y.Z   assign prod to an earlier version and deploy it"
+	@echo "make redeploy  deploy the current prod version into output/serving"
 	@echo "make bench     performance figures as ratios"
 	@echo "make lint      ruff check + ruff format --check"
 
@@ -47,7 +49,12 @@ setup: $(AIRFLOW_HOME)/.ready
 demo: setup
 	$(BIN)/python -m scripts.demo
 
-test: $(BIN)/.synced
+# Headless Chromium for the UI test (tests/e2e/test_ui.py): Debian packages, only where missing.
+browser:
+	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
+		apt-get update && apt-get install -y chromium chromium-driver; fi
+
+test: $(BIN)/.synced browser
 	$(BIN)/pytest
 
 test-fast: $(BIN)/.synced
@@ -67,6 +74,15 @@ format: $(BIN)/.synced
 run: setup
 	@test -n "$(DAG)" || (echo "usage: make run DAG=<dag_id>" >&2; exit 2)
 	$(BIN)/airflow dags test $(DAG)
+
+# Assign prod to an earlier registered version and deploy it (a new prod tag, like a promotion).
+rollback: $(BIN)/.synced
+	@test -n "$(VERSION)" || (echo "usage: make rollback VERSION=vX.Y.Z" >&2; exit 2)
+	cd $(ROOT) && $(BIN)/python -m stages.locked python -m stages.promote rollback $(VERSION)
+
+# Deploy the current prod version into output/serving/ from the registry (DVC cache or remote).
+redeploy: $(BIN)/.synced
+	cd $(ROOT) && $(BIN)/python -m stages.locked python -m stages.promote redeploy
 
 airflow: setup
 	AIRFLOW__API__HOST=127.0.0.1 AIRFLOW__API__PORT=8080 $(BIN)/airflow standalone

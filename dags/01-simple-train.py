@@ -22,7 +22,7 @@ from datetime import timedelta
 
 import pendulum
 from airflow.sdk import DAG
-from utils.model_repo import repo_task
+from utils.model_repo import update_and_register
 from utils.slack_notifier import failure_alert
 
 with DAG(
@@ -40,7 +40,4 @@ with DAG(
         "on_failure_callback": failure_alert(),
     },
 ) as dag:
-    repro_evaluate = repo_task("repro_evaluate", "dvc repro evaluate")
-    register_model = repo_task("register_model", "python -m stages.registry register")
-
-    repro_evaluate >> register_model
+    repro_evaluate, register_model = update_and_register()

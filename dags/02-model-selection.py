@@ -1,0 +1,67 @@
+"""
+### Champion/challenger gate: `model_selection`
+
+Every day at 00:30 Asia/Seoul (the same minute as `simple_train`; pool `model_repo`
+serializes their repo writes and either order gives the same result):
+
+1. `repro_evaluate` → `register_model`: the same step as `simple_train` (bring the DVC
+   pipeline up to date, register a new `iris-model` version if the model changed).
+2. `compare`: challenger = latest registered version, champion = the version in stage
+   `prod`. Both are judged on the same test rows (the champion is re-scored when data or
+   split changed). Writes `output/selection/comparison.json` (both metric sets, deltas,
+   rule, decision). Rule (params.yaml `selection`): promote iff there is no champion, or
+   challenger − champion > `min_improvement` on `primary_metric`; a tie keeps the champion.
+3. `choose_branch` → `promote` (`gto assign iris-model --stage prod`, atomic deployment
+   into `output/serving/`, `dvc push`, Slack with old → new metric) or `keep_champion`
+   (no tag, no deployment change, Slack with the deltas) → `join`.
+
+Bad `metrics.json` fails `compare` with a message naming the problem and nothing is
+promoted. Rollback: `make rollback VERSION=vX.Y.Z`; redeploy prod: `make redeploy`.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+from airflow.providers.standard.operators.empty import EmptyOperator
+from airflow.providers.standard.operators.python import BranchPythonOperator, PythonOperator
+from airflow.sdk import DAG
+from utils import selection
+from utils.model_repo import repo_task, update_and_register
+from utils.slack_notifier import failure_alert
+
+with DAG(
+    dag_id="model_selection",
+    schedule="30 0 * * *",
+    start_date=pendulum.datetime(2026, 1, 1, tz="Asia/Seoul"),
+    catchup=False,
+    max_active_runs=1,
+    tags=["selection", "dvc", "gto"],
+    doc_md=__doc__,
+    default_args={
+        "owner": "ml-platform",
+        "retries": 2,
+        "retry_delay": timedelta(minutes=2),
+        "on_failure_callback": failure_alert(),
+    },
+) as dag:
+    repro_evaluate, register_model = update_and_register()
+    compare = repo_task("compare", "python -m stages.selection compare")
+    choose_branch = BranchPythonOperator(
+        task_id="choose_branch", python_callable=selection.choose_branch
+    )
+    # The promote task's last output line (its XCom) is the summary that goes to Slack.
+    promote = repo_task(
+        selection.PROMOTE_TASK,
+        "python -m stages.promote promote",
+        on_success_callback=selection.summary_alert(selection.PROMOTE_TASK),
+    )
+    keep_champion = PythonOperator(
+        task_id=selection.KEEP_TASK,
+        python_callable=selection.keep_message,
+        on_success_callback=selection.summary_alert(selection.KEEP_TASK),
+    )
+    join = EmptyOperator(task_id="join", trigger_rule="none_failed_min_one_success")
+
+    register_model >> compare >> choose_branch >> [promote, keep_champion] >> join

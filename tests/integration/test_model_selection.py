@@ -1,0 +1,274 @@
+"""model_selection on a temporary clone: real Airflow (dag.test), git, GTO and DVC.
+
+The scenario runs the DAG four times on one repo (bootstrap, unchanged, worse, better);
+the other tests drive the same stages from the command line, as `make` does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pendulum
+import pytest
+
+from tests.conftest import PROJECT_ROOT, run
+from tests.integration.dagrun import load_dag, task_states
+
+TRAIN_KEYS = ("n_estimators", "max_depth", "test_size")
+
+
+def run_dag(day: int):
+    """One dag.test() run of a freshly parsed DAG, as every real run is.
+
+    (A notifier renders its template in place, so a DAG object reused across runs
+    would resend the first run's text.)
+    """
+    return load_dag("model_selection").test(
+        logical_date=pendulum.datetime(2026, 2, day, tz="Asia/Seoul")
+    )
+
+
+def prod_version(repo: Path) -> str | None:
+    from stages.selection import current_prod
+
+    prod = current_prod(repo)
+    return prod.version if prod else None
+
+
+def versions(repo: Path) -> list[str]:
+    return sorted(t for t in run(["git", "tag"], cwd=repo).stdout.split() if "@" in t)
+
+
+def deployment(repo: Path) -> dict:
+    from stages.serving import read_deployment
+
+    return read_deployment(repo / "output/serving").record
+
+
+def set_train_params(repo: Path, **values) -> None:
+    path = repo / "params.yaml"
+    text = path.read_text(encoding="utf-8")
+    for key, value in values.items():
+        text, count = re.subn(rf"(?m)^(  {key}:) *\S+", rf"\g<1> {value}", text)
+        assert count == 1, key
+    path.write_text(text, encoding="utf-8")
+
+
+def repo_command(repo: Path, *command: str, check: bool = True) -> subprocess.CompletedProcess:
+    """A stage command under the repo lock, exactly as the DAG tasks and `make` run it."""
+    env = {**os.environ, "MODEL_REPO": str(repo)}
+    result = subprocess.run(
+        [sys.executable, "-m", "stages.locked", *command],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    if check:
+        assert result.returncode == 0, f"{command}:\n{result.stdout}\n{result.stderr}"
+    return result
+
+
+def assert_serving_matches_prod(repo: Path) -> dict:
+    record = deployment(repo)
+    assert record["version"] == prod_version(repo)
+    from stages.selection import current_prod
+
+    assert record["commit"] == current_prod(repo).commit
+    return record
+
+
+def test_selection_promotes_only_better_models(airflow_db, model_repo, slack_receiver):
+    comparison_path = model_repo / "output/selection/comparison.json"
+
+    # 1. Bootstrap: the first version is registered and promoted.
+    dag_run = run_dag(1)
+    states = task_states(dag_run)
+    assert states["promote"] == "success" and states["keep_champion"] == "skipped", states
+    assert states["join"] == "success"
+    assert versions(model_repo) == ["iris-model@v0.0.1"]
+    assert prod_version(model_repo) == "v0.0.1"
+    assert assert_serving_matches_prod(model_repo)["stage"] == "prod"
+    assert len(slack_receiver.texts) == 1
+    assert "promoted iris-model v0.0.1 to prod" in slack_receiver.texts[0]
+    assert "first prod version" in slack_receiver.texts[0]
+    tag_message = run(
+        ["git", "tag", "-l", "--format=%(contents)", "iris-model#prod#1"], cwd=model_repo
+    )
+    assert json.loads(tag_message.stdout)["decision"] == "promote"
+    assert (
+        "Airflow model registry"
+        in run(["git", "cat-file", "tag", "iris-model#prod#1"], cwd=model_repo).stdout
+    )
+
+    # 2. Nothing changed: no new version, the champion stays, the deployment is untouched.
+    before = (model_repo / "output/serving/model.json").read_bytes()
+    dag_run = run_dag(2)
+    states = task_states(dag_run)
+    assert states["keep_champion"] == "success" and states["promote"] == "skipped", states
+    assert versions(model_repo) == ["iris-model@v0.0.1"]
+    assert (model_repo / "output/serving/model.json").read_bytes() == before
+    assert len(slack_receiver.texts) == 2
+    assert "kept champion iris-model v0.0.1" in slack_receiver.texts[1]
+    assert "already the champion" in slack_receiver.texts[1]
+
+    # 3. Worse params on another split: registered, champion re-scored, not promoted.
+    set_train_params(model_repo, n_estimators=1, max_depth=1, test_size=0.4)
+    dag_run = run_dag(3)
+    states = task_states(dag_run)
+    assert states["keep_champion"] == "success" and states["promote"] == "skipped", states
+    assert versions(model_repo) == ["iris-model@v0.0.1", "iris-model@v0.0.2"]
+    assert prod_version(model_repo) == "v0.0.1"
+    comparison = json.loads(comparison_path.read_text())
+    assert comparison["champion"]["metrics_source"].startswith("rescored")
+    assert comparison["champion"]["metrics"]["n_test"] == 60
+    assert comparison["deltas"]["f1_macro"] < 0
+    assert (model_repo / "output/serving/model.json").read_bytes() == before
+    assert len(slack_receiver.texts) == 3
+    kept = slack_receiver.texts[2]
+    assert "kept champion iris-model v0.0.1" in kept and "challenger v0.0.2" in kept
+    assert f"f1_macro {comparison['deltas']['f1_macro']:+.6f}" in kept
+
+    # 4. Better params (same split as v0.0.1): registered and promoted.
+    set_train_params(model_repo, n_estimators=5, max_depth=2, test_size=0.3)
+    dag_run = run_dag(4)
+    states = task_states(dag_run)
+    assert states["promote"] == "success" and states["keep_champion"] == "skipped", states
+    assert prod_version(model_repo) == "v0.0.3"
+    comparison = json.loads(comparison_path.read_text())
+    assert comparison["champion"]["metrics_source"] == "recorded"
+    record = assert_serving_matches_prod(model_repo)
+    assert record["metrics"]["f1_macro"] == comparison["challenger"]["metrics"]["f1_macro"]
+    assert len(slack_receiver.texts) == 4
+    promoted = slack_receiver.texts[3]
+    old, new = (comparison[k]["metrics"]["f1_macro"] for k in ("champion", "challenger"))
+    assert f"promoted iris-model v0.0.3 to prod: f1_macro {old} → {new}" in promoted
+    assert f"delta {comparison['deltas']['f1_macro']:+.6f}" in promoted
+
+    # Rollback to v0.0.1, then redeploy prod into an emptied output/serving.
+    repo_command(model_repo, "python", "-m", "stages.promote", "rollback", "v0.0.1")
+    assert prod_version(model_repo) == "v0.0.1"
+    record = assert_serving_matches_prod(model_repo)
+    assert run(
+        [
+            "dvc",
+            "artifacts",
+            "get",
+            ".",
+            "iris-model",
+            "--stage",
+            "prod",
+            "-o",
+            str(model_repo.parent / "prod.joblib"),
+        ],
+        cwd=model_repo,
+    )
+    from stages.serving import file_md5
+
+    assert file_md5(model_repo.parent / "prod.joblib") == record["model_md5"]
+    shutil.rmtree(model_repo / "output/serving")
+    repo_command(model_repo, "python", "-m", "stages.promote", "redeploy")
+    assert assert_serving_matches_prod(model_repo) == record  # same record, same model
+    assert len(slack_receiver.texts) == 4
+    assert slack_receiver.url not in "".join(slack_receiver.texts)
+
+
+@pytest.fixture
+def promoted_repo(model_repo: Path) -> Path:
+    """A clone where v0.0.1 is registered, in prod and deployed (through the stage commands)."""
+    repo_command(model_repo, "dvc", "repro", "evaluate")
+    repo_command(model_repo, "python", "-m", "stages.registry", "register")
+    repo_command(model_repo, "python", "-m", "stages.selection", "compare")
+    repo_command(model_repo, "python", "-m", "stages.promote", "promote")
+    assert prod_version(model_repo) == "v0.0.1"
+    return model_repo
+
+
+BAD_METRICS = {
+    "missing": (None, "metrics.json is missing"),
+    "empty": ("", "metrics.json is empty"),
+    "not json": ("{oops", "metrics.json is not valid JSON"),
+    "no primary metric": ('{"accuracy": 0.9}', "has no 'f1_macro'"),
+    "nan": ('{"accuracy": 0.9, "f1_macro": NaN}', "'f1_macro' = nan is not a finite number"),
+}
+
+
+def test_bad_metrics_fail_compare_and_change_nothing(promoted_repo):
+    repo = promoted_repo
+    tags = run(["git", "tag"], cwd=repo).stdout
+    serving = {p.name: p.read_bytes() for p in (repo / "output/serving").iterdir()}
+    for name, (text, expected) in BAD_METRICS.items():
+        metrics = repo / "metrics.json"
+        if text is None:
+            metrics.unlink()
+        else:
+            metrics.write_text(text)
+        result = repo_command(repo, "python", "-m", "stages.selection", "compare", check=False)
+        assert result.returncode != 0, name
+        assert expected in result.stderr and "nothing was promoted" in result.stderr, name
+        assert not (repo / "output/selection/comparison.json").exists(), name
+        # Without a comparison the promote step refuses too.
+        result = repo_command(repo, "python", "-m", "stages.promote", "promote", check=False)
+        assert result.returncode != 0 and "run the compare step first" in result.stderr
+        assert run(["git", "tag"], cwd=repo).stdout == tags, name
+        assert {p.name: p.read_bytes() for p in (repo / "output/serving").iterdir()} == serving
+
+
+def test_prod_model_in_neither_cache_nor_remote_is_a_clear_error(promoted_repo):
+    repo = promoted_repo
+    record = deployment(repo)
+    shutil.rmtree(repo / ".dvc/cache")
+    shutil.rmtree(repo / "dvc-remote")
+    result = repo_command(repo, "python", "-m", "stages.promote", "redeploy", check=False)
+    assert result.returncode != 0
+    assert "iris-model@v0.0.1" in result.stderr
+    assert "neither the DVC cache nor the remote 'local'" in result.stderr
+    assert str(repo / "dvc-remote") in result.stderr
+    assert deployment(repo) == record
+
+
+def test_promote_resumes_after_a_kill_between_tag_and_deployment(promoted_repo):
+    """Prod tag already on the version but output/serving lost: the next run redeploys."""
+    repo = promoted_repo
+    shutil.rmtree(repo / "output/serving")
+    repo_command(repo, "python", "-m", "stages.selection", "compare")
+    comparison = json.loads((repo / "output/selection/comparison.json").read_text())
+    assert comparison["decision"] == "redeploy", comparison
+    result = repo_command(repo, "python", "-m", "stages.promote", "promote")
+    assert result.stdout.strip().splitlines()[-1].startswith(":arrows_counterclockwise:")
+    assert assert_serving_matches_prod(repo)["version"] == "v0.0.1"
+    assert run(["git", "tag", "-l", "iris-model#prod*"], cwd=repo).stdout.split() == [
+        "iris-model#prod#1"
+    ]
+
+
+def test_train_and_selection_started_together_agree(airflow_db, model_repo):
+    """Both DAGs for one logical date at the same moment on one repo (two processes)."""
+    env = {**os.environ, "MODEL_REPO": str(model_repo)}
+    env.pop("AIRFLOW_CONN_MY_WEBHOOK", None)
+    # Two processes parsing into a fresh metadata DB race on inserting the DAG rows
+    # (an Airflow limit of SQLite, not ours): register the DAGs once beforehand.
+    run(["airflow", "dags", "reserialize"], env=env)
+    procs = [
+        subprocess.Popen(
+            ["airflow", "dags", "test", dag_id, "2026-03-01T00:30:00+09:00"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for dag_id in ("simple_train", "model_selection")
+    ]
+    outputs = [proc.communicate(timeout=600)[0] for proc in procs]
+    for proc, output in zip(procs, outputs, strict=True):
+        assert proc.returncode == 0, output[-3000:]
+        assert re.search(r"DagRun Finished: dag_id=\w+, .*state=success", output), output[-3000:]
+    assert versions(model_repo) == ["iris-model@v0.0.1"]
+    assert prod_version(model_repo) == "v0.0.1"
+    assert assert_serving_matches_prod(model_repo)["version"] == "v0.0.1"
