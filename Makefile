@@ -44,7 +44,10 @@ $(AIRFLOW_HOME)/.ready: $(BIN)/.synced
 	$(BIN)/airflow pools set model_repo 1 "Writers of the model repo (dvc, git, gto)" > /dev/null
 	@touch $@
 
+# Byte-compile the DAG files and their helpers: the DAG processor parses them every 30 s,
+# and PYTHONDONTWRITEBYTECODE (set on some machines) would make it compile them each time.
 setup: $(AIRFLOW_HOME)/.ready
+	@$(BIN)/python -m compileall -q $(ROOT)/dags
 
 demo: setup
 	$(BIN)/python -m scripts.demo

@@ -8,6 +8,7 @@ attempt is bounded by ``timeout`` seconds.
 
 from __future__ import annotations
 
+import copy
 import re
 
 from airflow.sdk.bases.notifier import BaseNotifier
@@ -17,12 +18,13 @@ SLACK_TIMEOUT_SECONDS = 10
 
 FAILURE_TEXT = (
     ":red_circle: Task failed: dag `{{ ti.dag_id }}`, task `{{ ti.task_id }}`, "
-    "logical date {{ logical_date or dag_run.run_after }}, try {{ ti.try_number }}.\n"
+    "logical date {{ dag_run.logical_date or dag_run.run_after }}, try {{ ti.try_number }}.\n"
     "Log: {{ ti.log_url }}"
 )
 
 # Exception texts from HTTP clients may quote the webhook URL, which is the secret.
-_URL = re.compile(r"https?://\S+")
+# (A pattern string, not re.compile: compiling at import would cost every DAG parse.)
+URL_PATTERN = r"https?://\S+"
 
 
 class SlackAlert(BaseNotifier):
@@ -40,6 +42,15 @@ class SlackAlert(BaseNotifier):
         self.text = text
         self.conn_id = conn_id
         self.timeout = timeout
+
+    def __call__(self, *args) -> None:
+        """Render and send from a copy, so the template stays for the next task and run.
+
+        BaseNotifier renders its template fields in place; one instance sits in every
+        task's default_args, and a process that runs several tasks (``dag.test()``)
+        would otherwise resend the first rendered text.
+        """
+        BaseNotifier.__call__(copy.copy(self), *args)
 
     def notify(self, context) -> None:
         """Send the message; log and swallow every failure (alerts never fail a task)."""
@@ -63,7 +74,7 @@ class SlackAlert(BaseNotifier):
                 slack_webhook_conn_id=self.conn_id, text=self.text, timeout=self.timeout
             ).notify(context)
         except Exception as exc:  # noqa: BLE001 - an outage must not change the task's outcome
-            reason = _URL.sub("<webhook>", str(exc))[:300]
+            reason = re.sub(URL_PATTERN, "<webhook>", str(exc))[:300]
             self.log.warning("Slack alert not sent (%s: %s)", type(exc).__name__, reason)
         else:
             self.log.info("Slack alert sent through connection %r", self.conn_id)
