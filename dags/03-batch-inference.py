@@ -1,0 +1,69 @@
+"""
+### Batch inference: `batch_inference`
+
+Every 5 minutes, score a few Iris rows with the deployed model and write them with lineage.
+
+`predict` runs `python -m stages.predict` in `MODEL_REPO` (default: the project root). It
+loads only `output/serving/model.joblib` and its record `model.json` (checked by md5),
+never the training workspace, never dvc or git, so it does not need pool `model_repo` or
+the repo lock. It draws `inference.n_samples` rows seeded from the run's logical date and
+writes `output/predictions/<YYYY-MM-DD>/<YYYY-MM-DDTHH-MM-SSZ>.csv` (UTC) atomically, one
+row per sample: the features, `predicted_class`, `probability`, `model_version`,
+`model_commit`, `run_id`. Re-running a run rewrites the same file with the same content.
+
+**Large batch**: trigger with run conf `{"input_path": "data/big.parquet"}` (CSV or
+Parquet, relative to the model repo) and optionally `"output_path"` (`.csv` or
+`.parquet`; default the scheduled file's path). The file is streamed in chunks with the
+same columns (extra input columns are kept).
+
+No model deployed yet ⇒ the task is **skipped** (exit 99) and its log says to run
+`model_selection` first; no alert. A broken or unloadable deployment, bad params or a bad
+input file ⇒ the task fails with the reason in its log and a Slack alert (`my_webhook`).
+"""
+
+from __future__ import annotations
+
+import shlex
+from datetime import timedelta
+
+import pendulum
+from airflow.providers.standard.operators.bash import BashOperator
+from airflow.sdk import DAG
+from utils.model_repo import PROJECT_ROOT
+from utils.slack_notifier import failure_alert
+
+# Run values reach the command through the environment, never pasted into the shell text:
+# a run id or a conf path with quotes or `;` in it stays one argument.
+PREDICT_COMMAND = (
+    f'cd "${{MODEL_REPO:-{shlex.quote(PROJECT_ROOT)}}}" && exec python -m stages.predict '
+    '--logical-date "$PREDICT_LOGICAL_DATE" --run-id "$PREDICT_RUN_ID" '
+    '--input "$PREDICT_INPUT" --output "$PREDICT_OUTPUT"'
+)
+
+with DAG(
+    dag_id="batch_inference",
+    schedule="*/5 * * * *",
+    start_date=pendulum.datetime(2026, 1, 1, tz="Asia/Seoul"),
+    catchup=False,
+    max_active_runs=1,
+    tags=["inference", "serving"],
+    doc_md=__doc__,
+    default_args={
+        "owner": "ml-platform",
+        "retries": 1,
+        "retry_delay": timedelta(minutes=1),
+        "on_failure_callback": failure_alert(),
+    },
+) as dag:
+    predict = BashOperator(
+        task_id="predict",
+        bash_command=PREDICT_COMMAND,
+        env={
+            "PREDICT_LOGICAL_DATE": "{{ (dag_run.logical_date or dag_run.run_after).isoformat() }}",
+            "PREDICT_RUN_ID": "{{ run_id }}",
+            "PREDICT_INPUT": "{{ (dag_run.conf or {}).get('input_path', '') }}",
+            "PREDICT_OUTPUT": "{{ (dag_run.conf or {}).get('output_path', '') }}",
+        },
+        append_env=True,  # keep PATH, MODEL_REPO and the rest of the worker's environment
+        skip_on_exit_code=99,  # stages.predict: nothing deployed yet
+    )

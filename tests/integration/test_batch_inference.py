@@ -1,0 +1,104 @@
+"""``batch_inference`` through Airflow's ``dag.test()`` on a temporary model repo."""
+
+from __future__ import annotations
+
+import csv
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from stages.serving import deploy_model
+from tests.conftest import run
+from tests.integration.dagrun import run_dag, task_states
+
+pytestmark = pytest.mark.usefixtures("airflow_db")
+
+LOGICAL_DATE = datetime(2026, 3, 1, 9, 25, tzinfo=UTC)
+PREDICTIONS = "output/predictions/2026-03-01/2026-03-01T09-25-00Z.csv"
+RECORD = {"artifact": "iris-model", "promoted_at": "2026-03-01T00:30:00Z", "stage": "prod"}
+
+
+def test_nothing_deployed_skips_without_alert(
+    model_repo: Path, slack_receiver, capfd: pytest.CaptureFixture
+) -> None:
+    dagrun = run_dag("batch_inference", LOGICAL_DATE, run_after=LOGICAL_DATE)
+
+    assert task_states(dagrun) == {"predict": "skipped"}
+    out = capfd.readouterr()
+    assert "run the model_selection DAG first" in out.out + out.err
+    assert not (model_repo / "output/predictions").exists()
+    assert slack_receiver.texts == []
+
+
+def test_predictions_carry_the_deployment_lineage_and_rerun_is_identical(
+    model_repo: Path, slack_receiver
+) -> None:
+    # A real model from the real pipeline, deployed as promotion does.
+    run(["dvc", "repro", "-q", "evaluate"], cwd=model_repo)
+    commit = run(["git", "rev-parse", "HEAD"], cwd=model_repo).stdout.strip()
+    deploy_model(
+        model_repo / "output/serving",
+        model_repo / "output/model/model.joblib",
+        {**RECORD, "version": "v0.0.1", "commit": commit},
+    )
+    record = json.loads((model_repo / "output/serving/model.json").read_text())
+
+    first = run_dag("batch_inference", LOGICAL_DATE, run_after=LOGICAL_DATE)
+    assert task_states(first) == {"predict": "success"}
+    path = model_repo / PREDICTIONS
+    content = path.read_bytes()
+    with open(path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 5  # inference.n_samples
+    for row in rows:
+        assert row["model_version"] == record["version"] == "v0.0.1"
+        assert row["model_commit"] == record["commit"] == commit
+        assert row["run_id"] == first.run_id
+        assert row["predicted_class"] in {"setosa", "versicolor", "virginica"}
+        assert 0.0 < float(row["probability"]) <= 1.0
+
+    # The same run again (same logical date, same run id): the same rows, the same bytes.
+    second = run_dag("batch_inference", LOGICAL_DATE, run_after=LOGICAL_DATE)
+    assert task_states(second) == {"predict": "success"}
+    assert second.run_id == first.run_id
+    assert path.read_bytes() == content
+
+    # Large-batch mode through run conf: a file in the repo, streamed, same lineage.
+    (model_repo / "batch.csv").write_text(
+        "id,sepal_length,sepal_width,petal_length,petal_width\n"
+        "a,5.1,3.5,1.4,0.2\nb,6.7,3.0,5.2,2.3\nc,5.9,3.0,4.2,1.5\n"
+    )
+    conf = {"input_path": "batch.csv", "output_path": "output/scored/batch.parquet"}
+    later = LOGICAL_DATE + timedelta(minutes=5)
+    batch = run_dag("batch_inference", later, run_after=later, run_conf=conf)
+    assert task_states(batch) == {"predict": "success"}
+    scored = pd.read_parquet(model_repo / "output/scored/batch.parquet")
+    assert scored["id"].tolist() == ["a", "b", "c"]
+    assert scored["predicted_class"].tolist()[0] == "setosa"
+    assert set(scored["model_commit"]) == {commit}
+    assert set(scored["run_id"]) == {batch.run_id}
+    assert slack_receiver.texts == []
+
+
+def test_unloadable_model_fails_with_a_clear_message_and_an_alert(
+    model_repo: Path, slack_receiver, capfd: pytest.CaptureFixture, tmp_path: Path
+) -> None:
+    # Consistent with its record (md5 matches) but not a model: only loading can tell.
+    garbage = tmp_path / "model.joblib"
+    garbage.write_bytes(b"this is not a pickle")
+    deploy_model(
+        model_repo / "output/serving", garbage, {**RECORD, "version": "v0.0.9", "commit": "f" * 40}
+    )
+
+    dagrun = run_dag("batch_inference", LOGICAL_DATE, run_after=LOGICAL_DATE)
+
+    assert task_states(dagrun) == {"predict": "failed"}
+    out = capfd.readouterr()
+    assert "cannot load the deployed model" in out.out + out.err
+    assert not (model_repo / PREDICTIONS).exists()
+    assert len(slack_receiver.texts) == 1, slack_receiver.texts
+    assert "batch_inference" in slack_receiver.texts[0]
+    assert "predict" in slack_receiver.texts[0]
