@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from stages.atomic import atomic_path
+from stages.iris import FEATURES
 from stages.params import ParamsError, load_section, require
 from stages.serving import SERVING_DIR, NothingDeployed, read_deployment
 
@@ -45,10 +46,6 @@ if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
 
-# The schema every input must carry: stages.iris.FEATURES (a unit test keeps them equal), not
-# imported from there because stages.iris loads pandas and sklearn at import time, which the
-# "nothing deployed" skip every 5 minutes and `--help` do not need.
-FEATURES: list[str] = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 OUTPUT_COLUMNS: list[str] = [
     "predicted_class",
     "probability",

@@ -11,6 +11,8 @@ Order of a promotion: fetch the model (DVC cache, else remote) into a staging fi
 atomic deployment into ``output/serving/``, then ``dvc push``. A model that cannot be
 fetched stops the promotion before the tag. Killed after the tag, the next run sees prod
 already on the challenger but not deployed, and deploys it: every step is idempotent.
+(``MODEL_REPO_TEST_PAUSE_AFTER_TAG``, tests only, holds a promotion at that point so the
+fault injection test can kill it there; never set it in production.)
 """
 
 from __future__ import annotations
@@ -50,6 +52,11 @@ from stages.selection import (
 )
 from stages.serving import SERVING_DIR, deploy_model
 
+# Test-only hook: seconds to sleep between the prod tag and the deployment, so that
+# tests/e2e/test_fault_injection.py can kill -9 a promotion exactly there (the window
+# is ~0.1 s otherwise). Unset in production: no pause.
+PAUSE_AFTER_TAG_ENV = "MODEL_REPO_TEST_PAUSE_AFTER_TAG"
+
 
 def assign_prod(repo: Path, version: ModelVersion, message: str, identity: GitIdentity) -> None:
     """Create the GTO tag ``iris-model#prod#N`` on ``version``, the newest prod tag."""
@@ -78,6 +85,14 @@ def assign_prod(repo: Path, version: ModelVersion, message: str, identity: GitId
             f"assigned {PROD_STAGE} to {version.version} but GTO resolves "
             f"{now.version if now else 'nothing'}; check `gto show {ARTIFACT}`"
         )
+
+
+def pause_after_tag() -> None:
+    """Sleep ``$MODEL_REPO_TEST_PAUSE_AFTER_TAG`` seconds when it is set (tests only)."""
+    seconds = os.environ.get(PAUSE_AFTER_TAG_ENV)
+    if seconds:
+        print(f"promote: tagged; pausing {seconds}s ({PAUSE_AFTER_TAG_ENV})", flush=True)
+        time.sleep(float(seconds))
 
 
 def version_metrics(repo: Path, version: ModelVersion) -> dict[str, Any]:
@@ -152,6 +167,7 @@ def promote(repo: Path, comparison: dict[str, Any], identity: GitIdentity) -> st
             if prod is None or prod.version != version.version:
                 message = json.dumps(comparison, indent=2, sort_keys=True)
                 assign_prod(repo, version, message, identity)
+                pause_after_tag()
             deploy_prod(repo, model_file)
     dvc_push(repo)
     if decision == REDEPLOY:

@@ -91,12 +91,6 @@ def no_leftovers(directory: Path) -> bool:
     ) == ["input.parquet"]
 
 
-def test_features_are_the_iris_schema() -> None:
-    from stages.iris import FEATURES as IRIS_FEATURES
-
-    assert FEATURES == IRIS_FEATURES
-
-
 def test_sampling_is_seeded_by_the_logical_date(model, tmp_path: Path) -> None:
     first, again = sample_features(5, DATE), sample_features(5, DATE)
     pd.testing.assert_frame_equal(first, again)
