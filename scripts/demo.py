@@ -116,11 +116,11 @@ def summary(repo: Path) -> None:
     else:
         say("  latest predictions  none")
     say(f"  weather stored      {weather_summary(repo)}")
-    say("\nLook further (in the model repo):")
-    say(f"  cd {repo}")
-    say("  .venv/bin/gto show  |  git tag  |  dvc metrics show  |  dvc plots show")
+    say("\nLook further:")
+    say(f"  cd {repo} && export PATH={ROOT / '.venv/bin'}:$PATH")
+    say("  gto show  |  git tag  |  dvc metrics show  |  dvc plots show")
     say("  dvc metrics diff iris-model@v0.0.1 HEAD   # once two versions exist")
-    say("  make airflow   # the UI on http://127.0.0.1:8080 (run from the project root)")
+    say(f"  cd {ROOT} && make airflow   # the UI on http://127.0.0.1:8080")
 
 
 def weather_summary(repo: Path) -> str:

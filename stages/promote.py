@@ -18,11 +18,13 @@ fault injection test can kill it there; never set it in production.)
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import shutil
 import sys
-import tempfile
 import time
+from collections.abc import Generator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -123,10 +125,20 @@ def deploy_prod(repo: Path, model_file: Path) -> ModelVersion:
     return prod
 
 
-def _staging(repo: Path) -> tempfile.TemporaryDirectory:
-    tmp_root = repo / ".dvc" / "tmp"
-    tmp_root.mkdir(parents=True, exist_ok=True)
-    return tempfile.TemporaryDirectory(prefix="promote-", dir=tmp_root)
+@contextlib.contextmanager
+def _staging(repo: Path) -> Generator[Path, None, None]:
+    """An empty staging folder for the fetched model, removed afterwards.
+
+    One fixed path, emptied first: a promotion killed mid-way leaves its copy behind,
+    and the next one (under the same repo lock) clears it instead of piling up more.
+    """
+    staging = repo / ".dvc" / "tmp" / "promote-staging"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        yield staging
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def _metric_line(comparison: dict[str, Any]) -> str:

@@ -6,6 +6,7 @@ a fresh git repository made from the project's working tree (``model_repo``).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -65,6 +66,20 @@ def airflow_db() -> None:
     """An initialised metadata DB with the project's pool, made by the real CLI (as `make`)."""
     run(["airflow", "db", "migrate"])
     run(["airflow", "pools", "set", "model_repo", "1", "Writers of the model repo"])
+
+
+def tree_digest(root: Path) -> dict[str, str]:
+    """Every file below ``root`` (relative path) -> its sha256; {} if ``root`` is absent.
+
+    Two equal digests prove that a failed or killed run left stored data byte-identical.
+    """
+    if not root.is_dir():
+        return {}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def snapshot_project(dest: Path) -> Path:

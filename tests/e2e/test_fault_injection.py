@@ -4,15 +4,18 @@ Afterwards: no stale lock blocks anyone (the repo lock is an flock, released by 
 kernel when its holder dies; DVC's own locks likewise), the versions, tags and deployment
 that existed are untouched, and the next run succeeds with no manual cleanup.
 
-The pieces are reusable for the other kill points (mid-promotion: between ``gto assign``
-and the deployment; mid-weather-fetch): start the task's command with
-``start_writer()``, ``kill_when()`` its output or process tree shows the point, then
-``assert_recovered()`` with a ``RepoState`` captured before.
+Three kill points, each with the task's own command (``python -m stages.locked ...``) in a
+process group of its own, killed whole: mid-training (``dvc repro evaluate`` while the
+train stage runs), mid-promotion (after the ``iris-model#prod#N`` tag, before the
+deployment; held there by the test-only ``MODEL_REPO_TEST_PAUSE_AFTER_TAG`` of
+stages/promote.py, as the natural window is ~0.1 s) and mid-weather-fetch (while the fake
+KMA server holds its answer). The pieces: start the command with ``start_writer()``,
+``kill_when()`` its output or process tree shows the point, then check with a
+``RepoState`` captured before.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import signal
@@ -21,14 +24,23 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from filelock import FileLock
 
 from stages.locked import LOCK_FILE
-from tests.conftest import PROJECT_ROOT
-from tests.e2e.checks import LOCK_CONTENTION, git, registry_problems
+from stages.promote import PAUSE_AFTER_TAG_ENV
+from tests.conftest import PROJECT_ROOT, tree_digest
+from tests.e2e.checks import (
+    LOCK_CONTENTION,
+    Prod,
+    current_prod,
+    deployment_problems,
+    git,
+    registry_problems,
+)
+from tests.fakes.kma import FakeKma
 
 PYTHON = sys.executable
 
@@ -38,16 +50,16 @@ def locked(*command: str) -> list[str]:
     return [PYTHON, "-m", "stages.locked", *command]
 
 
-def writer_env(repo: Path) -> dict[str, str]:
-    return {**os.environ, "MODEL_REPO": str(repo), "PYTHONUNBUFFERED": "1"}
+def writer_env(repo: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
+    return {**os.environ, "MODEL_REPO": str(repo), "PYTHONUNBUFFERED": "1", **(extra or {})}
 
 
-def run_writer(repo: Path, *command: str) -> str:
+def run_writer(repo: Path, *command: str, env: dict[str, str] | None = None) -> str:
     """Run a locked command to completion (as a task would); fail with its output."""
     result = subprocess.run(
         locked(*command),
         cwd=PROJECT_ROOT,
-        env=writer_env(repo),
+        env=writer_env(repo, env),
         capture_output=True,
         text=True,
         timeout=300,
@@ -57,12 +69,12 @@ def run_writer(repo: Path, *command: str) -> str:
     return output
 
 
-def start_writer(repo: Path, *command: str) -> subprocess.Popen:
+def start_writer(repo: Path, *command: str, env: dict[str, str] | None = None) -> subprocess.Popen:
     """Start a locked command in its own process group (so kill -9 reaches dvc and its stage)."""
     return subprocess.Popen(
         locked(*command),
         cwd=PROJECT_ROOT,
-        env=writer_env(repo),
+        env=writer_env(repo, env),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -84,6 +96,35 @@ def group_cmdlines(pgid: int) -> list[str]:
         except (OSError, ProcessLookupError):
             continue
     return found
+
+
+def group_pids(pgid: int) -> list[int]:
+    """Every process still in group ``pgid``, zombies included (not yet reaped)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            # stat: "pid (comm) state ppid pgrp ..."; comm may contain spaces, not ") ".
+            if int((entry / "stat").read_text().rsplit(") ", 1)[1].split()[2]) == pgid:
+                found.append(int(entry.name))
+        except (OSError, IndexError, ValueError):
+            continue
+    return found
+
+
+def wait_reaped(pgid: int, timeout: float = 30) -> None:
+    """Wait until init has reaped the killed group's orphans (their pids are gone).
+
+    DVC's rwlock (.dvc/tmp/rwlock) names its holders by pid and counts a pid as a live
+    holder while it exists, and a zombie's pid exists. An init that reaps at once (tini,
+    systemd, ``docker run --init``) makes that instant; this sandbox's PID 1 reaps lazily
+    (~1 s), and a container whose PID 1 never reaps would keep the rwlock stale for good.
+    """
+    deadline = time.monotonic() + timeout
+    while (left := group_pids(pgid)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not left, f"processes {left} of the killed task alive or unreaped after {timeout:.0f}s"
 
 
 def kill_when(
@@ -111,18 +152,8 @@ def kill_when(
         reader.join(timeout=10)
     output = "".join(lines)
     assert proc.returncode == -signal.SIGKILL
-    assert not group_cmdlines(proc.pid), "processes of the killed task survived"
+    wait_reaped(proc.pid)  # none survived the kill, none lingers unreaped
     return output
-
-
-def tree_digest(root: Path) -> dict[str, str]:
-    if not root.is_dir():
-        return {}
-    return {
-        str(p.relative_to(root)): hashlib.md5(p.read_bytes()).hexdigest()
-        for p in sorted(root.rglob("*"))
-        if p.is_file()
-    }
 
 
 @dataclass(frozen=True)
@@ -186,3 +217,153 @@ def test_kill_during_training_leaves_no_stale_lock_and_no_damage(model_repo: Pat
     assert registry_problems(model_repo) == []
     after = RepoState.capture(model_repo)
     assert {t: before.tags[t] for t in before.tags} == {t: after.tags[t] for t in before.tags}
+
+
+# -- kill -9 mid-promotion: after the prod tag, before the deployment --------------------
+
+PROMOTION_STEPS = (  # the tasks of model_selection, in order (dags/02-model-selection.py)
+    ("python", "-m", "stages.repro", "evaluate"),
+    ("python", "-m", "stages.registry", "register"),
+    ("python", "-m", "stages.selection", "compare"),
+    ("python", "-m", "stages.promote", "promote"),
+)
+PROMOTE = PROMOTION_STEPS[-1]
+
+
+def set_train_params(repo: Path, **values: int) -> None:
+    params = repo / "params.yaml"
+    text = params.read_text()
+    for key, value in values.items():
+        text, count = re.subn(rf"(?m)^(\s*{key}:\s*)\S+", rf"\g<1>{value}", text)
+        assert count == 1, key
+    params.write_text(text)
+
+
+def assert_serves(repo: Path, prod: Prod) -> None:
+    """output/serving holds ``prod``'s model (record, dvc.lock and file agree) and it predicts."""
+    import joblib
+    import pandas as pd
+
+    from stages.iris import CLASSES, FEATURES
+    from stages.serving import read_deployment
+
+    assert deployment_problems(repo, prod) == []
+    model = joblib.load(read_deployment(repo / "output" / "serving").model_path)
+    row = pd.DataFrame([[5.1, 3.5, 1.4, 0.2]], columns=FEATURES)
+    assert model.predict(row)[0] in CLASSES
+
+
+def test_kill_between_prod_tag_and_deployment_keeps_old_deployment_and_recovers(
+    model_repo: Path,
+) -> None:
+    # v0.0.1 (a weak forest) is prod and deployed; v0.0.2 (the default params) beats it.
+    set_train_params(model_repo, n_estimators=1, max_depth=1)
+    for step in PROMOTION_STEPS:
+        run_writer(model_repo, *step)
+    [old_prod] = current_prod(model_repo)
+    assert old_prod.version == "v0.0.1"
+    set_train_params(model_repo, n_estimators=100, max_depth=4)
+    for step in PROMOTION_STEPS[:-1]:
+        output = run_writer(model_repo, *step)
+    assert "v0.0.2 vs champion v0.0.1: promote" in output
+    before = RepoState.capture(model_repo)
+
+    # The promotion is killed once the new prod tag exists, before the deployment starts.
+    promotion = start_writer(model_repo, *PROMOTE, env={PAUSE_AFTER_TAG_ENV: "300"})
+    output = kill_when(promotion, lambda out, _: "promote: tagged; pausing" in out)
+    assert "deployed" not in output
+    new_tag = "iris-model#prod#2"
+    after_kill = RepoState.capture(model_repo)
+    assert set(after_kill.tags) == set(before.tags) | {new_tag}
+    # Only the tag happened: commits, the old deployment and the weather data are intact.
+    assert replace(after_kill, tags=before.tags) == before
+    [prod] = current_prod(model_repo)
+    assert prod.version == "v0.0.2"
+    # Until the next run, output/serving still serves the previous prod version, whole.
+    assert_serves(model_repo, old_prod)
+    assert_lock_free(model_repo)
+    assert registry_problems(model_repo) == []
+
+    # The next model_selection run needs no cleanup: it sees prod deployed nowhere and
+    # redeploys it, without a second tag.
+    started = time.monotonic()
+    output = "".join(run_writer(model_repo, *step) for step in PROMOTION_STEPS)
+    assert time.monotonic() - started < 180
+    assert not [m for m in LOCK_CONTENTION if m in output], output
+    assert "v0.0.2 vs champion v0.0.2: redeploy" in output
+    assert "redeployed into output/serving" in output
+    assert current_prod(model_repo) == [prod]
+    assert_serves(model_repo, prod)
+    assert registry_problems(model_repo) == []
+    final = RepoState.capture(model_repo)
+    assert final.tags == after_kill.tags and final.head == before.head
+
+
+# -- kill -9 mid-weather-fetch: while the KMA server holds its answer ---------------------
+
+BASELINE_AT = "2026-11-25T14:50:00+09:00"  # issuance 202611251430
+RUN_AT = "2026-11-25T17:50:00+09:00"  # issuance 202611251730: a new raw file if it succeeds
+WEATHER_STEPS = (  # the tasks of crawling_weather, in order (dags/04-crawling_weather.py)
+    ("dvc", "repro", "--single-item", "fetch_weather"),
+    ("dvc", "repro", "--single-item", "preprocess_weather"),
+    ("python", "-m", "stages.registry", "commit"),
+)
+FETCH = WEATHER_STEPS[0]
+
+
+def kma_env(kma: FakeKma, run_at: str) -> dict[str, str]:
+    """What the crawling_weather fetch task adds to the command's environment."""
+    return {"KMA_SERVICE_KEY": kma.key, "KMA_BASE_URL": kma.base_url, "WEATHER_RUN_AT": run_at}
+
+
+def test_kill_during_weather_fetch_changes_no_stored_data_and_next_fetch_succeeds(
+    model_repo: Path,
+) -> None:
+    raw_dir = model_repo / "output" / "weather" / "raw"
+    # The answer is held 60 s: longer than any wait below for the kill, shorter than the
+    # session (the fake's handler thread then writes to a closed socket, harmlessly).
+    with FakeKma(delay=60) as kma:
+        # One hourly run stored and committed an issuance.
+        for step in WEATHER_STEPS:
+            run_writer(model_repo, *step, env=kma_env(kma, BASELINE_AT))
+        assert sorted(p.name for p in raw_dir.iterdir()) == ["202611251430.json"]
+        before = RepoState.capture(model_repo)
+        dvc_lock = (model_repo / "dvc.lock").read_bytes()
+        status = git(model_repo, "status", "--porcelain", "--ignored")
+
+        # The next fetch is killed while the server holds its answer.
+        kma.reset()
+        kma.mode = "timeout"
+        fetching = start_writer(model_repo, *FETCH, env=kma_env(kma, RUN_AT))
+        output = kill_when(
+            fetching,
+            lambda out, cmds: (
+                kma.request_count > 0 and any("stages.fetch_weather" in c for c in cmds)
+            ),
+        )
+        assert "Running stage 'fetch_weather'" in output and "saved" not in output
+
+        assert RepoState.capture(model_repo) == before  # output/weather/** byte-identical
+        assert (model_repo / "dvc.lock").read_bytes() == dvc_lock
+        assert sorted(p.name for p in raw_dir.iterdir()) == ["202611251430.json"]  # no temp
+        assert git(model_repo, "status", "--porcelain", "--ignored") == status
+        assert_lock_free(model_repo)
+
+        # The next run needs no cleanup: fetch, preprocess and commit the new issuance.
+        kma.reset()
+        started = time.monotonic()
+        output = "".join(
+            run_writer(model_repo, *step, env=kma_env(kma, RUN_AT)) for step in WEATHER_STEPS
+        )
+    assert time.monotonic() - started < 120
+    assert not [m for m in LOCK_CONTENTION if m in output], output
+    assert "issuance 202611251730: 60 items" in output and "saved" in output
+    assert sorted(p.name for p in raw_dir.iterdir()) == [
+        "202611251430.json",
+        "202611251730.json",
+    ]
+    after = RepoState.capture(model_repo)
+    raw_before = {k: v for k, v in before.weather.items() if k.startswith("raw/")}
+    assert {k: after.weather[k] for k in raw_before} == raw_before  # old issuance untouched
+    assert after.head != before.head  # the new data version is committed
+    assert git(model_repo, "status", "--porcelain", "dvc.lock") == ""

@@ -7,7 +7,6 @@ git history.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import secrets
 import subprocess
@@ -18,6 +17,7 @@ from urllib.parse import quote
 
 import pytest
 
+from tests.conftest import tree_digest
 from tests.fakes.kma import FakeKma
 from tests.integration.dagrun import run_dag, task_states
 
@@ -37,12 +37,8 @@ def kma_conn(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeKma]:
 
 
 def weather_files(repo: Path) -> dict[str, str]:
-    root = repo / "output" / "weather"
-    return {
-        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(root.rglob("*"))
-        if p.is_file()
-    }
+    """Every file under output/weather -> its sha256 (raw, history, latest, state)."""
+    return tree_digest(repo / "output" / "weather")
 
 
 def git(repo: Path, *args: str) -> str:

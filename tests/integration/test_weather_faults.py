@@ -6,7 +6,6 @@ Each failure must name the code or fault, never show the key, retry only transie
 
 from __future__ import annotations
 
-import hashlib
 import os
 import subprocess
 import sys
@@ -18,7 +17,7 @@ import pytest
 import requests
 import yaml
 
-from tests.conftest import run, snapshot_project
+from tests.conftest import run, snapshot_project, tree_digest
 from tests.fakes.kma import FAKE_KEY, FakeKma
 
 RETRIES = 2  # so a transient fault costs 1 + 2 requests
@@ -80,12 +79,7 @@ def fetch(
 
 def weather_files(repo: Path) -> dict[str, str]:
     """Every file under output/weather -> its sha256 (raw, history, latest, state)."""
-    root = repo / "output" / "weather"
-    return {
-        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(root.rglob("*"))
-        if p.is_file()
-    }
+    return tree_digest(repo / "output" / "weather")
 
 
 def assert_no_key(*texts: str) -> None:
