@@ -55,7 +55,7 @@ demo: setup
 # Headless Chromium for the UI test (tests/e2e/test_ui.py): Debian packages, only where missing.
 browser:
 	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
-		apt-get update && apt-get install -y chromium chromium-driver; fi
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver; fi
 
 test: $(BIN)/.synced browser
 	$(BIN)/pytest

@@ -33,3 +33,20 @@ def run_dag(dag_id: str, logical_date: datetime | None = None, **kwargs: Any) ->
 def task_states(dagrun: Any) -> dict[str, str]:
     """task_id -> final state of one DAG run."""
     return {ti.task_id: str(ti.state) for ti in dagrun.get_task_instances()}
+
+
+def task_output(dagrun: Any, task_id: str) -> Any:
+    """What a task returned (its ``return_value`` XCom; a BashOperator's last output line)."""
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        row = session.scalars(
+            XComModel.get_many(
+                run_id=dagrun.run_id,
+                dag_ids=dagrun.dag_id,
+                task_ids=task_id,
+                key="return_value",
+            )
+        ).first()
+        return None if row is None else XComModel.deserialize_value(row)

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from tests.conftest import run
-from tests.integration.dagrun import run_dag, task_states
+from tests.integration.dagrun import run_dag, task_output, task_states
 
 pytestmark = pytest.mark.usefixtures("airflow_db")
 
@@ -31,22 +31,25 @@ def set_param(repo: Path, section: str, key: str, value: object) -> None:
     path.write_text(yaml.safe_dump(params, sort_keys=False))
 
 
-def test_versions_follow_the_model(model_repo: Path, capfd: pytest.CaptureFixture) -> None:
-    # A fresh clone: the committed pipeline state has no version yet, so it gets one.
+def test_versions_follow_the_model(model_repo: Path) -> None:
+    # A clone whose committed pipeline state is current but has no version yet (its tags
+    # were never pushed) gets one, on that very commit: nothing to commit.
+    run(["dvc", "repro", "-q", "evaluate"], cwd=model_repo)
+    ident = ["-c", "user.name=Test", "-c", "user.email=test@example.invalid"]
+    run(["git", *ident, "commit", "-q", "--allow-empty", "-am", "Pipeline state"], cwd=model_repo)
+    snapshot = head(model_repo)
     first = run_dag("simple_train")
     assert first.state == "success", task_states(first)
-    out = capfd.readouterr().out
-    assert "nothing to commit" in out
     assert tags(model_repo) == ["iris-model@v0.0.1"]
-    v1_head = head(model_repo)
+    assert head(model_repo) == snapshot
+    assert task_output(first, "register_model").startswith("registry: registered iris-model@v0.0.1")
 
-    # Nothing changed: no commit, no version, and the log says so.
+    # Nothing changed: no commit, no version, and the task's log says so.
     second = run_dag("simple_train")
     assert second.state == "success", task_states(second)
-    out = capfd.readouterr().out
-    assert "no new version" in out
+    assert "no new version" in task_output(second, "register_model")
     assert tags(model_repo) == ["iris-model@v0.0.1"]
-    assert head(model_repo) == v1_head
+    assert head(model_repo) == snapshot
 
     # A params change trains a different model: a commit naming the run, and the next version.
     set_param(model_repo, "train", "n_estimators", 7)
@@ -69,7 +72,7 @@ def test_versions_follow_the_model(model_repo: Path, capfd: pytest.CaptureFixtur
 
 
 def test_bad_params_fail_with_one_alert_and_change_nothing(
-    model_repo: Path, slack_receiver, capfd: pytest.CaptureFixture
+    model_repo: Path, slack_receiver
 ) -> None:
     run(["dvc", "repro", "-q", "evaluate"], cwd=model_repo)  # a model in the workspace
     model = model_repo / "output/model/model.joblib"
@@ -80,10 +83,6 @@ def test_bad_params_fail_with_one_alert_and_change_nothing(
 
     assert dagrun.state == "failed"
     assert task_states(dagrun)["repro_evaluate"] == "failed"
-    out = capfd.readouterr()
-    assert "'train.n_estimators' = -3 is out of range; allowed: an integer from 1 to 10000" in (
-        out.out + out.err
-    )
     assert tags(model_repo) == []
     assert head(model_repo) == head_before
     assert model.read_bytes() == model_before
@@ -91,6 +90,20 @@ def test_bad_params_fail_with_one_alert_and_change_nothing(
     alert = slack_receiver.texts[0]
     for part in ("simple_train", "repro_evaluate", "try 1", "logical date 20", "Log: http"):
         assert part in alert, alert
+
+    # What the task's log shows: the task's own command, run again by hand.
+    again = subprocess.run(
+        ["python", "-m", "stages.locked", "python", "-m", "stages.repro", "evaluate"],
+        cwd=model_repo,
+        capture_output=True,
+        text=True,
+    )
+    assert again.returncode != 0
+    assert (
+        "'train.n_estimators' = -3 is out of range; allowed: an integer from 1 to 10000"
+        in again.stderr
+    )
+    assert model.read_bytes() == model_before
 
 
 @pytest.mark.parametrize("kind", ["missing", "not_git", "not_dvc"])
