@@ -60,3 +60,16 @@ def write_with(target: str | os.PathLike[str], writer: Callable[[Path], None]) -
     """Atomically create ``target`` by calling ``writer(temp_path)`` (e.g. ``joblib.dump``)."""
     with atomic_path(target) as tmp:
         writer(tmp)
+
+
+def write_symlink(link: str | os.PathLike[str], points_to: str) -> None:
+    """Atomically make ``link`` a symlink to ``points_to`` (replacing any file or link there)."""
+    link = Path(link)
+    tmp = link.with_name(f".{link.name}.{os.getpid()}.tmp")
+    tmp.unlink(missing_ok=True)
+    os.symlink(points_to, tmp)
+    try:
+        os.replace(tmp, link)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

@@ -1,9 +1,13 @@
-"""The deployment that batch inference serves: ``output/serving/model.joblib`` + ``model.json``.
+"""The deployment that batch inference serves: ``output/serving/model.json`` and its model.
 
-Promotion writes the model first and ``model.json`` last, each atomically; ``model.json``
-carries the model's md5, so a reader that lands between the two renames sees a mismatch
-and reads again instead of pairing a new model with an old record. Inference loads only
-this directory: never the training workspace, never dvc or git.
+A deployment switches with one atomic rename. The model is first written under its
+content hash (``model-<md5>.joblib``, atomically), then ``model.json``, which names that
+md5, replaces the old record: that rename is the switch. A run killed at any point
+leaves either the old deployment or the new one, each whole. ``model.joblib`` is a
+symlink to the current model for people and tools that look for it; readers go through
+``model.json``. The previous model file is kept, so a reader that read the old record a
+moment before the switch can still load the model it names. Inference loads only this
+directory: never the training workspace, never dvc or git.
 
 ``model.json`` fields: ``artifact``, ``version`` (``vX.Y.Z``), ``commit`` (40 hex),
 ``model_md5``, ``metrics`` (that version's metrics.json), ``promoted_at`` (ISO 8601, UTC),
@@ -20,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from stages.atomic import write_json, write_with
+from stages.atomic import write_json, write_symlink, write_with
 
 SERVING_DIR = "output/serving"
 MODEL_FILE = "model.joblib"
@@ -53,26 +57,47 @@ def file_md5(path: Path) -> str:
     return digest.hexdigest()
 
 
+def model_file(serving_dir: Path, md5: str) -> Path:
+    """Where the model with content hash ``md5`` lives in the deployment."""
+    return serving_dir / f"model-{md5}.joblib"
+
+
 def deploy_model(serving_dir: Path, model_src: Path, record: dict[str, Any]) -> Deployment:
-    """Atomically install ``model_src`` and its record (``model_md5`` is filled in here)."""
+    """Install ``model_src`` and its record (``model_md5`` is filled in here), switching at once."""
     missing = [f for f in REQUIRED_FIELDS if f != "model_md5" and f not in record]
     if missing:
         raise DeploymentError(f"deployment record lacks {', '.join(missing)}")
-    record = {**record, "model_md5": file_md5(model_src)}
-    write_with(serving_dir / MODEL_FILE, lambda tmp: shutil.copyfile(model_src, tmp))
-    write_json(serving_dir / RECORD_FILE, record)
-    return Deployment(serving_dir / MODEL_FILE, record)
+    md5 = file_md5(model_src)
+    record = {**record, "model_md5": md5}
+    target = model_file(serving_dir, md5)
+    if not target.exists() or file_md5(target) != md5:
+        write_with(target, lambda tmp: shutil.copyfile(model_src, tmp))
+    previous = _current_md5(serving_dir)
+    write_json(serving_dir / RECORD_FILE, record)  # the switch
+    write_symlink(serving_dir / MODEL_FILE, target.name)
+    keep = {target.name, model_file(serving_dir, previous).name if previous else ""}
+    for stale in serving_dir.glob("model-*.joblib"):
+        if stale.name not in keep:
+            stale.unlink(missing_ok=True)
+    return Deployment(target, record)
+
+
+def _current_md5(serving_dir: Path) -> str | None:
+    """The md5 the current record names, if there is a readable one."""
+    try:
+        return json.loads((serving_dir / RECORD_FILE).read_text(encoding="utf-8"))["model_md5"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def read_deployment(serving_dir: Path, attempts: int = 3) -> Deployment:
-    """The deployed model and its record, checked to belong together.
+    """The deployed model and its record, checked to belong together (md5).
 
     Raises NothingDeployed when nothing was ever deployed, DeploymentError when the
-    files are unreadable or disagree after ``attempts`` reads (a deploy in flight
-    settles within one retry).
+    files are unreadable or disagree after ``attempts`` reads.
     """
-    model_path, record_path = serving_dir / MODEL_FILE, serving_dir / RECORD_FILE
-    if not model_path.exists() and not record_path.exists():
+    record_path = serving_dir / RECORD_FILE
+    if not record_path.exists() and not (serving_dir / MODEL_FILE).exists():
         raise NothingDeployed(
             f"no model deployed in {serving_dir}; run the model_selection DAG first "
             "(or `make redeploy` to restore the prod version)"
@@ -84,10 +109,11 @@ def read_deployment(serving_dir: Path, attempts: int = 3) -> Deployment:
             missing = [f for f in REQUIRED_FIELDS if f not in record]
             if missing:
                 problem = f"{record_path} lacks {', '.join(missing)}"
-            elif file_md5(model_path) != record["model_md5"]:
-                problem = f"{model_path} does not match the md5 in {record_path}"
             else:
-                return Deployment(model_path, record)
+                model_path = model_file(serving_dir, record["model_md5"])
+                if file_md5(model_path) == record["model_md5"]:
+                    return Deployment(model_path, record)
+                problem = f"{model_path} does not match the md5 in {record_path}"
         except FileNotFoundError as exc:
             problem = f"{exc.filename} is missing"
         except (json.JSONDecodeError, UnicodeDecodeError, AttributeError, TypeError) as exc:
