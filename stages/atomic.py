@@ -7,12 +7,21 @@ is either the old content or the new one. This is the one helper for output file
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import tempfile
 from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import IO, Any
+
+
+@functools.cache
+def _file_mode() -> int:
+    """The mode a plain ``open(path, "w")`` would give (mkstemp's files are 0600)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 @contextlib.contextmanager
@@ -30,6 +39,7 @@ def atomic_path(target: str | os.PathLike[str]) -> Generator[Path, None, None]:
         yield tmp
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
+        os.chmod(tmp, _file_mode())
         os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)
