@@ -237,10 +237,22 @@ class AirflowServer:
     def unpause(self, dag_id: str) -> None:
         self.api("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
 
-    def trigger(self, dag_id: str, run_id: str) -> str:
+    def trigger(self, dag_id: str, run_id: str, attempts: int = 5) -> str:
+        """Create a run. SQLite has one writer: four triggers at the same moment, beside a
+        busy scheduler, can meet "database is locked" (HTTP 500), so a 500 is retried a few
+        times; a retry that finds the run already created (409) counts as created."""
         now = datetime.now(UTC).isoformat()
         body = {"dag_run_id": run_id, "logical_date": now}
-        return self.api("POST", f"/dags/{dag_id}/dagRuns", json=body)["dag_run_id"]
+        for attempt in range(1, attempts + 1):
+            try:
+                return self.api("POST", f"/dags/{dag_id}/dagRuns", json=body)["dag_run_id"]
+            except AssertionError as exc:
+                if attempt > 1 and ": 409 " in str(exc):
+                    return run_id
+                if ": 500 " not in str(exc) or attempt == attempts:
+                    raise
+                time.sleep(2 * attempt)
+        raise AssertionError("unreachable")
 
     def runs(self, dag_id: str) -> list[dict]:
         return self.api("GET", f"/dags/{dag_id}/dagRuns", params={"limit": 100})["dag_runs"]
