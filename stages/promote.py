@@ -126,17 +126,17 @@ def deploy_prod(repo: Path, model_file: Path) -> ModelVersion:
 
 
 @contextlib.contextmanager
-def _staging(repo: Path) -> Generator[Path, None, None]:
-    """An empty staging folder for the fetched model, removed afterwards.
+def fetched_model(repo: Path, version: ModelVersion) -> Generator[Path, None, None]:
+    """``version``'s model fetched (DVC cache, else remote) into a staging folder.
 
-    One fixed path, emptied first: a promotion killed mid-way leaves its copy behind,
-    and the next one (under the same repo lock) clears it instead of piling up more.
+    One fixed folder, emptied first and removed afterwards: a promotion killed mid-way
+    leaves its copy behind, and the next one (under the same repo lock) clears it.
     """
     staging = repo / ".dvc" / "tmp" / "promote-staging"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     try:
-        yield staging
+        yield fetch_model(repo, version, staging / "model.joblib")
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
@@ -174,8 +174,7 @@ def promote(repo: Path, comparison: dict[str, Any], identity: GitIdentity) -> st
     ):
         print(f"promote: {version.version} is already deployed", flush=True)
     else:
-        with _staging(repo) as staging:
-            model_file = fetch_model(repo, version, Path(staging) / "model.joblib")
+        with fetched_model(repo, version) as model_file:
             if prod is None or prod.version != version.version:
                 message = json.dumps(comparison, indent=2, sort_keys=True)
                 assign_prod(repo, version, message, identity)
@@ -197,8 +196,7 @@ def rollback(repo: Path, version_name: str, identity: GitIdentity, label: str) -
     """Assign prod to ``version_name`` (a new prod tag, like any promotion) and deploy it."""
     version = registered_version(repo, version_name)
     prod = current_prod(repo)
-    with _staging(repo) as staging:
-        model_file = fetch_model(repo, version, Path(staging) / "model.joblib")
+    with fetched_model(repo, version) as model_file:
         if prod is not None and prod.version == version.version:
             print(f"promote: {version.version} is already {PROD_STAGE}; redeploying", flush=True)
         else:
@@ -222,8 +220,8 @@ def redeploy(repo: Path) -> str:
         raise SelectionError(
             f"no {ARTIFACT} version is in {PROD_STAGE}; run the model_selection DAG first"
         )
-    with _staging(repo) as staging:
-        deploy_prod(repo, fetch_model(repo, prod, Path(staging) / "model.joblib"))
+    with fetched_model(repo, prod) as model_file:
+        deploy_prod(repo, model_file)
     return f"redeploy: {ARTIFACT} {prod.version} ({PROD_STAGE}) deployed into {SERVING_DIR}"
 
 

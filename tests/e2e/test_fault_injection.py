@@ -82,35 +82,31 @@ def start_writer(repo: Path, *command: str, env: dict[str, str] | None = None) -
     )
 
 
-def group_cmdlines(pgid: int) -> list[str]:
-    """Command lines of the live processes in process group ``pgid``."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            # Zombies (state Z, waiting for init to reap them) are dead already.
-            if os.getpgid(int(entry.name)) != pgid or ") Z " in (entry / "stat").read_text():
-                continue
-            found.append((entry / "cmdline").read_bytes().replace(b"\0", b" ").decode())
-        except (OSError, ProcessLookupError):
-            continue
-    return found
-
-
-def group_pids(pgid: int) -> list[int]:
-    """Every process still in group ``pgid``, zombies included (not yet reaped)."""
+def group_processes(pgid: int) -> list[tuple[int, str, str]]:
+    """(pid, state, command line) of every process in group ``pgid``, zombies included."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             # stat: "pid (comm) state ppid pgrp ..."; comm may contain spaces, not ") ".
-            if int((entry / "stat").read_text().rsplit(") ", 1)[1].split()[2]) == pgid:
-                found.append(int(entry.name))
+            state, _, group = (entry / "stat").read_text().rsplit(") ", 1)[1].split()[:3]
+            if int(group) == pgid:
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+                found.append((int(entry.name), state, cmdline))
         except (OSError, IndexError, ValueError):
             continue
     return found
+
+
+def group_cmdlines(pgid: int) -> list[str]:
+    """Command lines of the live processes in group ``pgid`` (zombies are dead already)."""
+    return [cmdline for _, state, cmdline in group_processes(pgid) if state != "Z"]
+
+
+def group_pids(pgid: int) -> list[int]:
+    """Every process still in group ``pgid``, zombies included (not yet reaped)."""
+    return [pid for pid, _, _ in group_processes(pgid)]
 
 
 def wait_reaped(pgid: int, timeout: float = 30) -> None:
