@@ -41,7 +41,7 @@ $(BIN)/.synced: $(UV) $(ROOT)/pyproject.toml $(ROOT)/uv.lock
 $(AIRFLOW_HOME)/.ready: $(BIN)/.synced
 	@mkdir -p $(AIRFLOW_HOME)
 	$(BIN)/airflow db migrate > $(AIRFLOW_HOME)/db-migrate.log 2>&1 || (tail -20 $(AIRFLOW_HOME)/db-migrate.log; exit 1)
-	$(BIN)/airflow pools set model_repo 1 "Writers of the model repo (dvc, git, gto)" > /dev/null
+	$(BIN)/python -m batchserving.core.airflow_setup
 	@touch $@
 
 # Byte-compile the DAG files and their helpers: the DAG processor parses them every 30 s,
@@ -81,11 +81,11 @@ run: setup
 # Assign prod to an earlier registered version and deploy it (a new prod tag, like a promotion).
 rollback: $(BIN)/.synced
 	@test -n "$(VERSION)" || (echo "usage: make rollback VERSION=vX.Y.Z" >&2; exit 2)
-	cd $(ROOT) && $(BIN)/python -m stages.locked python -m stages.promote rollback $(VERSION)
+	cd $(ROOT) && $(BIN)/python -m batchserving.core.lock $(BIN)/python -m batchserving.selection.promote rollback $(VERSION)
 
 # Deploy the current prod version into output/serving/ from the registry (DVC cache or remote).
 redeploy: $(BIN)/.synced
-	cd $(ROOT) && $(BIN)/python -m stages.locked python -m stages.promote redeploy
+	cd $(ROOT) && $(BIN)/python -m batchserving.core.lock $(BIN)/python -m batchserving.selection.promote redeploy
 
 airflow: setup
 	AIRFLOW__API__HOST=127.0.0.1 AIRFLOW__API__PORT=8080 $(BIN)/airflow standalone

@@ -5,7 +5,7 @@ imported Airflow and the ``airflow.*`` modules the file names. Here the parent d
 same for every file (ours and the baseline), then forks one child per parse; the child
 times a ``DagBag`` of that one file. Figure: median(ours) / median(baseline). Target 1.5.
 The dags folder is byte-compiled first, as ``make setup`` does (this machine sets
-PYTHONDONTWRITEBYTECODE, so without it every parse would compile dags/utils again).
+PYTHONDONTWRITEBYTECODE, so without it every parse would compile dags/batchserving_dags again).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Batch inference: start-up cost of a scheduled run, and streaming throughput and memory.
 
-1. ``python -m stages.predict`` scoring 5 samples vs a bare
+1. ``python -m batchserving.serving.predict`` scoring 5 samples vs a bare
    ``python -c "import joblib; joblib.load(model).predict(X)"`` on the same model (target ≤ 1.5×).
 2. Large batch (Parquet in, Parquet out), 5,000,000 rows, each run in its own subprocess:
    streaming throughput vs min(read-only, predict-only) throughput (target ≥ 0.7), and peak RSS
@@ -9,7 +9,7 @@
    in memory, with the same model and ``n_jobs``.
 
 The model is the project's RandomForest (``params.yaml`` ``train``), fitted on Iris here, and
-deployed into a temp dir with ``stages.serving.deploy_model``; everything is in a temp dir.
+deployed with ``batchserving.serving.deployment.deploy_model``; everything is in a temp dir.
 """
 
 from __future__ import annotations
@@ -32,14 +32,14 @@ SMALL_ROWS = 500_000
 READ_ONLY = """
 import sys, time, pyarrow.parquet as pq
 start = time.perf_counter()
-source = pq.ParquetFile(sys.argv[1], pre_buffer=False)  # as stages.predict reads
+source = pq.ParquetFile(sys.argv[1], pre_buffer=False)  # as batchserving.serving.tables reads
 rows = sum(b.num_rows for b in source.iter_batches(int(sys.argv[2])))
 print(rows / (time.perf_counter() - start))
 """
 
 PREDICT_ONLY = """
 import sys, time, joblib, pandas as pd
-from stages.predict import FEATURES
+from batchserving.training.iris import FEATURES
 model = joblib.load(sys.argv[1]); model.n_jobs = int(sys.argv[3])
 features = pd.read_parquet(sys.argv[2], columns=FEATURES)
 start = time.perf_counter()
@@ -76,16 +76,16 @@ def setup(work: Path) -> Path:
     import pandas as pd
     from sklearn.datasets import load_iris
 
-    from stages.iris import CLASSES, FEATURES
-    from stages.params import load_section
-    from stages.serving import deploy_model
-    from stages.train import fit_model, parse_train_params
+    from batchserving.core.params import TrainParams
+    from batchserving.serving.deployment import deploy_model
+    from batchserving.training.iris import CLASSES, FEATURES
+    from stages.train import fit_model
 
     shutil.copy(ROOT / "params.yaml", work / "params.yaml")
     iris = load_iris()
     frame = pd.DataFrame(iris.data, columns=FEATURES)
     frame["species"] = [CLASSES[i] for i in iris.target]
-    model = fit_model(frame, parse_train_params(load_section("train", ROOT / "params.yaml")))
+    model = fit_model(frame, TrainParams.load(ROOT / "params.yaml"))
     joblib.dump(model, work / "model.joblib")
     record = {"artifact": "iris-model", "version": "v0.0.1", "commit": "0" * 40}
     deploy_model(work / "output/serving", work / "model.joblib", {**record, "promoted_at": "-"})
@@ -98,7 +98,7 @@ def make_input(path: Path, rows: int) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from stages.predict import FEATURES
+    from batchserving.training.iris import FEATURES
 
     rng = np.random.default_rng(0)
     table = pa.table({c: rng.uniform(0.1, 8.0, rows) for c in FEATURES})
@@ -108,12 +108,18 @@ def make_input(path: Path, rows: int) -> None:
 def startup_figure(work: Path, model: Path) -> Figure:
     rows = [[5.1, 3.5, 1.4, 0.2], [6.2, 2.9, 4.3, 1.3], [7.7, 3.0, 6.1, 2.3], [5.0, 3.4, 1.5, 0.2]]
     bare = [sys.executable, "-c", BARE.format(model=model, rows=[*rows, rows[0]])]
-    ours = [sys.executable, "-m", "stages.predict", "--logical-date", "2026-01-01T00:05:00Z"]
+    ours = [
+        sys.executable,
+        "-m",
+        "batchserving.serving.predict",
+        "--logical-date",
+        "2026-01-01T00:05:00Z",
+    ]
     child(ours, work)  # warm the page cache for both
     bare_s = median_seconds(lambda: child(bare, work), repeat=3)
     ours_s = median_seconds(lambda: child(ours, work), repeat=3)
     return Figure(
-        "5-sample run: stages.predict / bare joblib predict",
+        "5-sample run: serving.predict / bare joblib predict",
         ours_s / bare_s,
         1.5,
         f"{ours_s:.2f} s vs {bare_s:.2f} s",
@@ -121,17 +127,16 @@ def startup_figure(work: Path, model: Path) -> Figure:
 
 
 def large_figures(work: Path, model: Path) -> list[Figure]:
-    from stages.params import load_section
-    from stages.predict import parse_inference_params
+    from batchserving.core.params import InferenceParams
 
-    params = parse_inference_params(load_section("inference", work / "params.yaml"))
+    params = InferenceParams.load(work / "params.yaml")
     big, small = work / "big.parquet", work / "small.parquet"
     make_input(big, LARGE_ROWS)
     make_input(small, SMALL_ROWS)
 
     def score(source: Path) -> tuple[float, float, float]:
         """Wall seconds, peak RSS and the stage's own scoring rate (read + predict + write)."""
-        cmd = [sys.executable, "-m", "stages.predict", "--input", source.name]
+        cmd = [sys.executable, "-m", "batchserving.serving.predict", "--input", source.name]
         wall, rss, out = child([*cmd, "--output", f"scored-{source.stem}.parquet"], work)
         match = re.search(r"wrote (\d+) rows .* in ([0-9.]+) s", out)
         assert match, out

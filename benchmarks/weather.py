@@ -15,11 +15,12 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from batchserving.weather.fake_kma import forecast_items
+from batchserving.weather.issuance import KST, Issuance
+from batchserving.weather.kma import Fetched
 from benchmarks.common import Figure
 from stages.fetch_weather import raw_record
-from stages.kma import KST, Fetched, Issuance
 from stages.preprocess_weather import update
-from tests.fakes.kma import forecast_items
 
 DAY, YEAR = 24, 8_760
 SAMPLES = 7

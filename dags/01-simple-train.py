@@ -22,8 +22,8 @@ from datetime import timedelta
 
 import pendulum
 from airflow.sdk import DAG
-from utils.model_repo import update_and_register
-from utils.slack_notifier import failure_alert
+from batchserving_dags.model_repo import update_and_register
+from batchserving_dags.slack_notifier import failure_alert
 
 with DAG(
     dag_id="simple_train",

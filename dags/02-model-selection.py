@@ -27,9 +27,9 @@ import pendulum
 from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.providers.standard.operators.python import BranchPythonOperator, PythonOperator
 from airflow.sdk import DAG
-from utils import selection
-from utils.model_repo import repo_task, update_and_register
-from utils.slack_notifier import failure_alert
+from batchserving_dags import selection
+from batchserving_dags.model_repo import repo_task, update_and_register
+from batchserving_dags.slack_notifier import failure_alert
 
 with DAG(
     dag_id="model_selection",
@@ -47,14 +47,14 @@ with DAG(
     },
 ) as dag:
     repro_evaluate, register_model = update_and_register()
-    compare = repo_task("compare", "python -m stages.selection compare")
+    compare = repo_task("compare", "batchserving.selection.compare")
     choose_branch = BranchPythonOperator(
         task_id="choose_branch", python_callable=selection.choose_branch
     )
     # The promote task's last output line (its XCom) is the summary that goes to Slack.
     promote = repo_task(
         selection.PROMOTE_TASK,
-        "python -m stages.promote promote",
+        "batchserving.selection.promote promote",
         on_success_callback=selection.summary_alert(selection.PROMOTE_TASK),
     )
     keep_champion = PythonOperator(

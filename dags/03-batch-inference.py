@@ -3,13 +3,14 @@
 
 Every 5 minutes, score a few Iris rows with the deployed model and write them with lineage.
 
-`predict` runs `python -m stages.predict` in `MODEL_REPO` (default: the project root). It
-loads only `output/serving/model.joblib` and its record `model.json` (checked by md5),
-never the training workspace, never dvc or git, so it does not need pool `model_repo` or
-the repo lock. It draws `inference.n_samples` rows seeded from the run's logical date and
-writes `output/predictions/<YYYY-MM-DD>/<YYYY-MM-DDTHH-MM-SSZ>.csv` (UTC) atomically, one
-row per sample: the features, `predicted_class`, `probability`, `model_version`,
-`model_commit`, `run_id`. Re-running a run rewrites the same file with the same content.
+`predict` runs `python -m batchserving.serving.predict` in `MODEL_REPO` (default: the
+project root). It loads only `output/serving/model.joblib` and its record `model.json`
+(checked by md5), never the training workspace, never dvc or git, so it does not need pool
+`model_repo` or the repo lock. It draws `inference.n_samples` rows seeded from the run's
+logical date and writes `output/predictions/<YYYY-MM-DD>/<YYYY-MM-DDTHH-MM-SSZ>.csv` (UTC)
+atomically, one row per sample: the features, `predicted_class`, `probability`,
+`model_version`, `model_commit`, `run_id`. Re-running a run rewrites the same file with
+the same content.
 
 **Large batch**: trigger with run conf `{"input_path": "data/big.parquet"}` (CSV or
 Parquet, relative to the model repo) and optionally `"output_path"` (`.csv` or
@@ -27,15 +28,15 @@ import shlex
 from datetime import timedelta
 
 import pendulum
-from airflow.providers.standard.operators.bash import BashOperator
 from airflow.sdk import DAG
-from utils.model_repo import PROJECT_ROOT
-from utils.slack_notifier import failure_alert
+from batchserving_dags.model_repo import PROJECT_ROOT, PYTHON, ProjectBashOperator
+from batchserving_dags.slack_notifier import failure_alert
 
 # Run values reach the command through the environment, never pasted into the shell text:
 # a run id or a conf path with quotes or `;` in it stays one argument.
 PREDICT_COMMAND = (
-    f'cd "${{MODEL_REPO:-{shlex.quote(PROJECT_ROOT)}}}" && exec python -m stages.predict '
+    f'cd "${{MODEL_REPO:-{shlex.quote(PROJECT_ROOT)}}}" && '
+    f"exec {PYTHON} -m batchserving.serving.predict "
     '--logical-date "$PREDICT_LOGICAL_DATE" --run-id "$PREDICT_RUN_ID" '
     '--input "$PREDICT_INPUT" --output "$PREDICT_OUTPUT"'
 )
@@ -55,7 +56,7 @@ with DAG(
         "on_failure_callback": failure_alert(),
     },
 ) as dag:
-    predict = BashOperator(
+    predict = ProjectBashOperator(
         task_id="predict",
         bash_command=PREDICT_COMMAND,
         env={
@@ -65,5 +66,5 @@ with DAG(
             "PREDICT_OUTPUT": "{{ (dag_run.conf or {}).get('output_path', '') }}",
         },
         append_env=True,  # keep PATH, MODEL_REPO and the rest of the worker's environment
-        skip_on_exit_code=99,  # stages.predict: nothing deployed yet
+        skip_on_exit_code=99,  # batchserving.serving.predict: nothing deployed yet
     )

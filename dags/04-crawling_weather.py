@@ -27,9 +27,9 @@ from datetime import timedelta
 
 import pendulum
 from airflow.sdk import DAG
-from utils.kma_connection import KmaBashOperator
-from utils.model_repo import repo_task
-from utils.slack_notifier import failure_alert
+from batchserving_dags.kma_connection import KmaBashOperator
+from batchserving_dags.model_repo import repo_task
+from batchserving_dags.slack_notifier import failure_alert
 
 
 def kst_iso(instant) -> str:
@@ -58,10 +58,9 @@ with DAG(
         "dvc repro --single-item fetch_weather",
         operator=KmaBashOperator,
         env={"WEATHER_RUN_AT": "{{ (dag_run.logical_date or dag_run.run_after) | kst_iso }}"},
-        append_env=True,
     )
     # --single-item: fetch_weather is always_changed and must not run again without its key.
     preprocess = repo_task("preprocess", "dvc repro --single-item preprocess_weather")
-    commit = repo_task("commit", "python -m stages.registry commit")
+    commit = repo_task("commit", "batchserving.registry.register commit")
 
     fetch >> preprocess >> commit

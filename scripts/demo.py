@@ -59,7 +59,7 @@ def has_connection(conn_id: str) -> bool:
 def fake_kma_server() -> Generator[str, None, None]:
     """The local fake KMA server (simulated forecasts); yields its base URL."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.fakes.kma", "--port", "0", "--key", FAKE_KEY],
+        [sys.executable, "-m", "batchserving.weather.fake_kma", "--port", "0", "--key", FAKE_KEY],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,

@@ -1,1 +1,1 @@
-"""DVC stages and the shared pieces they need (params, atomic writes, repo lock, registry)."""
+"""The DVC stages `dvc.yaml` runs, one module each (prepare, train, evaluate, weather)."""

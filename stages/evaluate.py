@@ -8,33 +8,18 @@ from typing import Any
 
 import joblib
 import pandas as pd
-from sklearn.metrics import accuracy_score, f1_score
 
-from stages.atomic import atomic_open, write_json
-from stages.iris import CLASSES, FEATURES, TARGET, load_dataset, split_rows
-from stages.params import ParamsError, load_section
-from stages.train import parse_train_params
-
-# Metrics are rounded so that metrics.json is byte-identical across platforms and
-# small float noise never shows up as a "change" in `dvc metrics diff`.
-DIGITS = 6
-
-
-def score_model(model: Any, test: pd.DataFrame) -> dict[str, Any]:
-    """Accuracy, macro F1 and per-class F1 of ``model`` on ``test``."""
-    predicted = model.predict(test[FEATURES])
-    per_class = f1_score(test[TARGET], predicted, labels=CLASSES, average=None, zero_division=0)
-    return {
-        "accuracy": round(float(accuracy_score(test[TARGET], predicted)), DIGITS),
-        "f1_macro": round(
-            float(f1_score(test[TARGET], predicted, average="macro", zero_division=0)), DIGITS
-        ),
-        "f1_per_class": {
-            name: round(float(score), DIGITS)
-            for name, score in zip(CLASSES, per_class, strict=True)
-        },
-        "n_test": len(test),
-    }
+from batchserving.core.atomic import atomic_open, write_json
+from batchserving.core.names import (
+    CONFUSION_PLOT,
+    DATA_PATH,
+    IMPORTANCE_PLOT,
+    METRICS_FILE,
+    MODEL_PATH,
+)
+from batchserving.core.params import ParamsError, TrainParams
+from batchserving.training.iris import FEATURES, TARGET, load_dataset, split_rows
+from batchserving.training.metrics import DIGITS, score_model
 
 
 def confusion_rows(model: Any, test: pd.DataFrame) -> pd.DataFrame:
@@ -63,19 +48,20 @@ def write_csv(frame: pd.DataFrame, path: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--data", default="output/data/iris.csv")
-    parser.add_argument("--model", default="output/model/model.joblib")
-    parser.add_argument("--metrics", default="metrics.json")
-    parser.add_argument("--plots-dir", default="output/plots")
+    parser.add_argument("--data", default=DATA_PATH)
+    parser.add_argument("--model", default=MODEL_PATH)
+    parser.add_argument("--metrics", default=METRICS_FILE)
+    parser.add_argument("--confusion", default=CONFUSION_PLOT)
+    parser.add_argument("--importance", default=IMPORTANCE_PLOT)
     args = parser.parse_args()
     try:
-        params = parse_train_params(load_section("train"))
+        params = TrainParams.load()
     except ParamsError as exc:
         sys.exit(f"evaluate: {exc}")
     _, test = split_rows(load_dataset(args.data), params.test_size, params.random_state)
     model = joblib.load(args.model)
-    write_csv(confusion_rows(model, test), f"{args.plots_dir}/confusion.csv")
-    write_csv(feature_importance(model), f"{args.plots_dir}/feature_importance.csv")
+    write_csv(confusion_rows(model, test), args.confusion)
+    write_csv(feature_importance(model), args.importance)
     write_json(args.metrics, score_model(model, test))
 
 

@@ -17,15 +17,15 @@ import argparse
 import json
 import os
 import sys
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from stages.atomic import write_json
-from stages.kma import (
-    DEFAULT_BASE_URL,
-    KST,
+from batchserving.core.atomic import write_json
+from batchserving.core.names import WEATHER_RAW_DIR
+from batchserving.core.params import ParamsError, WeatherParams
+from batchserving.weather.issuance import KST
+from batchserving.weather.kma import (
     OPERATION,
     ClientSettings,
     Fetched,
@@ -34,60 +34,10 @@ from stages.kma import (
     normalise_key,
     scrub,
 )
-from stages.params import ParamsError, load_section, require
 
 KEY_ENV = "KMA_SERVICE_KEY"
 BASE_URL_ENV = "KMA_BASE_URL"
 RUN_AT_ENV = "WEATHER_RUN_AT"
-
-
-@dataclass(frozen=True)
-class WeatherParams:
-    """The ``weather`` section of params.yaml, validated."""
-
-    base_url: str
-    nx: int
-    ny: int
-    num_of_rows: int
-    retries: int
-    backoff_seconds: float
-    backoff_max_seconds: float
-    connect_timeout_seconds: float
-    read_timeout_seconds: float
-    step_back_limit: int
-
-
-def parse_weather_params(section: dict[str, Any]) -> WeatherParams:
-    """Validate the ``weather`` section; raise ParamsError naming the key and allowed values."""
-
-    def number(key: str, allowed: str, check) -> float:
-        return float(require(section, "weather", key, (int, float), allowed, check))
-
-    def url(v: str) -> bool:
-        return v.startswith(("http://", "https://"))
-
-    return WeatherParams(
-        base_url=require(section, "weather", "base_url", str, "an http(s) URL", url),
-        nx=require(
-            section, "weather", "nx", int, "a grid x from 1 to 149", lambda v: 1 <= v <= 149
-        ),
-        ny=require(
-            section, "weather", "ny", int, "a grid y from 1 to 253", lambda v: 1 <= v <= 253
-        ),
-        num_of_rows=require(
-            section, "weather", "num_of_rows", int, "an integer >= 60", lambda v: v >= 60
-        ),
-        retries=require(
-            section, "weather", "retries", int, "an integer from 0 to 10", lambda v: 0 <= v <= 10
-        ),
-        backoff_seconds=number("backoff_seconds", "seconds >= 0", lambda v: v >= 0),
-        backoff_max_seconds=number("backoff_max_seconds", "seconds >= 0", lambda v: v >= 0),
-        connect_timeout_seconds=number("connect_timeout_seconds", "seconds > 0", lambda v: v > 0),
-        read_timeout_seconds=number("read_timeout_seconds", "seconds > 0", lambda v: v > 0),
-        step_back_limit=require(
-            section, "weather", "step_back_limit", int, "0 to 72", lambda v: 0 <= v <= 72
-        ),
-    )
 
 
 def run_instant(raw: str | None) -> datetime:
@@ -113,17 +63,9 @@ def settings_from(params: WeatherParams, environ: dict[str, str]) -> ClientSetti
             f"{KEY_ENV} (and {BASE_URL_ENV} to use another endpoint)"
         )
     return ClientSettings(
-        base_url=environ.get(BASE_URL_ENV) or params.base_url or DEFAULT_BASE_URL,
+        params=params,
+        base_url=environ.get(BASE_URL_ENV) or params.base_url,
         service_key=normalise_key(key),
-        nx=params.nx,
-        ny=params.ny,
-        num_of_rows=params.num_of_rows,
-        retries=params.retries,
-        backoff_seconds=params.backoff_seconds,
-        backoff_max_seconds=params.backoff_max_seconds,
-        connect_timeout_seconds=params.connect_timeout_seconds,
-        read_timeout_seconds=params.read_timeout_seconds,
-        step_back_limit=params.step_back_limit,
     )
 
 
@@ -166,16 +108,16 @@ def save_issuance(raw_dir: Path, fetched: Fetched, fetched_at: datetime) -> tupl
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--raw-dir", default="output/weather/raw")
+    parser.add_argument("--raw-dir", default=WEATHER_RAW_DIR)
     args = parser.parse_args()
     key = os.environ.get(KEY_ENV)
     try:
-        params = parse_weather_params(load_section("weather"))
+        params = WeatherParams.load()
         settings = settings_from(params, dict(os.environ))
         run_at = run_instant(os.environ.get(RUN_AT_ENV))
         print(
             f"fetch_weather: run at {run_at.astimezone(KST).isoformat()} (KST), "
-            f"nx={settings.nx} ny={settings.ny}, {settings.url}",
+            f"nx={settings.params.nx} ny={settings.params.ny}, {settings.url}",
             flush=True,
         )
         fetched = fetch_latest(settings, run_at)

@@ -7,8 +7,9 @@ import argparse
 import pandas as pd
 from sklearn.datasets import load_iris
 
-from stages.atomic import atomic_open
-from stages.iris import CLASSES, FEATURES, TARGET
+from batchserving.core.atomic import atomic_open
+from batchserving.core.names import DATA_PATH
+from batchserving.training.iris import CLASSES, FEATURES, TARGET
 
 
 def iris_frame() -> pd.DataFrame:
@@ -21,7 +22,7 @@ def iris_frame() -> pd.DataFrame:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--output", default="output/data/iris.csv")
+    parser.add_argument("--output", default=DATA_PATH)
     args = parser.parse_args()
     with atomic_open(args.output, "w", encoding="utf-8", newline="") as fh:
         iris_frame().to_csv(fh, index=False, lineterminator="\n")

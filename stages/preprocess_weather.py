@@ -36,7 +36,8 @@ from typing import Any
 
 import pandas as pd
 
-from stages.atomic import write_json, write_with
+from batchserving.core.atomic import write_json, write_with
+from batchserving.core.names import WEATHER_DIR, WEATHER_RAW_DIR
 
 KEY = ["nx", "ny", "fcstDate", "fcstTime", "category", "baseDate", "baseTime"]
 HOUR = ["nx", "ny", "fcstDate", "fcstTime"]
@@ -276,25 +277,9 @@ def dates_before(dates: Iterable[str]) -> set[str]:
     return out
 
 
-def update(raw_dir: Path, out_dir: Path, rebuild: bool = False) -> list[str]:
-    """Process new/changed raw issuances into ``out_dir``; return the issuances processed."""
-    history_dir, latest_dir, state_path = (
-        out_dir / "history",
-        out_dir / "latest",
-        out_dir / "state.json",
-    )
-    if rebuild:
-        for d in (history_dir, latest_dir):
-            shutil.rmtree(d, ignore_errors=True)
-        state_path.unlink(missing_ok=True)
-    state = load_state(state_path)
-    todo, recent = pending(raw_dir, state)
-    if not todo:
-        return []
-    new = pd.concat([read_raw(raw_dir / f"{name}.json") for name in todo], ignore_index=True)
+def merge_history(history_dir: Path, new: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Each touched issue-date partition with the processed issuances' rows replaced."""
     reprocessed = set(new["baseDate"] + new["baseTime"])
-
-    # History: replace each processed issuance's rows in its issue-date partition.
     history: dict[str, pd.DataFrame] = {}
     for base_date, rows in new.groupby("baseDate"):
         old = read_partition(history_dir / f"{base_date}.parquet", HISTORY_COLUMNS)
@@ -303,8 +288,13 @@ def update(raw_dir: Path, out_dir: Path, rebuild: bool = False) -> list[str]:
         merged = pd.concat([old, rows] if len(old) else [rows], ignore_index=True)
         merged = dedupe_latest(merged, KEY).sort_values(KEY, kind="stable")
         history[base_date] = typed(merged[HISTORY_COLUMNS].reset_index(drop=True))
+    return history
 
-    # Latest: recompute the touched forecast hours from every issuance that forecasts them.
+
+def write_latest(
+    latest_dir: Path, history_dir: Path, history: dict[str, pd.DataFrame], new: pd.DataFrame
+) -> None:
+    """Recompute the touched forecast hours from every issuance that forecasts them."""
     hours = new[HOUR].drop_duplicates()
     sources = []
     for base_date in sorted(dates_before(hours["fcstDate"])):
@@ -322,6 +312,26 @@ def update(raw_dir: Path, out_dir: Path, rebuild: bool = False) -> list[str]:
             old = old[old["_merge"] == "left_only"].drop(columns="_merge")
         merged = pd.concat([old, rows] if len(old) else [rows], ignore_index=True)
         write_partition(path, typed(merged.sort_values(HOUR, kind="stable").reset_index(drop=True)))
+
+
+def update(raw_dir: Path, out_dir: Path, rebuild: bool = False) -> list[str]:
+    """Process new/changed raw issuances into ``out_dir``; return the issuances processed."""
+    history_dir, latest_dir, state_path = (
+        out_dir / "history",
+        out_dir / "latest",
+        out_dir / "state.json",
+    )
+    if rebuild:
+        for d in (history_dir, latest_dir):
+            shutil.rmtree(d, ignore_errors=True)
+        state_path.unlink(missing_ok=True)
+    state = load_state(state_path)
+    todo, recent = pending(raw_dir, state)
+    if not todo:
+        return []
+    new = pd.concat([read_raw(raw_dir / f"{name}.json") for name in todo], ignore_index=True)
+    history = merge_history(history_dir, new)
+    write_latest(latest_dir, history_dir, history, new)
     for base_date, frame in history.items():
         write_partition(history_dir / f"{base_date}.parquet", frame)
 
@@ -337,8 +347,8 @@ def update(raw_dir: Path, out_dir: Path, rebuild: bool = False) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--raw-dir", default="output/weather/raw")
-    parser.add_argument("--out-dir", default="output/weather")
+    parser.add_argument("--raw-dir", default=WEATHER_RAW_DIR)
+    parser.add_argument("--out-dir", default=WEATHER_DIR)
     parser.add_argument("--rebuild", action="store_true", help="reprocess every raw file")
     args = parser.parse_args()
     try:

@@ -4,59 +4,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import dataclass
-from typing import Any
 
 import joblib
 import pandas as pd
 from sklearn.ensemble import RandomForestClassifier
 
-from stages.atomic import write_with
-from stages.iris import FEATURES, TARGET, load_dataset, split_rows
-from stages.params import ParamsError, load_section, require
-
-
-@dataclass(frozen=True)
-class TrainParams:
-    """The ``train`` section of params.yaml, validated."""
-
-    random_state: int
-    n_estimators: int
-    max_depth: int | None
-    test_size: float
-
-
-def parse_train_params(section: dict[str, Any]) -> TrainParams:
-    """Validate the ``train`` section; raise ParamsError naming the key and allowed values."""
-    return TrainParams(
-        random_state=require(
-            section, "train", "random_state", int, "an integer >= 0", lambda v: v >= 0
-        ),
-        n_estimators=require(
-            section,
-            "train",
-            "n_estimators",
-            int,
-            "an integer from 1 to 10000",
-            lambda v: 1 <= v <= 10_000,
-        ),
-        max_depth=require(
-            section,
-            "train",
-            "max_depth",
-            (int, type(None)),
-            "null (unlimited) or an integer >= 1",
-            lambda v: v is None or v >= 1,
-        ),
-        test_size=require(
-            section,
-            "train",
-            "test_size",
-            float,
-            "a number strictly between 0 and 1, e.g. 0.3",
-            lambda v: 0.0 < v < 1.0,
-        ),
-    )
+from batchserving.core.atomic import write_with
+from batchserving.core.names import DATA_PATH, MODEL_PATH
+from batchserving.core.params import ParamsError, TrainParams
+from batchserving.training.iris import FEATURES, TARGET, load_dataset, split_rows
 
 
 def fit_model(train: pd.DataFrame, params: TrainParams) -> RandomForestClassifier:
@@ -73,11 +29,11 @@ def fit_model(train: pd.DataFrame, params: TrainParams) -> RandomForestClassifie
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--data", default="output/data/iris.csv")
-    parser.add_argument("--model", default="output/model/model.joblib")
+    parser.add_argument("--data", default=DATA_PATH)
+    parser.add_argument("--model", default=MODEL_PATH)
     args = parser.parse_args()
     try:
-        params = parse_train_params(load_section("train"))
+        params = TrainParams.load()
     except ParamsError as exc:
         sys.exit(f"train: {exc}")
     train, _ = split_rows(load_dataset(args.data), params.test_size, params.random_state)

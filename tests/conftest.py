@@ -61,11 +61,26 @@ def run(cmd: list[str], cwd: Path | None = None, **kwargs) -> subprocess.Complet
     return result
 
 
+def git(repo: Path, *args: str) -> str:
+    """Run git in ``repo``; return its output, failing the test if git fails."""
+    return run(["git", *args], cwd=repo).stdout
+
+
+def set_params(repo: Path, section: str, **values: object) -> None:
+    """Set ``section.key = value`` in the repo's params.yaml, as a person editing it would."""
+    import yaml
+
+    path = repo / "params.yaml"
+    params = yaml.safe_load(path.read_text(encoding="utf-8"))
+    params[section].update(values)
+    path.write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+
+
 @pytest.fixture(scope="session")
 def airflow_db() -> None:
-    """An initialised metadata DB with the project's pool, made by the real CLI (as `make`)."""
+    """An initialised metadata DB with the project's pool, made as `make setup` makes it."""
     run(["airflow", "db", "migrate"])
-    run(["airflow", "pools", "set", "model_repo", "1", "Writers of the model repo"])
+    run([sys.executable, "-m", "batchserving.core.airflow_setup"])
 
 
 def tree_digest(root: Path) -> dict[str, str]:

@@ -1,4 +1,4 @@
-"""Every DAG file parses cleanly and follows the rules of the house (DESIGN.md)."""
+"""Every DAG file parses cleanly and follows the rules of the house (README "Layout")."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ from datetime import timedelta
 
 import pytest
 
+from batchserving.core.names import POOL
 from tests.conftest import DAGS_FOLDER
 
-# dag_id -> cron expression, all in Asia/Seoul (DESIGN rule 3).
+# dag_id -> cron expression, all in Asia/Seoul .
 EXPECTED_SCHEDULES = {
     "simple_train": "30 0 * * *",
     "model_selection": "30 0 * * *",
@@ -18,7 +19,7 @@ EXPECTED_SCHEDULES = {
     "crawling_weather": "45 * * * *",
 }
 DAG_FILES = sorted(DAGS_FOLDER.glob("*.py"))
-# Imports that cost seconds, or do I/O, and belong in stages/ (DESIGN rule 1).
+# Imports that cost seconds, or do I/O, and belong in stages/ (the rules of the house).
 HEAVY_MODULES = {"pandas", "numpy", "sklearn", "dvc", "gto", "requests", "joblib", "pyarrow"}
 
 
@@ -91,8 +92,8 @@ def test_repo_writers_run_in_the_pool(dagbag) -> None:
         (dag.dag_id, task)
         for dag in dagbag.dags.values()
         for task in dag.tasks
-        if "stages.locked" in str(getattr(task, "bash_command", ""))
+        if "batchserving.core.lock" in str(getattr(task, "bash_command", ""))
     ]
     assert writers, "no task writes the model repo"
     for dag_id, task in writers:
-        assert task.pool == "model_repo", f"{dag_id}.{task.task_id}"
+        assert task.pool == POOL, f"{dag_id}.{task.task_id}"

@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-import hashlib
 import subprocess
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from stages.registry import ARTIFACT, model_hash
+from batchserving.core.names import ARTIFACT
+from batchserving.registry.dvclock import model_hash
+from batchserving.serving.deployment import file_md5
+from tests.conftest import git
 
 LOCK_CONTENTION = ("Unable to acquire lock", "is busy")
-
-
-def git(repo: Path, *args: str) -> str:
-    result = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=True)
-    return result.stdout
-
-
-def file_md5(path: Path) -> str:
-    return hashlib.md5(path.read_bytes()).hexdigest()  # DVC's content hash
 
 
 def in_dvc_storage(repo: Path, md5: str) -> bool:
@@ -65,7 +58,7 @@ def current_prod(repo: Path) -> list[Prod]:
 
 def deployment_problems(repo: Path, prod: Prod) -> list[str]:
     """output/serving must hold exactly the prod version's model, described by model.json."""
-    from stages.serving import read_deployment
+    from batchserving.serving.deployment import read_deployment
 
     deployment = read_deployment(repo / "output" / "serving")
     record = deployment.record

@@ -21,7 +21,7 @@ from tests.conftest import snapshot_project
 from tests.e2e.airflow_server import AirflowServer
 from tests.fakes.slack import SlackReceiver
 
-# The final contract: exactly these four DAGs (DESIGN "Layout").
+# The final contract: exactly these four DAGs.
 EXPECTED_DAGS = {"simple_train", "model_selection", "batch_inference", "crawling_weather"}
 
 
@@ -34,12 +34,12 @@ class E2E:
     slack: SlackReceiver
     slack_url: str  # secret: the webhook URL
     kma_key: str  # secret: the KMA service key
-    kma: object | None  # tests.fakes.kma.FakeKma, when that module exists
+    kma: object | None  # batchserving.weather.fake_kma.FakeKma, when that module exists
 
 
 def start_fake_kma(stack: ExitStack, key: str):
     """Start tests/fakes/kma.py's server accepting ``key`` (None if there is no fake)."""
-    if importlib.util.find_spec("tests.fakes.kma") is None:
+    if importlib.util.find_spec("batchserving.weather.fake_kma") is None:
         return None
     from tests.fakes import kma
 

@@ -4,11 +4,11 @@ Afterwards: no stale lock blocks anyone (the repo lock is an flock, released by 
 kernel when its holder dies; DVC's own locks likewise), the versions, tags and deployment
 that existed are untouched, and the next run succeeds with no manual cleanup.
 
-Three kill points, each with the task's own command (``python -m stages.locked ...``) in a
+Three kill points, each with the task's own command (``python -m batchserving.core.lock ...``) in a
 process group of its own, killed whole: mid-training (``dvc repro evaluate`` while the
 train stage runs), mid-promotion (after the ``iris-model#prod#N`` tag, before the
-deployment; held there by the test-only ``MODEL_REPO_TEST_PAUSE_AFTER_TAG`` of
-stages/promote.py, as the natural window is ~0.1 s) and mid-weather-fetch (while the fake
+deployment; held there by a git ``reference-transaction`` hook the test installs in its
+clone, as the natural window is ~0.1 s) and mid-weather-fetch (while the fake
 KMA server holds its answer). The pieces: start the command with ``start_writer()``,
 ``kill_when()`` its output or process tree shows the point, then check with a
 ``RepoState`` captured before.
@@ -29,9 +29,9 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from stages.locked import LOCK_FILE
-from stages.promote import PAUSE_AFTER_TAG_ENV
-from tests.conftest import PROJECT_ROOT, tree_digest
+from batchserving.core.names import LOCK_FILE
+from batchserving.weather.fake_kma import FakeKma
+from tests.conftest import PROJECT_ROOT, set_params, tree_digest
 from tests.e2e.checks import (
     LOCK_CONTENTION,
     Prod,
@@ -40,14 +40,13 @@ from tests.e2e.checks import (
     git,
     registry_problems,
 )
-from tests.fakes.kma import FakeKma
 
 PYTHON = sys.executable
 
 
 def locked(*command: str) -> list[str]:
-    """The command line a DAG task runs: ``python -m stages.locked COMMAND``."""
-    return [PYTHON, "-m", "stages.locked", *command]
+    """The command line a DAG task runs: ``python -m batchserving.core.lock COMMAND``."""
+    return [PYTHON, "-m", "batchserving.core.lock", *command]
 
 
 def writer_env(repo: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -188,7 +187,7 @@ def assert_recovered(repo: Path, before: RepoState) -> None:
 def test_kill_during_training_leaves_no_stale_lock_and_no_damage(model_repo: Path) -> None:
     # A registered version exists before the crash.
     run_writer(model_repo, "dvc", "repro", "evaluate")
-    run_writer(model_repo, "python", "-m", "stages.registry", "register")
+    run_writer(model_repo, "python", "-m", "batchserving.registry.register", "register")
     before = RepoState.capture(model_repo)
     assert [t for t in before.tags if t.startswith("iris-model@")] == ["iris-model@v0.0.1"]
 
@@ -206,7 +205,7 @@ def test_kill_during_training_leaves_no_stale_lock_and_no_damage(model_repo: Pat
     # The next run needs no cleanup: it trains, registers a new version, meets no busy lock.
     started = time.monotonic()
     output = run_writer(model_repo, "dvc", "repro", "evaluate")
-    output += run_writer(model_repo, "python", "-m", "stages.registry", "register")
+    output += run_writer(model_repo, "python", "-m", "batchserving.registry.register", "register")
     assert time.monotonic() - started < 120
     assert not [m for m in LOCK_CONTENTION if m in output], output
     assert "registered iris-model@v0.0.2" in output
@@ -218,21 +217,32 @@ def test_kill_during_training_leaves_no_stale_lock_and_no_damage(model_repo: Pat
 # -- kill -9 mid-promotion: after the prod tag, before the deployment --------------------
 
 PROMOTION_STEPS = (  # the tasks of model_selection, in order (dags/02-model-selection.py)
-    ("python", "-m", "stages.repro", "evaluate"),
-    ("python", "-m", "stages.registry", "register"),
-    ("python", "-m", "stages.selection", "compare"),
-    ("python", "-m", "stages.promote", "promote"),
+    ("python", "-m", "batchserving.core.repro", "evaluate"),
+    ("python", "-m", "batchserving.registry.register", "register"),
+    ("python", "-m", "batchserving.selection.compare"),
+    ("python", "-m", "batchserving.selection.promote", "promote"),
 )
 PROMOTE = PROMOTION_STEPS[-1]
 
 
-def set_train_params(repo: Path, **values: int) -> None:
-    params = repo / "params.yaml"
-    text = params.read_text()
-    for key, value in values.items():
-        text, count = re.subn(rf"(?m)^(\s*{key}:\s*)\S+", rf"\g<1>{value}", text)
-        assert count == 1, key
-    params.write_text(text)
+def hold_after_prod_tag(repo: Path) -> Path:
+    """Install a git hook that holds the process once a prod tag is written; return its marker.
+
+    ``reference-transaction`` runs after git commits a ref update: when the update names a
+    prod tag, the hook touches the marker and sleeps, so the promotion stops right after
+    the tag and before the deployment, from outside the product's code.
+    """
+    marker = repo.parent / "prod-tag-written"
+    hook = repo / ".git" / "hooks" / "reference-transaction"
+    hook.write_text(
+        "#!/bin/sh\n"
+        '[ "$1" = committed ] || exit 0\n'
+        "grep -q 'refs/tags/iris-model#prod#' || exit 0\n"
+        f"touch '{marker}'\n"
+        "exec sleep 300\n"
+    )
+    hook.chmod(0o755)
+    return marker
 
 
 def assert_serves(repo: Path, prod: Prod) -> None:
@@ -240,8 +250,8 @@ def assert_serves(repo: Path, prod: Prod) -> None:
     import joblib
     import pandas as pd
 
-    from stages.iris import CLASSES, FEATURES
-    from stages.serving import read_deployment
+    from batchserving.serving.deployment import read_deployment
+    from batchserving.training.iris import CLASSES, FEATURES
 
     assert deployment_problems(repo, prod) == []
     model = joblib.load(read_deployment(repo / "output" / "serving").model_path)
@@ -253,20 +263,22 @@ def test_kill_between_prod_tag_and_deployment_keeps_old_deployment_and_recovers(
     model_repo: Path,
 ) -> None:
     # v0.0.1 (a weak forest) is prod and deployed; v0.0.2 (the default params) beats it.
-    set_train_params(model_repo, n_estimators=1, max_depth=1)
+    set_params(model_repo, "train", n_estimators=1, max_depth=1)
     for step in PROMOTION_STEPS:
         run_writer(model_repo, *step)
     [old_prod] = current_prod(model_repo)
     assert old_prod.version == "v0.0.1"
-    set_train_params(model_repo, n_estimators=100, max_depth=4)
+    set_params(model_repo, "train", n_estimators=100, max_depth=4)
     for step in PROMOTION_STEPS[:-1]:
         output = run_writer(model_repo, *step)
     assert "v0.0.2 vs champion v0.0.1: promote" in output
     before = RepoState.capture(model_repo)
 
     # The promotion is killed once the new prod tag exists, before the deployment starts.
-    promotion = start_writer(model_repo, *PROMOTE, env={PAUSE_AFTER_TAG_ENV: "300"})
-    output = kill_when(promotion, lambda out, _: "promote: tagged; pausing" in out)
+    marker = hold_after_prod_tag(model_repo)
+    promotion = start_writer(model_repo, *PROMOTE)
+    output = kill_when(promotion, lambda _out, _cmds: marker.exists())
+    (model_repo / ".git" / "hooks" / "reference-transaction").unlink()
     assert "deployed" not in output
     new_tag = "iris-model#prod#2"
     after_kill = RepoState.capture(model_repo)
@@ -302,7 +314,7 @@ RUN_AT = "2026-11-25T17:50:00+09:00"  # issuance 202611251730: a new raw file if
 WEATHER_STEPS = (  # the tasks of crawling_weather, in order (dags/04-crawling_weather.py)
     ("dvc", "repro", "--single-item", "fetch_weather"),
     ("dvc", "repro", "--single-item", "preprocess_weather"),
-    ("python", "-m", "stages.registry", "commit"),
+    ("python", "-m", "batchserving.registry.register", "commit"),
 )
 FETCH = WEATHER_STEPS[0]
 

@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 import pytest
 
-from stages.locked import repo_lock
+from batchserving.core.lock import repo_lock
 from tests.e2e.checks import (
     LOCK_CONTENTION,
     current_prod,

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from stages.serving import deploy_model
+from batchserving.serving.deployment import deploy_model
 from tests.conftest import run
 from tests.integration.dagrun import run_dag, task_states
 

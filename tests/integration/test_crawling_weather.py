@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,8 +16,8 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.conftest import tree_digest
-from tests.fakes.kma import FakeKma
+from batchserving.weather.fake_kma import FakeKma
+from tests.conftest import git, tree_digest
 from tests.integration.dagrun import run_dag, task_states
 
 # 05:45 UTC is 14:45 KST: the 14:30 issuance is out.
@@ -39,12 +38,6 @@ def kma_conn(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeKma]:
 def weather_files(repo: Path) -> dict[str, str]:
     """Every file under output/weather -> its sha256 (raw, history, latest, state)."""
     return tree_digest(repo / "output" / "weather")
-
-
-def git(repo: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", *args], cwd=repo, capture_output=True, text=True, check=True
-    ).stdout
 
 
 def files_containing_key(root: Path) -> list[str]:

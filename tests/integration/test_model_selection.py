@@ -17,7 +17,7 @@ from pathlib import Path
 import pendulum
 import pytest
 
-from tests.conftest import PROJECT_ROOT, run
+from tests.conftest import PROJECT_ROOT, run, set_params
 from tests.integration.dagrun import load_dag, task_states
 
 TRAIN_KEYS = ("n_estimators", "max_depth", "test_size")
@@ -35,7 +35,7 @@ def run_dag(day: int):
 
 
 def prod_version(repo: Path) -> str | None:
-    from stages.selection import current_prod
+    from batchserving.registry.versions import current_prod
 
     prod = current_prod(repo)
     return prod.version if prod else None
@@ -46,25 +46,16 @@ def versions(repo: Path) -> list[str]:
 
 
 def deployment(repo: Path) -> dict:
-    from stages.serving import read_deployment
+    from batchserving.serving.deployment import read_deployment
 
     return read_deployment(repo / "output/serving").record
-
-
-def set_train_params(repo: Path, **values) -> None:
-    path = repo / "params.yaml"
-    text = path.read_text(encoding="utf-8")
-    for key, value in values.items():
-        text, count = re.subn(rf"(?m)^(  {key}:) *\S+", rf"\g<1> {value}", text)
-        assert count == 1, key
-    path.write_text(text, encoding="utf-8")
 
 
 def repo_command(repo: Path, *command: str, check: bool = True) -> subprocess.CompletedProcess:
     """A stage command under the repo lock, exactly as the DAG tasks and `make` run it."""
     env = {**os.environ, "MODEL_REPO": str(repo)}
     result = subprocess.run(
-        [sys.executable, "-m", "stages.locked", *command],
+        [sys.executable, "-m", "batchserving.core.lock", *command],
         cwd=PROJECT_ROOT,
         env=env,
         capture_output=True,
@@ -78,7 +69,7 @@ def repo_command(repo: Path, *command: str, check: bool = True) -> subprocess.Co
 def assert_serving_matches_prod(repo: Path) -> dict:
     record = deployment(repo)
     assert record["version"] == prod_version(repo)
-    from stages.selection import current_prod
+    from batchserving.registry.versions import current_prod
 
     assert record["commit"] == current_prod(repo).commit
     return record
@@ -119,7 +110,7 @@ def test_selection_promotes_only_better_models(airflow_db, model_repo, slack_rec
     assert "already the champion" in slack_receiver.texts[1]
 
     # 3. Worse params on another split: registered, champion re-scored, not promoted.
-    set_train_params(model_repo, n_estimators=1, max_depth=1, test_size=0.4)
+    set_params(model_repo, "train", n_estimators=1, max_depth=1, test_size=0.4)
     dag_run = run_dag(3)
     states = task_states(dag_run)
     assert states["keep_champion"] == "success" and states["promote"] == "skipped", states
@@ -136,7 +127,7 @@ def test_selection_promotes_only_better_models(airflow_db, model_repo, slack_rec
     assert f"f1_macro {comparison['deltas']['f1_macro']:+.6f}" in kept
 
     # 4. Better params (same split as v0.0.1): registered and promoted.
-    set_train_params(model_repo, n_estimators=5, max_depth=2, test_size=0.3)
+    set_params(model_repo, "train", n_estimators=5, max_depth=2, test_size=0.3)
     dag_run = run_dag(4)
     states = task_states(dag_run)
     assert states["promote"] == "success" and states["keep_champion"] == "skipped", states
@@ -152,7 +143,7 @@ def test_selection_promotes_only_better_models(airflow_db, model_repo, slack_rec
     assert f"delta {comparison['deltas']['f1_macro']:+.6f}" in promoted
 
     # Rollback to v0.0.1, then redeploy prod into an emptied output/serving.
-    repo_command(model_repo, "python", "-m", "stages.promote", "rollback", "v0.0.1")
+    repo_command(model_repo, "python", "-m", "batchserving.selection.promote", "rollback", "v0.0.1")
     assert prod_version(model_repo) == "v0.0.1"
     record = assert_serving_matches_prod(model_repo)
     assert run(
@@ -169,11 +160,11 @@ def test_selection_promotes_only_better_models(airflow_db, model_repo, slack_rec
         ],
         cwd=model_repo,
     )
-    from stages.serving import file_md5
+    from batchserving.serving.deployment import file_md5
 
     assert file_md5(model_repo.parent / "prod.joblib") == record["model_md5"]
     shutil.rmtree(model_repo / "output/serving")
-    repo_command(model_repo, "python", "-m", "stages.promote", "redeploy")
+    repo_command(model_repo, "python", "-m", "batchserving.selection.promote", "redeploy")
     assert assert_serving_matches_prod(model_repo) == record  # same record, same model
     assert len(slack_receiver.texts) == 4
     assert slack_receiver.url not in "".join(slack_receiver.texts)
@@ -183,9 +174,9 @@ def test_selection_promotes_only_better_models(airflow_db, model_repo, slack_rec
 def promoted_repo(model_repo: Path) -> Path:
     """A clone where v0.0.1 is registered, in prod and deployed (through the stage commands)."""
     repo_command(model_repo, "dvc", "repro", "evaluate")
-    repo_command(model_repo, "python", "-m", "stages.registry", "register")
-    repo_command(model_repo, "python", "-m", "stages.selection", "compare")
-    repo_command(model_repo, "python", "-m", "stages.promote", "promote")
+    repo_command(model_repo, "python", "-m", "batchserving.registry.register", "register")
+    repo_command(model_repo, "python", "-m", "batchserving.selection.compare")
+    repo_command(model_repo, "python", "-m", "batchserving.selection.promote", "promote")
     assert prod_version(model_repo) == "v0.0.1"
     return model_repo
 
@@ -209,12 +200,14 @@ def test_bad_metrics_fail_compare_and_change_nothing(promoted_repo):
             metrics.unlink()
         else:
             metrics.write_text(text)
-        result = repo_command(repo, "python", "-m", "stages.selection", "compare", check=False)
+        result = repo_command(repo, "python", "-m", "batchserving.selection.compare", check=False)
         assert result.returncode != 0, name
         assert expected in result.stderr and "nothing was promoted" in result.stderr, name
         assert not (repo / "output/selection/comparison.json").exists(), name
         # Without a comparison the promote step refuses too.
-        result = repo_command(repo, "python", "-m", "stages.promote", "promote", check=False)
+        result = repo_command(
+            repo, "python", "-m", "batchserving.selection.promote", "promote", check=False
+        )
         assert result.returncode != 0 and "run the compare step first" in result.stderr
         assert run(["git", "tag"], cwd=repo).stdout == tags, name
         assert {p.name: p.read_bytes() for p in (repo / "output/serving").iterdir()} == serving
@@ -225,7 +218,9 @@ def test_prod_model_in_neither_cache_nor_remote_is_a_clear_error(promoted_repo):
     record = deployment(repo)
     shutil.rmtree(repo / ".dvc/cache")
     shutil.rmtree(repo / "dvc-remote")
-    result = repo_command(repo, "python", "-m", "stages.promote", "redeploy", check=False)
+    result = repo_command(
+        repo, "python", "-m", "batchserving.selection.promote", "redeploy", check=False
+    )
     assert result.returncode != 0
     assert "iris-model@v0.0.1" in result.stderr
     assert "neither the DVC cache nor the remote 'local'" in result.stderr
@@ -237,10 +232,10 @@ def test_promote_resumes_after_a_kill_between_tag_and_deployment(promoted_repo):
     """Prod tag already on the version but output/serving lost: the next run redeploys."""
     repo = promoted_repo
     shutil.rmtree(repo / "output/serving")
-    repo_command(repo, "python", "-m", "stages.selection", "compare")
+    repo_command(repo, "python", "-m", "batchserving.selection.compare")
     comparison = json.loads((repo / "output/selection/comparison.json").read_text())
     assert comparison["decision"] == "redeploy", comparison
-    result = repo_command(repo, "python", "-m", "stages.promote", "promote")
+    result = repo_command(repo, "python", "-m", "batchserving.selection.promote", "promote")
     assert result.stdout.strip().splitlines()[-1].startswith(":arrows_counterclockwise:")
     assert assert_serving_matches_prod(repo)["version"] == "v0.0.1"
     assert run(["git", "tag", "-l", "iris-model#prod*"], cwd=repo).stdout.split() == [

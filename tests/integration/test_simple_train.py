@@ -8,9 +8,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-import yaml
 
-from tests.conftest import run
+from tests.conftest import run, set_params
 from tests.integration.dagrun import run_dag, task_output, task_states
 
 pytestmark = pytest.mark.usefixtures("airflow_db")
@@ -22,13 +21,6 @@ def tags(repo: Path) -> list[str]:
 
 def head(repo: Path) -> str:
     return run(["git", "rev-parse", "HEAD"], cwd=repo).stdout.strip()
-
-
-def set_param(repo: Path, section: str, key: str, value: object) -> None:
-    path = repo / "params.yaml"
-    params = yaml.safe_load(path.read_text())
-    params[section][key] = value
-    path.write_text(yaml.safe_dump(params, sort_keys=False))
 
 
 def test_versions_follow_the_model(model_repo: Path) -> None:
@@ -52,7 +44,7 @@ def test_versions_follow_the_model(model_repo: Path) -> None:
     assert head(model_repo) == snapshot
 
     # A params change trains a different model: a commit naming the run, and the next version.
-    set_param(model_repo, "train", "n_estimators", 7)
+    set_params(model_repo, "train", n_estimators=7)
     third = run_dag("simple_train")
     assert third.state == "success", task_states(third)
     assert tags(model_repo) == ["iris-model@v0.0.1", "iris-model@v0.0.2"]
@@ -77,7 +69,7 @@ def test_bad_params_fail_with_one_alert_and_change_nothing(
     run(["dvc", "repro", "-q", "evaluate"], cwd=model_repo)  # a model in the workspace
     model = model_repo / "output/model/model.joblib"
     model_before, head_before = model.read_bytes(), head(model_repo)
-    set_param(model_repo, "train", "n_estimators", -3)
+    set_params(model_repo, "train", n_estimators=-3)
 
     dagrun = run_dag("simple_train")
 
@@ -93,7 +85,15 @@ def test_bad_params_fail_with_one_alert_and_change_nothing(
 
     # What the task's log shows: the task's own command, run again by hand.
     again = subprocess.run(
-        ["python", "-m", "stages.locked", "python", "-m", "stages.repro", "evaluate"],
+        [
+            "python",
+            "-m",
+            "batchserving.core.lock",
+            "python",
+            "-m",
+            "batchserving.core.repro",
+            "evaluate",
+        ],
         cwd=model_repo,
         capture_output=True,
         text=True,
@@ -114,7 +114,7 @@ def test_model_repo_is_checked_before_any_work(tmp_path: Path, kind: str) -> Non
     if kind == "not_dvc":
         run(["git", "init", "-q"], cwd=path)
     result = subprocess.run(
-        ["python", "-m", "stages.locked", "dvc", "repro", "evaluate"],
+        ["python", "-m", "batchserving.core.lock", "dvc", "repro", "evaluate"],
         cwd=Path(__file__).resolve().parents[2],
         env={**os.environ, "MODEL_REPO": str(path)},
         capture_output=True,

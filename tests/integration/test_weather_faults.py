@@ -17,8 +17,8 @@ import pytest
 import requests
 import yaml
 
+from batchserving.weather.fake_kma import FAKE_KEY, FakeKma
 from tests.conftest import run, snapshot_project, tree_digest
-from tests.fakes.kma import FAKE_KEY, FakeKma
 
 RETRIES = 2  # so a transient fault costs 1 + 2 requests
 STEP_BACK = 2  # so NO_DATA costs 1 + 2 requests

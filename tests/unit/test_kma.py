@@ -9,7 +9,8 @@ from urllib.parse import quote
 import pandas as pd
 import pytest
 
-from stages.kma import KST, Fault, KmaError, latest_issuance, normalise_key, parse_body, scrub
+from batchserving.weather.issuance import KST, latest_issuance
+from batchserving.weather.kma import Fault, KmaError, normalise_key, parse_body, scrub
 from stages.preprocess_weather import dedupe_latest, parse_rn1, parse_value, wide_latest
 
 

@@ -1,4 +1,4 @@
-"""stages.predict: seeded sampling, streaming scoring = in-memory predict, bad input, atomicity."""
+"""Batch scoring: seeded sampling, streaming scoring = in-memory predict, bad input, atomicity."""
 
 from __future__ import annotations
 
@@ -18,18 +18,17 @@ import pytest
 from sklearn.datasets import load_iris
 from sklearn.ensemble import RandomForestClassifier
 
-from stages.iris import CLASSES
-from stages.predict import (
-    FEATURES,
-    InputError,
+from batchserving.serving.deployment import deploy_model
+from batchserving.serving.predict import prediction_path
+from batchserving.serving.scoring import (
     Lineage,
     load_model,
-    prediction_path,
     sample_features,
     score_file,
     write_sample_predictions,
 )
-from stages.serving import deploy_model
+from batchserving.serving.tables import InputError
+from batchserving.training.iris import CLASSES, FEATURES
 from tests.conftest import PROJECT_ROOT
 
 LINEAGE = Lineage("v1.2.3", "c" * 40, "scheduled__2026-03-01T09:25:00+00:00")
@@ -73,7 +72,7 @@ def workdir(tmp_path: Path, model_file: Path) -> Path:
 
 def cli(workdir: Path, *args: str, **kwargs) -> subprocess.Popen | subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
-    cmd = [sys.executable, "-m", "stages.predict", *args]
+    cmd = [sys.executable, "-m", "batchserving.serving.predict", *args]
     if kwargs.pop("background", False):
         return subprocess.Popen(cmd, cwd=workdir, env=env, stderr=subprocess.PIPE, **kwargs)
     return subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True, **kwargs)

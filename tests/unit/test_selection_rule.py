@@ -8,15 +8,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from stages.params import ParamsError
-from stages.selection import (
+from batchserving.core.params import ParamsError, SelectionParams
+from batchserving.selection.rule import (
     KEEP,
     PROMOTE,
     SelectionError,
     decide,
     metric_deltas,
     parse_metrics,
-    parse_selection_params,
 )
 
 scores = st.floats(min_value=0.0, max_value=1.0, allow_nan=False)
@@ -78,9 +77,9 @@ def test_deltas_cover_shared_scores_but_not_counts():
 
 
 def test_selection_params_defaults_and_errors():
-    params = parse_selection_params({})
+    params = SelectionParams.from_mapping({})
     assert (params.primary_metric, params.min_improvement) == ("f1_macro", 0.0)
     with pytest.raises(ParamsError, match="selection.min_improvement"):
-        parse_selection_params({"min_improvement": -0.1})
+        SelectionParams.from_mapping({"min_improvement": -0.1})
     with pytest.raises(ParamsError, match="selection.primary_metric"):
-        parse_selection_params({"primary_metric": ""})
+        SelectionParams.from_mapping({"primary_metric": ""})

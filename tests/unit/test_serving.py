@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from stages.serving import (
+from batchserving.serving.deployment import (
     DeploymentError,
     NothingDeployed,
     deploy_model,

@@ -11,20 +11,23 @@ from pathlib import Path
 
 import pytest
 
-from stages.atomic import write_json, write_text
-from stages.evaluate import feature_importance, score_model
-from stages.iris import CLASSES, FEATURES, split_rows
-from stages.params import ParamsError, load_section
+from batchserving.core.atomic import write_json, write_text
+from batchserving.core.params import ParamsError, RegistryParams, TrainParams, load_mapping
+from batchserving.registry.dvclock import model_hash, pinned_files
+from batchserving.training.iris import CLASSES, FEATURES, split_rows
+from batchserving.training.metrics import score_model
+from stages.evaluate import feature_importance
 from stages.prepare import iris_frame
-from stages.registry import git_identity, model_hash, pinned_files
-from stages.train import TrainParams, fit_model, parse_train_params
+from stages.train import fit_model
 
 GOOD = {"random_state": 42, "n_estimators": 10, "max_depth": 3, "test_size": 0.3}
 
 
 def test_good_params_parse() -> None:
-    assert parse_train_params(GOOD) == TrainParams(42, 10, 3, 0.3)
-    assert parse_train_params({**GOOD, "max_depth": None}).max_depth is None
+    assert TrainParams.from_mapping(GOOD) == TrainParams(
+        random_state=42, n_estimators=10, max_depth=3, test_size=0.3
+    )
+    assert TrainParams.from_mapping({**GOOD, "max_depth": None}).max_depth is None
 
 
 @pytest.mark.parametrize(
@@ -45,39 +48,39 @@ def test_good_params_parse() -> None:
 )
 def test_bad_params_name_the_key_and_allowed_values(key: str, value: object, message: str) -> None:
     with pytest.raises(ParamsError) as excinfo:
-        parse_train_params({**GOOD, key: value})
+        TrainParams.from_mapping({**GOOD, key: value})
     assert message in str(excinfo.value)
 
 
 def test_missing_key_is_named() -> None:
     params = {k: v for k, v in GOOD.items() if k != "test_size"}
     with pytest.raises(ParamsError, match=r"'train.test_size' is missing; allowed: a number"):
-        parse_train_params(params)
+        TrainParams.from_mapping(params)
 
 
 def test_params_file_errors(tmp_path: Path) -> None:
     path = tmp_path / "params.yaml"
     with pytest.raises(ParamsError, match="not found"):
-        load_section("train", path)
+        load_mapping("train", path)
     path.write_text("train: [1, 2\n")
     with pytest.raises(ParamsError, match="not valid YAML"):
-        load_section("train", path)
+        load_mapping("train", path)
     path.write_text("other: {}\n")
     with pytest.raises(ParamsError, match="section 'train' is missing"):
-        load_section("train", path)
+        load_mapping("train", path)
 
 
 def test_registry_identity_is_validated() -> None:
-    ident = git_identity({"git_name": "Bot", "git_email": "bot@example.invalid"})
-    assert ident.env()["GIT_COMMITTER_EMAIL"] == "bot@example.invalid"
+    ident = RegistryParams.from_mapping({"git_name": "Bot", "git_email": "bot@example.invalid"})
+    assert ident.git_env()["GIT_COMMITTER_EMAIL"] == "bot@example.invalid"
     with pytest.raises(ParamsError, match="registry.git_email"):
-        git_identity({"git_name": "Bot", "git_email": "nobody"})
+        RegistryParams.from_mapping({"git_name": "Bot", "git_email": "nobody"})
 
 
 def test_training_is_seeded_end_to_end() -> None:
     data = iris_frame()
     assert list(data.columns) == [*FEATURES, "species"] and len(data) == 150
-    params = parse_train_params(GOOD)
+    params = TrainParams.from_mapping(GOOD)
     train_a, test_a = split_rows(data, params.test_size, params.random_state)
     train_b, test_b = split_rows(data, params.test_size, params.random_state)
     assert test_a.index.equals(test_b.index)
@@ -90,7 +93,7 @@ def test_training_is_seeded_end_to_end() -> None:
 
 
 def test_feature_importance_is_sorted_and_complete() -> None:
-    params = parse_train_params(GOOD)
+    params = TrainParams.from_mapping(GOOD)
     train, _ = split_rows(iris_frame(), params.test_size, params.random_state)
     frame = feature_importance(fit_model(train, params))
     assert sorted(frame["feature"]) == sorted(FEATURES)
@@ -137,7 +140,7 @@ def test_atomic_write_survives_sigkill_mid_write(tmp_path: Path) -> None:
     target = tmp_path / "out.txt"
     write_text(target, "old\n")
     script = (
-        "import sys, time; from stages.atomic import atomic_open\n"
+        "import sys, time; from batchserving.core.atomic import atomic_open\n"
         f"with atomic_open({str(target)!r}) as fh:\n"
         "    fh.write('partial'); fh.flush(); print('writing', flush=True); time.sleep(60)\n"
     )

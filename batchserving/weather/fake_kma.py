@@ -1,11 +1,11 @@
 """A local stand-in for the KMA ultra-short forecast service (``getUltraSrtFcst``).
 
-It answers exactly as ``shared/kma-ultra-short-forecast.md`` describes: 60 items per
+It answers exactly as ``docs/kma-api.md`` describes: 60 items per
 issuance in the documented JSON (values as strings, grid as integers, item order
 shuffled), paging by ``pageNo``/``numOfRows``, and every documented fault on demand.
 Forecast values are simulated, deterministic per issuance (same issuance => same body).
 
-    python -m tests.fakes.kma --port 8765        # prints its base URL, serves until Ctrl-C
+    python -m batchserving.weather.fake_kma --port 8765   # prints its base URL; serves until Ctrl-C
 
 In tests: ``with FakeKma() as kma: kma.fail("01", "01")`` makes the next two requests
 answer code 01, then normal service resumes; ``kma.mode = "500"`` makes every request

@@ -10,7 +10,7 @@ template field or is logged.
 
 from __future__ import annotations
 
-from airflow.providers.standard.operators.bash import BashOperator
+from batchserving_dags.model_repo import ProjectBashOperator
 
 KMA_CONN_ID = "kma_api"
 ADD_CONNECTION = (
@@ -30,8 +30,8 @@ def base_url(host: str | None, schema: str | None, port: int | None) -> str | No
     return f"{scheme}://{host}{f':{port}' if port else ''}"
 
 
-class KmaBashOperator(BashOperator):
-    """A BashOperator whose command gets the KMA key and base URL from ``kma_api``."""
+class KmaBashOperator(ProjectBashOperator):
+    """A project task whose command gets the KMA key and base URL from ``kma_api``."""
 
     def get_env(self, context) -> dict:
         from airflow.sdk import BaseHook

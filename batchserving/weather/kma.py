@@ -1,6 +1,6 @@
 """Client of the KMA ultra-short-term forecast (data portal, ``getUltraSrtFcst``).
 
-Written against ``shared/kma-ultra-short-forecast.md``: which issuance to ask for, the
+Written against ``docs/kma-api.md``: which issuance to ask for, the
 service key's two forms, paging by ``totalCount``, the two error envelopes (XML from the
 gateway even when JSON was asked for, JSON from the backend) and the result-code table.
 
@@ -22,14 +22,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import unquote
-from zoneinfo import ZoneInfo
 
-KST = ZoneInfo("Asia/Seoul")
+from batchserving.core.params import WeatherParams
+from batchserving.weather.issuance import Issuance, latest_issuance
+
 OPERATION = "getUltraSrtFcst"
-DEFAULT_BASE_URL = "https://apis.data.go.kr/1360000/VilageFcstInfoService_2.0"
-ROWS_PER_ISSUANCE = 60
-# An issuance HH30 is published at about HH:40-HH:45; before :45 the previous one is the latest.
-AVAILABLE_FROM_MINUTE = 45
 
 
 class Fault(enum.Enum):
@@ -83,54 +80,6 @@ class KmaError(RuntimeError):
         super().__init__(message)
         self.fault = fault
         self.code = code
-
-
-# --- which issuance -------------------------------------------------------------------
-
-
-@dataclass(frozen=True, order=True)
-class Issuance:
-    """One forecast issuance: the KST instant HH:30 it was issued at."""
-
-    at: datetime
-
-    @property
-    def base_date(self) -> str:
-        return self.at.strftime("%Y%m%d")
-
-    @property
-    def base_time(self) -> str:
-        return self.at.strftime("%H%M")
-
-    @property
-    def name(self) -> str:
-        """``YYYYMMDDHHMM``: the raw file's stem."""
-        return self.base_date + self.base_time
-
-    def previous(self) -> Issuance:
-        return Issuance(self.at - timedelta(hours=1))
-
-    @classmethod
-    def parse(cls, base_date: str, base_time: str) -> Issuance:
-        """From the strings KMA echoes (``20261125``, ``1430``); raise ValueError if malformed."""
-        at = datetime.strptime(base_date + base_time, "%Y%m%d%H%M").replace(tzinfo=KST)
-        if at.minute != 30:
-            raise ValueError(f"base_time {base_time!r} is not HH30")
-        return cls(at)
-
-
-def latest_issuance(instant: datetime) -> Issuance:
-    """The latest issuance published at ``instant`` (any timezone; naive is refused).
-
-    Datetime arithmetic, never string arithmetic: 00:10 on the 1st of January steps back
-    to 23:30 on the 31st of December of the year before.
-    """
-    if instant.tzinfo is None or instant.utcoffset() is None:
-        raise ValueError(f"{instant.isoformat()} has no timezone; give an offset, e.g. +09:00")
-    kst = instant.astimezone(KST)
-    if kst.minute < AVAILABLE_FROM_MINUTE:
-        kst -= timedelta(hours=1)
-    return Issuance(kst.replace(minute=30, second=0, microsecond=0))
 
 
 # --- the key --------------------------------------------------------------------------
@@ -270,19 +219,11 @@ def _json_page(body: dict[str, Any]) -> Page:
 
 @dataclass(frozen=True)
 class ClientSettings:
-    """Where and how to call KMA (from params.yaml ``weather`` and the environment)."""
+    """Where and how to call KMA: params.yaml ``weather``, plus the endpoint and the key."""
 
+    params: WeatherParams
     base_url: str
     service_key: str  # Decoding form (normalise_key)
-    nx: int
-    ny: int
-    num_of_rows: int = ROWS_PER_ISSUANCE
-    retries: int = 3  # extra attempts after the first, for transient faults
-    backoff_seconds: float = 2.0  # first delay; doubles per retry
-    backoff_max_seconds: float = 30.0
-    connect_timeout_seconds: float = 5.0
-    read_timeout_seconds: float = 20.0
-    step_back_limit: int = 2  # issuances to step back on NO_DATA
     verify_tls: bool = True
 
     @property
@@ -295,12 +236,12 @@ def request_params(settings: ClientSettings, issuance: Issuance, page: int) -> d
     return {
         "serviceKey": settings.service_key,
         "pageNo": page,
-        "numOfRows": settings.num_of_rows,
+        "numOfRows": settings.params.num_of_rows,
         "dataType": "JSON",
         "base_date": issuance.base_date,
         "base_time": issuance.base_time,
-        "nx": settings.nx,
-        "ny": settings.ny,
+        "nx": settings.params.nx,
+        "ny": settings.params.ny,
     }
 
 
@@ -313,12 +254,12 @@ def get_page(session: Any, settings: ClientSettings, issuance: Issuance, page: i
         response = session.get(
             settings.url,
             params=request_params(settings, issuance, page),
-            timeout=(settings.connect_timeout_seconds, settings.read_timeout_seconds),
+            timeout=(settings.params.connect_timeout_seconds, settings.params.read_timeout_seconds),
             verify=settings.verify_tls,
         )
         body = response.content
     except requests.Timeout:
-        fault = f"timeout after {settings.read_timeout_seconds:g}s"
+        fault = f"timeout after {settings.params.read_timeout_seconds:g}s"
     except requests.ConnectionError as exc:
         reset = "reset" in str(exc).lower() or "aborted" in str(exc).lower()
         fault = "connection reset by the server" if reset else "connection failed"
@@ -336,19 +277,24 @@ def get_page(session: Any, settings: ClientSettings, issuance: Issuance, page: i
 def with_retries(
     call: Callable[[], Page], settings: ClientSettings, sleep: Callable[[float], None] = time.sleep
 ) -> Page:
-    """``call()``; on a transient fault retry up to ``settings.retries`` times with backoff."""
-    for attempt in range(settings.retries + 1):
+    """``call()``; on a transient fault retry up to ``weather.retries`` times with backoff."""
+    for attempt in range(settings.params.retries + 1):
         try:
             return call()
         except KmaError as exc:
-            if exc.fault is not Fault.TRANSIENT or attempt == settings.retries:
+            if exc.fault is not Fault.TRANSIENT or attempt == settings.params.retries:
                 if exc.fault is Fault.TRANSIENT:
                     raise KmaError(
                         f"{exc} (gave up after {attempt + 1} attempts)", exc.fault, exc.code
                     ) from None
                 raise
-            delay = min(settings.backoff_seconds * 2**attempt, settings.backoff_max_seconds)
-            print(f"kma: {exc}; retry {attempt + 1}/{settings.retries} in {delay:g}s", flush=True)
+            delay = min(
+                settings.params.backoff_seconds * 2**attempt, settings.params.backoff_max_seconds
+            )
+            print(
+                f"kma: {exc}; retry {attempt + 1}/{settings.params.retries} in {delay:g}s",
+                flush=True,
+            )
             sleep(delay)
     raise AssertionError("unreachable")
 
@@ -364,7 +310,7 @@ def fetch_issuance(session: Any, settings: ClientSettings, issuance: Issuance) -
             "00",
         )
     items = list(first.items)
-    pages = math.ceil(first.total_count / settings.num_of_rows)
+    pages = math.ceil(first.total_count / settings.params.num_of_rows)
     for page in range(2, pages + 1):
         more = with_retries(lambda page=page: get_page(session, settings, issuance, page), settings)
         if not more.items:
@@ -394,10 +340,10 @@ def echoed_issuance(items: list[dict[str, Any]], settings: ClientSettings) -> Is
     if len(bases) != 1:
         raise KmaError(f"KMA items name {len(bases)} issuances, expected one", Fault.PERMANENT)
     cells = {(i.get("nx"), i.get("ny")) for i in items}
-    if cells != {(settings.nx, settings.ny)}:
+    if cells != {(settings.params.nx, settings.params.ny)}:
         raise KmaError(
             f"KMA items are for grid cells {sorted(cells, key=str)}, "
-            f"not nx={settings.nx}, ny={settings.ny}",
+            f"not nx={settings.params.nx}, ny={settings.params.ny}",
             Fault.PERMANENT,
         )
     try:
@@ -413,7 +359,7 @@ def fetch_latest(settings: ClientSettings, run_at: datetime, session: Any = None
     session = session or requests.Session()
     wanted = latest_issuance(run_at)
     issuance = wanted
-    for _ in range(settings.step_back_limit + 1):
+    for _ in range(settings.params.step_back_limit + 1):
         try:
             items = fetch_issuance(session, settings, issuance)
         except KmaError as exc:
@@ -427,7 +373,7 @@ def fetch_latest(settings: ClientSettings, run_at: datetime, session: Any = None
     raise KmaError(
         f"KMA has no data for issuances {Issuance(issuance.at + timedelta(hours=1)).name}"
         f"..{wanted.name} "
-        f"(stepped back {settings.step_back_limit} times; last: {last}); the portal keeps "
+        f"(stepped back {settings.params.step_back_limit} times; last: {last}); the portal keeps "
         "about 3 days, so an older run cannot be fetched",
         Fault.NO_DATA,
         last.code,

@@ -1,4 +1,4 @@
-"""The Iris dataset's schema and the train/test split shared by train, evaluate and selection.
+"""The Iris dataset's schema and the train/test split shared by the stages and selection.
 
 pandas and scikit-learn are imported where they are used, so the schema is cheap to
 import (batch inference checks inputs against FEATURES every 5 minutes).

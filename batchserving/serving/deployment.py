@@ -24,9 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from stages.atomic import write_json, write_symlink, write_with
+from batchserving.core.atomic import write_json, write_symlink, write_with
 
-SERVING_DIR = "output/serving"
 MODEL_FILE = "model.joblib"
 RECORD_FILE = "model.json"
 REQUIRED_FIELDS = ("artifact", "version", "commit", "model_md5", "promoted_at")

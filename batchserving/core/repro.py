@@ -1,6 +1,6 @@
 """Run ``dvc repro`` so that a failed run leaves the workspace as the last good run left it.
 
-    python -m stages.locked python -m stages.repro evaluate
+    python -m batchserving.core.lock python -m batchserving.core.repro evaluate
 
 ``dvc repro`` deletes a stage's outputs before it runs the stage, so a stage that fails
 (a bad value in params.yaml, say) would leave the workspace without its model. On
@@ -30,7 +30,7 @@ def repro_or_restore(targets: list[str]) -> int:
 
 def main() -> None:
     if len(sys.argv) < 2:
-        sys.exit("usage: python -m stages.repro STAGE [STAGE...]")
+        sys.exit("usage: python -m batchserving.core.repro STAGE [STAGE...]")
     sys.exit(repro_or_restore(sys.argv[1:]))
 
 

@@ -7,21 +7,27 @@ is either the old content or the new one. This is the one helper for output file
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import os
-import tempfile
+import secrets
 from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import IO, Any
 
 
-@functools.cache
-def _file_mode() -> int:
-    """The mode a plain ``open(path, "w")`` would give (mkstemp's files are 0600)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
+def _create_temp(target: Path) -> Path:
+    """A new empty file beside ``target`` with the mode a plain ``open(path, "w")`` gives.
+
+    Created with mode 0666 so the kernel applies the process umask itself (mkstemp's files
+    are 0600, and reading the umask means flipping it, which is unsafe with threads).
+    """
+    while True:
+        tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:
+            continue
+        return tmp
 
 
 @contextlib.contextmanager
@@ -32,14 +38,11 @@ def atomic_path(target: str | os.PathLike[str]) -> Generator[Path, None, None]:
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    tmp = _create_temp(target)
     try:
         yield tmp
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
-        os.chmod(tmp, _file_mode())
         os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -1,6 +1,6 @@
 """Callables of ``model_selection`` that only read the comparison JSON (no dvc, gto or sklearn).
 
-The compare task (``python -m stages.selection compare``) writes
+The compare task (``python -m batchserving.selection.compare``) writes
 ``$MODEL_REPO/output/selection/comparison.json``; the branch and the keep message read it.
 """
 
@@ -11,8 +11,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from utils.model_repo import PROJECT_ROOT
-from utils.slack_notifier import SlackAlert
+from batchserving_dags.model_repo import PROJECT_ROOT
+from batchserving_dags.slack_notifier import SlackAlert
 
 COMPARISON_PATH = "output/selection/comparison.json"
 PROMOTE_TASK = "promote"

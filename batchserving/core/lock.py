@@ -1,7 +1,7 @@
 """Run one command in the model repo while holding the repo's file lock.
 
-    python -m stages.locked dvc repro evaluate
-    python -m stages.locked python -m stages.registry register
+    python -m batchserving.core.lock dvc repro evaluate
+    python -m batchserving.core.lock python -m batchserving.registry.register register
 
 Every task that writes the model repo (dvc, git, gto) goes through here, so a DAG
 and a person at the terminal never write it at the same time: the second one waits
@@ -23,7 +23,8 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-LOCK_FILE = ".dvc/tmp/model-repo.lock"
+from batchserving.core.names import LOCK_FILE
+
 LOCK_TIMEOUT_SECONDS = float(os.environ.get("MODEL_REPO_LOCK_TIMEOUT", "900"))
 
 
@@ -100,7 +101,7 @@ def main() -> None:
     if command[:1] == ["--"]:
         command = command[1:]
     if not command:
-        sys.exit("usage: python -m stages.locked COMMAND [ARGS...]")
+        sys.exit("usage: python -m batchserving.core.lock COMMAND [ARGS...]")
     try:
         sys.exit(run_locked(command))
     except NotAModelRepo as exc:

@@ -1,0 +1,1 @@
+"""What every other part shares: names and paths, params, atomic writes, the repo lock."""

@@ -1,0 +1,39 @@
+"""Every name the parts share, defined once: paths, the artifact, the stages, the pool.
+
+Read by ``dvc.yaml`` (``vars``: DVC reads the literal assignments of this file), the
+DAGs, the Makefile (through ``batchserving.core.airflow_setup``), the stages and the
+tests. Keep it to literal assignments: DVC parses it without running it, and the DAG
+processor imports it at every parse.
+"""
+
+# The pipeline's files, relative to the model repo's root.
+PARAMS_FILE = "params.yaml"
+DATA_PATH = "output/data/iris.csv"
+MODEL_PATH = "output/model/model.joblib"
+METRICS_FILE = "metrics.json"
+PLOTS_DIR = "output/plots"
+CONFUSION_PLOT = "output/plots/confusion.csv"
+IMPORTANCE_PLOT = "output/plots/feature_importance.csv"
+WEATHER_DIR = "output/weather"
+WEATHER_RAW_DIR = "output/weather/raw"
+WEATHER_HISTORY_DIR = "output/weather/history"
+WEATHER_LATEST_DIR = "output/weather/latest"
+WEATHER_STATE_FILE = "output/weather/state.json"
+SERVING_DIR = "output/serving"
+PREDICTIONS_DIR = "output/predictions"
+# Inside .dvc/tmp, which git and DVC ignore.
+LOCK_FILE = ".dvc/tmp/model-repo.lock"
+STAGING_DIR = ".dvc/tmp/promote-staging"
+
+# DVC stages whose outputs the registry reads.
+TRAIN_STAGE = "train"
+EVALUATE_STAGE = "evaluate"
+
+# The model artifact (dvc.yaml `artifacts:`, GTO tags iris-model@vX.Y.Z, iris-model#prod#N).
+ARTIFACT = "iris-model"
+PROD_STAGE = "prod"
+
+# The Airflow pool of every task that writes the model repo.
+POOL = "model_repo"
+POOL_SLOTS = 1
+POOL_DESCRIPTION = "Writers of the model repo (dvc, git, gto): one at a time"

@@ -1,0 +1,1 @@
+"""The model registry: git commits, GTO versions and stage assignments, the DVC remote."""

@@ -1,0 +1,60 @@
+"""The DVC remote: push the workspace's outputs, fetch a version's model by its hash."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+from batchserving.core.names import ARTIFACT
+from batchserving.registry.dvclock import model_hash
+from batchserving.registry.git import RegistryError, show
+from batchserving.registry.versions import ModelVersion
+
+
+def remote_description(repo: Path) -> str:
+    """The default DVC remote as ``'name' (url)``, for error messages (no credentials)."""
+    from dvc.repo import Repo
+
+    with Repo(str(repo)) as dvc_repo:
+        name = dvc_repo.config["core"].get("remote")
+        url = dvc_repo.config["remote"].get(name, {}).get("url") if name else None
+    if not name:
+        return "(no default remote configured)"
+    # Never echo credentials a URL may carry (scheme://user:secret@host).
+    return f"'{name}' ({re.sub(r'//[^/@]*@', '//', str(url))})"
+
+
+def dvc_push(repo: Path) -> None:
+    """Send the workspace's DVC outputs to the default remote; errors say why."""
+    result = subprocess.run(["dvc", "push"], cwd=repo, capture_output=True, text=True)
+    if result.returncode != 0:
+        reason = (result.stderr.strip() or result.stdout.strip()).splitlines()
+        raise RegistryError(
+            f"dvc push to {remote_description(repo)} failed: {' | '.join(reason[-5:])}; "
+            "check the remote with `dvc remote list` and its credentials"
+        )
+    print("registry: dvc push done", flush=True)
+
+
+def fetch_model(repo: Path, version: ModelVersion, dest: Path) -> Path:
+    """Download ``version``'s model to ``dest`` from the DVC cache, else the default remote.
+
+    The same lookup as ``dvc artifacts get . iris-model --version vX.Y.Z``.
+    """
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+
+    try:
+        with Repo(str(repo)) as dvc_repo:
+            dvc_repo.artifacts.download(
+                ARTIFACT, version=version.version, out=str(dest), force=True
+            )
+    except (DvcException, FileNotFoundError) as exc:
+        md5 = model_hash(show(repo, version.commit, "dvc.lock"))
+        raise RegistryError(
+            f"the model of {ARTIFACT}@{version.version} (md5 {md5}) is in neither "
+            f"the DVC cache nor the remote {remote_description(repo)}: {exc}. Push it from a "
+            "machine that has it (`dvc push`), or choose another version"
+        ) from None
+    return dest

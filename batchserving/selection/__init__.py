@@ -1,0 +1,1 @@
+"""Champion/challenger selection: the rule, the comparison, promotion, rollback, redeploy."""

@@ -1,0 +1,1 @@
+"""What batch inference serves: the deployment record, batch scoring, table I/O."""

@@ -1,0 +1,1 @@
+"""The Iris dataset's schema, the train/test split and the scoring every stage shares."""

@@ -1,0 +1,1 @@
+"""The KMA ultra-short forecast: issuance arithmetic, the client, the fake server."""
