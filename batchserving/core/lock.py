@@ -9,8 +9,8 @@ for the lock (bounded), instead of failing on DVC's own "Unable to acquire lock"
 The lock is an OS file lock (flock), released by the kernel when the holder dies,
 so a killed task never leaves a stale lock behind.
 
-The repo is ``$MODEL_REPO`` (default: the current directory). It is checked to be a
-git and DVC workspace before any work starts.
+The repo is the workspace ``batchserving.registry.workspace`` resolves (``$MODEL_REPO``,
+made on first use). It is checked to be a git and DVC workspace before any work starts.
 """
 
 from __future__ import annotations
@@ -26,37 +26,6 @@ from filelock import FileLock, Timeout
 from batchserving.core.names import LOCK_FILE
 
 LOCK_TIMEOUT_SECONDS = float(os.environ.get("MODEL_REPO_LOCK_TIMEOUT", "900"))
-
-
-class NotAModelRepo(RuntimeError):
-    """MODEL_REPO is missing, or is not a git + DVC workspace."""
-
-
-def model_repo_path() -> Path:
-    """The model repo named by ``$MODEL_REPO`` (default: the current directory), validated."""
-    raw = os.environ.get("MODEL_REPO") or os.getcwd()
-    path = Path(raw).expanduser().absolute()
-    if not path.is_dir():
-        raise NotAModelRepo(
-            f"MODEL_REPO={raw}: no such directory; set MODEL_REPO to a git+DVC repo"
-        )
-    top = subprocess.run(
-        ["git", "-C", str(path), "rev-parse", "--show-toplevel"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if top.returncode != 0 or Path(top.stdout.strip()).resolve() != path.resolve():
-        raise NotAModelRepo(
-            f"MODEL_REPO={path} is not the top of a git repository; "
-            "point MODEL_REPO at a clone of this project"
-        )
-    if not (path / ".dvc").is_dir() or not (path / "dvc.yaml").is_file():
-        raise NotAModelRepo(
-            f"MODEL_REPO={path} is not a DVC repository (no .dvc/ or dvc.yaml); "
-            "point MODEL_REPO at a clone of this project"
-        )
-    return path
 
 
 def repo_lock(repo: Path, timeout: float = LOCK_TIMEOUT_SECONDS) -> FileLock:
@@ -79,14 +48,17 @@ def command_env() -> dict[str, str]:
 
 def run_locked(command: list[str]) -> int:
     """Run ``command`` in the model repo under its lock; return its exit code."""
-    repo = model_repo_path()
+    from batchserving.registry.workspace import ensure_workspace
+
+    repo = ensure_workspace()
     started = time.monotonic()
     try:
         with repo_lock(repo):
             waited = time.monotonic() - started
             if waited > 1:
                 print(f"locked: waited {waited:.0f}s for the model repo lock", file=sys.stderr)
-            return subprocess.run(command, cwd=repo, env=command_env(), check=False).returncode
+            env = {**command_env(), "MODEL_REPO": str(repo)}
+            return subprocess.run(command, cwd=repo, env=env, check=False).returncode
     except Timeout:
         print(
             f"locked: {repo / LOCK_FILE} is held by another writer for more than "
@@ -102,6 +74,8 @@ def main() -> None:
         command = command[1:]
     if not command:
         sys.exit("usage: python -m batchserving.core.lock COMMAND [ARGS...]")
+    from batchserving.registry.workspace import NotAModelRepo
+
     try:
         sys.exit(run_locked(command))
     except NotAModelRepo as exc:

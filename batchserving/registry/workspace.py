@@ -1,0 +1,89 @@
+"""This worker's workspace of the model repo: where it is, and making it on first use.
+
+``MODEL_REPO`` names the workspace. Unset, every local entry point (the make targets and
+the DAGs alike) uses one default: ``.model-repo/`` inside the project, git-ignored, never
+the user's checkout itself. A missing or empty workspace is cloned: from
+``MODEL_REPO_URL`` (the shared repo on the git server) when it is set, else from the
+project's checkout (the embedded default, which is never synced or pushed afterwards).
+``DVC_REMOTE_URL`` becomes the workspace's default DVC remote in its local config
+(``.dvc/config.local``), never in the committed ``.dvc/config``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Mapping
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_WORKSPACE = PROJECT_ROOT / ".model-repo"
+SHARED_REMOTE = "shared"
+
+
+class NotAModelRepo(RuntimeError):
+    """MODEL_REPO is not a git + DVC workspace of this project, and cannot be made one."""
+
+
+def workspace_path(environ: Mapping[str, str] = os.environ) -> Path:
+    """The workspace ``MODEL_REPO`` names, else the project's default one."""
+    raw = environ.get("MODEL_REPO")
+    return Path(raw).expanduser().absolute() if raw else DEFAULT_WORKSPACE
+
+
+def origin_url(environ: Mapping[str, str] = os.environ) -> str | None:
+    """The shared model repo's git URL (``MODEL_REPO_URL``), or None on one machine."""
+    return environ.get("MODEL_REPO_URL") or None
+
+
+def _run(args: list[str], cwd: Path | None = None, env: Mapping[str, str] | None = None) -> str:
+    result = subprocess.run(
+        args, cwd=cwd, capture_output=True, text=True, check=False, env=dict(env or os.environ)
+    )
+    if result.returncode != 0:
+        reason = (result.stderr.strip() or result.stdout.strip()).splitlines()[-3:]
+        raise NotAModelRepo(f"`{' '.join(args[:3])} ...` failed: {' | '.join(reason)}")
+    return result.stdout
+
+
+def validate(path: Path) -> Path:
+    """``path`` if it is the top of a git repository holding this project's DVC pipeline."""
+    top = subprocess.run(
+        ["git", "-C", str(path), "rev-parse", "--show-toplevel"], capture_output=True, text=True
+    )
+    if top.returncode != 0 or Path(top.stdout.strip()).resolve() != path.resolve():
+        raise NotAModelRepo(
+            f"MODEL_REPO={path} is not the top of a git repository; point MODEL_REPO at a "
+            "clone of this project, or at an empty directory to clone into"
+        )
+    if not (path / ".dvc").is_dir() or not (path / "dvc.yaml").is_file():
+        raise NotAModelRepo(
+            f"MODEL_REPO={path} is not a DVC repository (no .dvc/ or dvc.yaml); "
+            "point MODEL_REPO at a clone of this project"
+        )
+    return path
+
+
+def configure_remote(path: Path, environ: Mapping[str, str] = os.environ) -> None:
+    """Make ``DVC_REMOTE_URL`` (if set) the default remote, in the local config only."""
+    url = environ.get("DVC_REMOTE_URL")
+    if not url:
+        return
+    dvc = ["dvc", "remote"]
+    _run([*dvc, "add", "--local", "--force", "--default", SHARED_REMOTE, url], cwd=path)
+    endpoint = environ.get("AWS_ENDPOINT_URL")
+    if endpoint:
+        _run([*dvc, "modify", "--local", SHARED_REMOTE, "endpointurl", endpoint], cwd=path)
+
+
+def ensure_workspace(environ: Mapping[str, str] = os.environ) -> Path:
+    """The workspace, cloned first when missing or empty, validated, its remote configured."""
+    path = workspace_path(environ)
+    if not path.exists() or (path.is_dir() and not any(path.iterdir())):
+        source = origin_url(environ) or str(PROJECT_ROOT)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _run(["git", "clone", "--quiet", source, str(path)], env=environ)
+        print(f"workspace: cloned {path} from {source}", flush=True)
+    validate(path)
+    configure_remote(path, environ)
+    return path
