@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from batchserving.weather.issuance import KST, latest_issuance
-from batchserving.weather.kma import Fault, KmaError, normalise_key, parse_body, scrub
+from batchserving.weather.kma import normalise_key, scrub
+from batchserving.weather.replies import Fault, KmaError, parse_reply
 from stages.preprocess_weather import dedupe_latest, parse_rn1, parse_value, wide_latest
 
 
@@ -187,5 +188,5 @@ def test_refetch_of_the_same_issuance_wins_by_ingestion_time() -> None:
 )
 def test_envelopes_are_sniffed(status: int, body: bytes, fault: str, code: str | None) -> None:
     with pytest.raises(KmaError) as caught:
-        parse_body(status, body)
+        parse_reply(status, body)
     assert caught.value.fault is Fault[fault] and caught.value.code == code
