@@ -320,8 +320,9 @@ class FakeKma:
 
     def fail(self, *faults: str) -> None:
         """Answer the next requests with these faults, one each, then ``mode``."""
+        checked = [check_fault(f) for f in faults]  # all or none are queued
         with self._lock:
-            self._queued.extend(check_fault(f) for f in faults)
+            self._queued.extend(checked)
 
     def reset(self) -> None:
         with self._lock:

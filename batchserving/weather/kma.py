@@ -119,9 +119,9 @@ def get_page(session: Any, settings: ClientSettings, issuance: Issuance, page: i
         try:
             return parse_reply(response.status_code, body)
         except KmaError as exc:
-            text = scrub(f"{exc} from {where}", settings.service_key)
+            text = scrub(f"{where}: {exc}", settings.service_key)
             raise KmaError(text, exc.fault, exc.code) from None
-    raise KmaError(f"KMA {fault}: {where}", Fault.TRANSIENT)
+    raise KmaError(f"{where}: KMA {fault}", Fault.TRANSIENT)
 
 
 def with_retries(

@@ -208,9 +208,10 @@ def window_advice(messages: tuple[str, ...]) -> str | None:
         if found:
             days = int(found.group(1))
             return (
-                f"the issuance asked for is older than the portal keeps (the last {days} "
-                f"day{'s' if days != 1 else ''}; the ultra-short operations keep about one day): "
-                "a run or backfill older than that cannot be fetched"
+                f"the issuance asked for is older than the portal keeps: it serves the last "
+                f"{days} day{'s' if days != 1 else ''} (about one day for the ultra-short "
+                "operations, getUltraSrtFcst included); a run or backfill older than that "
+                "cannot be fetched"
             )
     return None
 
