@@ -228,8 +228,8 @@ def advice(code: str, messages: tuple[str, ...]) -> str:
 
 def code_error(envelope: Envelope, status: int) -> KmaError:
     """The KmaError for an envelope whose code is not 00 (unknown codes count as transient)."""
-    code = envelope.code or ""
-    name, fault = RESULT_CODES.get(code, (f"(an undocumented code {code})", Fault.TRANSIENT))
+    code = envelope.code
+    name, fault = RESULT_CODES.get(code, ("(not in the documented table)", Fault.TRANSIENT))
     text = (
         f"KMA {envelope.layer} (HTTP {status}, {envelope.form}) answered code {code} {name}"
         f"{portal_says(envelope.messages, name)}: {advice(code, envelope.messages)}"
@@ -249,9 +249,13 @@ def status_error(status: int, body: bytes, envelope: Envelope | None) -> KmaErro
         )
     if status != 200:
         snippet = said or f" ({body[:60].decode('utf-8', errors='replace').strip()!r})"
+        check = (
+            "KMA_BASE_URL / the kma_api host"
+            if status == 404
+            else "the key and the kma_api connection"
+        )
         return KmaError(
-            f"KMA answered HTTP {status}{snippet.replace(chr(10), ' ')}: check the key and "
-            "the kma_api connection",
+            f"KMA answered HTTP {status}{snippet.replace(chr(10), ' ')}: check {check}",
             Fault.PERMANENT,
         )
     return KmaError(

@@ -339,3 +339,14 @@ def test_the_code_in_the_envelope_decides_not_the_status(
         if said and said.upper() != name:
             assert said in text  # the portal's own words, Korean or not
         assert text.endswith(f": {ADVICE[code]}")  # and what to do
+
+
+def test_an_undocumented_code_is_retried_and_quoted() -> None:
+    header = {"errMsg": "SOMETHING_NEW", "returnAuthMsg": "새 오류", "returnReasonCode": "77"}
+    body = json.dumps({"OpenAPI_ServiceResponse": {"cmmMsgHeader": header}}).encode()
+    with pytest.raises(KmaError) as caught:
+        parse_reply(403, body)
+    assert caught.value.fault is Fault.TRANSIENT and caught.value.code == "77"
+    assert "code 77 (not in the documented table) (portal: SOMETHING_NEW / 새 오류)" in str(
+        caught.value
+    )
