@@ -5,6 +5,11 @@ Every hour at :45 Asia/Seoul (the HH:30 issuance of KMA's ultra-short forecast i
 then), fetch the latest forecast for Seoul (grid nx 60, ny 127) and keep it as a DVC data
 version.
 
+Each task syncs its workspace with the model repo's server, runs its DVC stage, commits
+the new data version (`dvc.lock`) with a message naming this run and publishes it
+(`dvc push`, `git push`), so the next task may run on any worker. Nothing changed (a
+re-run of the same hour) ⇒ no commit.
+
 1. `fetch`: `dvc repro fetch_weather` with `WEATHER_RUN_AT` = this run's logical date (or
    run_after for a manual run) converted to KST; the stage fetches the latest issuance at
    that instant (stepping back on NO_DATA) into `output/weather/raw/<baseDate><baseTime>.json`.
@@ -12,9 +17,7 @@ version.
    read when the task runs and passed only to the command's environment: never a template
    field, never logged. No `kma_api` connection: the task fails saying how to add it.
 2. `preprocess`: `dvc repro --single-item preprocess_weather`: the history table and the
-   latest table (latest issuance wins), incrementally.
-3. `commit`: commit `dvc.lock` (the new data version) with a message naming this run, then
-   `dvc push`. Nothing changed (a re-run of the same hour) ⇒ no commit.
+   latest table (latest issuance wins), incrementally, from the raw data `fetch` published.
 
 Every task writes the model repo: pool `model_repo` and the repo file lock. Re-running a
 run fetches the same issuance and leaves the same files. A failed task posts a Slack alert
@@ -55,12 +58,13 @@ with DAG(
 ) as dag:
     fetch = repo_task(
         "fetch",
-        "dvc repro --single-item fetch_weather",
+        "batchserving.registry.publish --single-item fetch_weather",
         operator=KmaBashOperator,
         env={"WEATHER_RUN_AT": "{{ (dag_run.logical_date or dag_run.run_after) | kst_iso }}"},
     )
     # --single-item: fetch_weather is always_changed and must not run again without its key.
-    preprocess = repo_task("preprocess", "dvc repro --single-item preprocess_weather")
-    commit = repo_task("commit", "batchserving.registry.register commit")
+    preprocess = repo_task(
+        "preprocess", "batchserving.registry.publish --single-item preprocess_weather"
+    )
 
-    fetch >> preprocess >> commit
+    fetch >> preprocess

@@ -24,6 +24,8 @@ PREDICTIONS_DIR = "output/predictions"
 # Inside .dvc/tmp, which git and DVC ignore.
 LOCK_FILE = ".dvc/tmp/model-repo.lock"
 STAGING_DIR = ".dvc/tmp/promote-staging"
+# Inference's read-only mirror of the registry's tags (never the workspace's own refs).
+SERVING_REGISTRY = ".dvc/tmp/serving-registry.git"
 
 # DVC stages whose outputs the registry reads.
 TRAIN_STAGE = "train"
