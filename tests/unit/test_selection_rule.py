@@ -184,6 +184,17 @@ def test_mcnemar_needs_six_unanswered_rows_on_45(challenger_only, p_value, decis
     assert judge(params, truth, champion, challenger) == decision
 
 
+def test_the_percentile_bootstrap_is_the_more_lenient_test():
+    """4 rows only the challenger gets right, none the other way: McNemar p = 0.125, but
+    a resample misses all four rows only about (41/45)^45 = 1.5% of the time, so the 95%
+    interval's lower bound is above 0."""
+    truth, champion, challenger = one_row_gain(45, 4)
+    params = SelectionParams.from_mapping({"min_score": 0.0})
+    assert judge(params, truth, champion, challenger) == KEEP
+    bootstrap = params.model_copy(update={"test": "bootstrap"})
+    assert judge(bootstrap, truth, champion, challenger) == PROMOTE
+
+
 def test_the_interval_is_seeded_and_named_in_the_json():
     truth, champion, challenger = one_row_gain(45, 1)
     first = gather("bootstrap", 0.05, "accuracy", truth, champion, challenger)
