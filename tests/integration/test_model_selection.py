@@ -128,7 +128,7 @@ def test_selection_promotes_only_better_models(airflow_db, model_repo, slack_rec
     assert states["keep_champion"] == "success" and states["promote"] == "skipped", states
     assert versions(model_repo) == ["iris-model@v0.0.1", "iris-model@v0.0.2"]
     assert prod_version(model_repo) == "v0.0.1"
-    comparison = json.loads(task_output(dag_run, "compare"))
+    comparison = task_output(dag_run, "compare")
     assert comparison["champion"]["metrics_source"] == "scored on the current test rows"
     assert comparison["champion"]["metrics"]["n_test"] == 60
     assert comparison["evidence"]["n"] == 60
@@ -147,7 +147,7 @@ def test_selection_promotes_only_better_models(airflow_db, model_repo, slack_rec
     assert states["keep_champion"] == "success" and states["promote"] == "skipped", states
     assert versions(model_repo)[-1] == "iris-model@v0.0.3"
     assert prod_version(model_repo) == "v0.0.1"
-    comparison = json.loads(task_output(dag_run, "compare"))
+    comparison = task_output(dag_run, "compare")
     evidence = comparison["evidence"]
     assert (evidence["test"], evidence["alpha"], evidence["n"]) == ("mcnemar", 0.05, 45)
     assert (evidence["challenger_only"], evidence["champion_only"]) == (1, 0)
@@ -173,7 +173,7 @@ def test_selection_promotes_only_better_models(airflow_db, model_repo, slack_rec
     assert states["promote"] == "success" and states["keep_champion"] == "skipped", states
     assert prod_version(model_repo) == "v0.0.3"
     assert versions(model_repo)[-1] == "iris-model@v0.0.3"
-    comparison = json.loads(task_output(dag_run, "compare"))
+    comparison = task_output(dag_run, "compare")
     record = assert_serving_matches_prod(model_repo)
     assert record["metrics"]["f1_macro"] == comparison["challenger"]["metrics"]["f1_macro"]
     tagged = prod_tag_message(model_repo, "iris-model#prod#2")
@@ -285,7 +285,7 @@ def test_a_floor_above_the_score_blocks_the_first_version(airflow_db, model_repo
     assert prod_version(model_repo) is None
     assert run(["git", "tag", "-l", "iris-model#prod*"], cwd=model_repo).stdout == ""
     assert not (model_repo / "output/serving").exists()
-    comparison = json.loads(task_output(dag_run, "compare"))
+    comparison = task_output(dag_run, "compare")
     assert comparison["decision"] == "keep" and comparison["evidence"] is None
     assert comparison["challenger"]["metrics"]["f1_macro"] < 0.95
     assert len(slack_receiver.texts) == 1
