@@ -31,7 +31,7 @@ from filelock import FileLock
 
 from batchserving.core.names import LOCK_FILE
 from batchserving.weather.fake_kma import FakeKma
-from tests.conftest import PROJECT_ROOT, set_params, tree_digest
+from tests.conftest import PROJECT_ROOT, last_line, set_params, tree_digest
 from tests.e2e.checks import (
     LOCK_CONTENTION,
     Prod,
@@ -68,11 +68,6 @@ def run_writer(repo: Path, *command: str, env: dict[str, str] | None = None) -> 
     return output
 
 
-def xcom(output: str) -> str:
-    """What Airflow would keep as the task's XCom: its last output line."""
-    return output.strip().splitlines()[-1]
-
-
 TRAIN = ("python", "-m", "batchserving.registry.publish", "evaluate")
 REGISTER = ("python", "-m", "batchserving.registry.register")
 COMPARE = ("python", "-m", "batchserving.selection.compare")
@@ -81,12 +76,12 @@ COMPARE = ("python", "-m", "batchserving.selection.compare")
 def run_model_selection(repo: Path, promote: bool = True) -> tuple[str, str]:
     """The tasks of model_selection in order, each given the XCom it reads; (output, comparison)."""
     output = run_writer(repo, *TRAIN)
-    output += run_writer(repo, *REGISTER, "--commit", xcom(output))
+    output += run_writer(repo, *REGISTER, "--commit", last_line(output))
     compared = run_writer(repo, *COMPARE)
     output += compared
     if promote:
-        output += run_writer(repo, *promote_command(xcom(compared)))
-    return output, xcom(compared)
+        output += run_writer(repo, *promote_command(last_line(compared)))
+    return output, last_line(compared)
 
 
 def promote_command(comparison: str) -> tuple[str, ...]:
@@ -218,7 +213,7 @@ def assert_recovered(repo: Path, before: RepoState) -> None:
 
 def test_kill_during_training_leaves_no_stale_lock_and_no_damage(model_repo: Path) -> None:
     # A registered version exists before the crash.
-    run_writer(model_repo, *REGISTER, "--commit", xcom(run_writer(model_repo, *TRAIN)))
+    run_writer(model_repo, *REGISTER, "--commit", last_line(run_writer(model_repo, *TRAIN)))
     before = RepoState.capture(model_repo)
     assert [t for t in before.tags if t.startswith("iris-model@")] == ["iris-model@v0.0.1"]
 
@@ -236,7 +231,7 @@ def test_kill_during_training_leaves_no_stale_lock_and_no_damage(model_repo: Pat
     # The next run needs no cleanup: it trains, registers a new version, meets no busy lock.
     started = time.monotonic()
     output = run_writer(model_repo, *TRAIN)
-    output += run_writer(model_repo, *REGISTER, "--commit", xcom(output))
+    output += run_writer(model_repo, *REGISTER, "--commit", last_line(output))
     assert time.monotonic() - started < 120
     assert not [m for m in LOCK_CONTENTION if m in output], output
     assert "registered iris-model@v0.0.2" in output

@@ -12,13 +12,12 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pendulum
 import pytest
 
-from tests.conftest import PROJECT_ROOT, run, set_params, tree_digest
+from tests.conftest import PROMOTE, last_line, locked_task, run, set_params, tree_digest
 from tests.integration.dagrun import load_dag, task_output, task_states
 
 TRAIN_KEYS = ("n_estimators", "max_depth", "test_size")
@@ -55,17 +54,7 @@ def deployment(repo: Path) -> dict:
 
 def repo_command(repo: Path, *command: str, check: bool = True) -> subprocess.CompletedProcess:
     """A stage command under the repo lock, exactly as the DAG tasks and `make` run it."""
-    env = {**os.environ, "MODEL_REPO": str(repo)}
-    result = subprocess.run(
-        [sys.executable, "-m", "batchserving.core.lock", *command],
-        cwd=PROJECT_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    if check:
-        assert result.returncode == 0, f"{command}:\n{result.stdout}\n{result.stderr}"
-    return result
+    return locked_task(repo, *command, check=check)
 
 
 def comparison_of(dag_run) -> dict:
@@ -227,16 +216,7 @@ def promoted_repo(model_repo: Path) -> Path:
     repo_command(model_repo, "python", "-m", "batchserving.registry.publish", "evaluate")
     repo_command(model_repo, "python", "-m", "batchserving.registry.register")
     compared = repo_command(model_repo, "python", "-m", "batchserving.selection.compare").stdout
-    comparison = compared.strip().splitlines()[-1]
-    repo_command(
-        model_repo,
-        "python",
-        "-m",
-        "batchserving.selection.promote",
-        "promote",
-        "--comparison-json",
-        comparison,
-    )
+    repo_command(model_repo, *PROMOTE, last_line(compared))
     assert prod_version(model_repo) == "v0.0.1"
     return model_repo
 
@@ -267,12 +247,8 @@ def test_bad_metrics_fail_compare_and_change_nothing(promoted_repo):
         # Without a comparison the promote step refuses too.
         result = repo_command(
             repo,
-            "python",
-            "-m",
-            "batchserving.selection.promote",
-            "promote",
-            "--comparison-json",
-            result.stdout.strip().splitlines()[-1] if result.stdout.strip() else "",
+            *PROMOTE,
+            last_line(result.stdout),
             check=False,
         )
         assert result.returncode != 0 and "not the compare step's JSON" in result.stderr
@@ -343,17 +319,9 @@ def test_promote_resumes_after_a_kill_between_tag_and_deployment(promoted_repo):
     repo = promoted_repo
     shutil.rmtree(repo / "output/serving")
     output = repo_command(repo, "python", "-m", "batchserving.selection.compare").stdout
-    comparison = json.loads(output.strip().splitlines()[-1])
+    comparison = json.loads(last_line(output))
     assert comparison["decision"] == "redeploy", comparison
-    result = repo_command(
-        repo,
-        "python",
-        "-m",
-        "batchserving.selection.promote",
-        "promote",
-        "--comparison-json",
-        json.dumps(comparison),
-    )
+    result = repo_command(repo, *PROMOTE, json.dumps(comparison))
     assert result.stdout.strip().splitlines()[-1].startswith(":arrows_counterclockwise:")
     assert assert_serving_matches_prod(repo)["version"] == "v0.0.1"
     assert run(["git", "tag", "-l", "iris-model#prod*"], cwd=repo).stdout.split() == [
