@@ -5,16 +5,20 @@ Every hour at :45 Asia/Seoul (the HH:30 issuance of KMA's ultra-short forecast i
 then), fetch the latest forecast for Seoul (grid nx 60, ny 127) and keep it as a DVC data
 version.
 
-1. `fetch`: `dvc repro fetch_weather` with `WEATHER_RUN_AT` = this run's logical date (or
-   run_after for a manual run) converted to KST; the stage fetches the latest issuance at
-   that instant (stepping back on NO_DATA) into `output/weather/raw/<baseDate><baseTime>.json`.
-   The key and base URL come from connection `kma_api` (password = key, host = base URL),
-   read when the task runs and passed only to the command's environment: never a template
-   field, never logged. No `kma_api` connection: the task fails saying how to add it.
-2. `preprocess`: `dvc repro --single-item preprocess_weather`: the history table and the
-   latest table (latest issuance wins), incrementally.
-3. `commit`: commit `dvc.lock` (the new data version) with a message naming this run, then
-   `dvc push`. Nothing changed (a re-run of the same hour) ⇒ no commit.
+The two weather stages are a DVC pipeline of their own, `weather/dvc.yaml` (so `dvc repro`
+at the repo root never needs a KMA key); by hand: `KMA_SERVICE_KEY=... dvc repro weather/dvc.yaml`.
+
+1. `fetch`: `dvc repro --single-item weather/dvc.yaml:fetch_weather` with `WEATHER_RUN_AT` =
+   this run's logical date (or run_after for a manual run) converted to KST; the stage
+   fetches the latest issuance at that instant (stepping back on NO_DATA) into
+   `output/weather/raw/<baseDate><baseTime>.json`. The key and base URL come from
+   connection `kma_api` (password = key, host = base URL), read when the task runs and
+   passed only to the command's environment: never a template field, never logged. No
+   `kma_api` connection: the task fails saying how to add it.
+2. `preprocess`: `dvc repro --single-item weather/dvc.yaml:preprocess_weather`: the history
+   table and the latest table (latest issuance wins), incrementally.
+3. `commit`: commit `weather/dvc.lock` (the new data version) with a message naming this
+   run, then `dvc push`. Nothing changed (a re-run of the same hour) ⇒ no commit.
 
 Every task writes the model repo: pool `model_repo` and the repo file lock. Re-running a
 run fetches the same issuance and leaves the same files. A failed task posts a Slack alert
@@ -30,6 +34,8 @@ from airflow.sdk import DAG
 from batchserving_dags.kma_connection import KmaBashOperator
 from batchserving_dags.model_repo import repo_task
 from batchserving_dags.slack_notifier import failure_alert
+
+from batchserving.core.names import WEATHER_PIPELINE
 
 
 def kst_iso(instant) -> str:
@@ -55,12 +61,14 @@ with DAG(
 ) as dag:
     fetch = repo_task(
         "fetch",
-        "dvc repro --single-item fetch_weather",
+        f"dvc repro --single-item {WEATHER_PIPELINE}:fetch_weather",
         operator=KmaBashOperator,
         env={"WEATHER_RUN_AT": "{{ (dag_run.logical_date or dag_run.run_after) | kst_iso }}"},
     )
     # --single-item: fetch_weather is always_changed and must not run again without its key.
-    preprocess = repo_task("preprocess", "dvc repro --single-item preprocess_weather")
+    preprocess = repo_task(
+        "preprocess", f"dvc repro --single-item {WEATHER_PIPELINE}:preprocess_weather"
+    )
     commit = repo_task("commit", "batchserving.registry.register commit")
 
     fetch >> preprocess >> commit

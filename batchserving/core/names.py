@@ -25,6 +25,13 @@ PREDICTIONS_DIR = "output/predictions"
 LOCK_FILE = ".dvc/tmp/model-repo.lock"
 STAGING_DIR = ".dvc/tmp/promote-staging"
 
+# The weather pipeline has a dvc.yaml of its own, so `dvc repro` and `dvc exp run` at the
+# root run only the model pipeline and never need a KMA key. Its lock file is the weather
+# data version; stages are addressed as PIPELINE:STAGE.
+PIPELINE_LOCK = "dvc.lock"
+WEATHER_PIPELINE = "weather/dvc.yaml"
+WEATHER_LOCK = "weather/dvc.lock"
+
 # DVC stages whose outputs the registry reads.
 TRAIN_STAGE = "train"
 EVALUATE_STAGE = "evaluate"
