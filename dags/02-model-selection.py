@@ -8,8 +8,9 @@ serializes their repo writes and either order gives the same result):
    pipeline up to date, register a new `iris-model` version if the model changed).
 2. `compare`: challenger = latest registered version, champion = the version in stage
    `prod`. Both are judged on the same test rows (the champion is re-scored when data or
-   split changed). Writes `output/selection/comparison.json` (both metric sets, deltas,
-   rule, decision). Rule (params.yaml `selection`): promote iff there is no champion, or
+   split changed). Returns the comparison (both metric sets, deltas, rule, decision) as
+   its XCom, which the next tasks read, on whichever worker they run.
+   Rule (params.yaml `selection`): promote iff there is no champion, or
    challenger − champion > `min_improvement` on `primary_metric`; a tie keeps the champion.
 3. `choose_branch` → `promote` (`gto assign iris-model --stage prod`, atomic deployment
    into `output/serving/`, `dvc push`, Slack with old → new metric) or `keep_champion`
@@ -47,14 +48,15 @@ with DAG(
     },
 ) as dag:
     repro_evaluate, register_model = update_and_register()
-    compare = repo_task("compare", "batchserving.selection.compare")
+    compare = repo_task(selection.COMPARE_TASK, "batchserving.selection.compare")
     choose_branch = BranchPythonOperator(
         task_id="choose_branch", python_callable=selection.choose_branch
     )
     # The promote task's last output line (its XCom) is the summary that goes to Slack.
     promote = repo_task(
         selection.PROMOTE_TASK,
-        "batchserving.selection.promote promote",
+        'batchserving.selection.promote promote --comparison-json "$COMPARISON_JSON"',
+        env={"COMPARISON_JSON": selection.COMPARISON_TEMPLATE},
         on_success_callback=selection.summary_alert(selection.PROMOTE_TASK),
     )
     keep_champion = PythonOperator(

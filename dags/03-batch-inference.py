@@ -3,28 +3,32 @@
 
 Every 5 minutes, score a few Iris rows with the deployed model and write them with lineage.
 
-`predict` runs `python -m batchserving.serving.predict` in `MODEL_REPO` (default: the
-project root). It loads only `output/serving/model.joblib` and its record `model.json`
-(checked by md5), never the training workspace, never dvc or git, so it does not need pool
-`model_repo` or the repo lock. It draws `inference.n_samples` rows seeded from the run's
-logical date and writes `output/predictions/<YYYY-MM-DD>/<YYYY-MM-DDTHH-MM-SSZ>.csv` (UTC)
-atomically, one row per sample: the features, `predicted_class`, `probability`,
-`model_version`, `model_commit`, `run_id`. Re-running a run rewrites the same file with
-the same content.
+`predict` runs `python -m batchserving.serving.predict --refresh` in this worker's
+`MODEL_REPO` (default `.model-repo/`). It first resolves the registry's current `prod`
+version from the git server's tags (`MODEL_REPO_URL`; on one machine the workspace's own)
+and, when `output/serving/` does not hold it, fetches that model by md5 from the DVC
+remote into it, verified and switched atomically. It then loads only `output/serving/`
+(`model.json` and the model it names, checked by md5), never the training workspace, so
+it does not need pool `model_repo` or the repo lock. The server out of reach: it serves
+the cached version and says so in the log. It draws `inference.n_samples` rows seeded
+from the run's logical date and writes
+`output/predictions/<YYYY-MM-DD>/<YYYY-MM-DDTHH-MM-SSZ>.csv` (UTC) atomically, one row per
+sample: the features, `predicted_class`, `probability`, `model_version`, `model_commit`,
+`run_id`. Re-running a run rewrites the same file with the same content.
 
 **Large batch**: trigger with run conf `{"input_path": "data/big.parquet"}` (CSV or
 Parquet, relative to the model repo) and optionally `"output_path"` (`.csv` or
 `.parquet`; default the scheduled file's path). The file is streamed in chunks with the
 same columns (extra input columns are kept).
 
-No model deployed yet ⇒ the task is **skipped** (exit 99) and its log says to run
-`model_selection` first; no alert. A broken or unloadable deployment, bad params or a bad
-input file ⇒ the task fails with the reason in its log and a Slack alert (`my_webhook`).
+Nothing in prod yet ⇒ the task is **skipped** (exit 99) and its log says to run
+`model_selection` first; no alert. Server out of reach with nothing cached, a broken or
+unloadable deployment, bad params or a bad input file ⇒ the task fails with the reason in
+its log and a Slack alert (`my_webhook`).
 """
 
 from __future__ import annotations
 
-import shlex
 from datetime import timedelta
 
 import pendulum
@@ -35,8 +39,7 @@ from batchserving_dags.slack_notifier import failure_alert
 # Run values reach the command through the environment, never pasted into the shell text:
 # a run id or a conf path with quotes or `;` in it stays one argument.
 PREDICT_COMMAND = (
-    f'cd "${{MODEL_REPO:-{shlex.quote(PROJECT_ROOT)}}}" && '
-    f"exec {PYTHON} -m batchserving.serving.predict "
+    f"exec {PYTHON} -m batchserving.serving.predict --refresh "
     '--logical-date "$PREDICT_LOGICAL_DATE" --run-id "$PREDICT_RUN_ID" '
     '--input "$PREDICT_INPUT" --output "$PREDICT_OUTPUT"'
 )
@@ -59,6 +62,7 @@ with DAG(
     predict = ProjectBashOperator(
         task_id="predict",
         bash_command=PREDICT_COMMAND,
+        cwd=PROJECT_ROOT,
         env={
             "PREDICT_LOGICAL_DATE": "{{ (dag_run.logical_date or dag_run.run_after).isoformat() }}",
             "PREDICT_RUN_ID": "{{ run_id }}",

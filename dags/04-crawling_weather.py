@@ -8,6 +8,11 @@ version.
 The two weather stages are a DVC pipeline of their own, `weather/dvc.yaml` (so `dvc repro`
 at the repo root never needs a KMA key); by hand: `KMA_SERVICE_KEY=... dvc repro weather/dvc.yaml`.
 
+Each task syncs its workspace with the model repo's server, runs its DVC stage, commits
+the new data version (`weather/dvc.lock`) with a message naming this run and publishes it
+(`dvc push`, `git push`), so the next task may run on any worker. Nothing changed (a
+re-run of the same hour) ⇒ no commit.
+
 1. `fetch`: `dvc repro --single-item weather/dvc.yaml:fetch_weather` with `WEATHER_RUN_AT` =
    this run's logical date (or run_after for a manual run) converted to KST; the stage
    fetches the latest issuance at that instant (stepping back on NO_DATA) into
@@ -16,9 +21,8 @@ at the repo root never needs a KMA key); by hand: `KMA_SERVICE_KEY=... dvc repro
    passed only to the command's environment: never a template field, never logged. No
    `kma_api` connection: the task fails saying how to add it.
 2. `preprocess`: `dvc repro --single-item weather/dvc.yaml:preprocess_weather`: the history
-   table and the latest table (latest issuance wins), incrementally.
-3. `commit`: commit `weather/dvc.lock` (the new data version) with a message naming this
-   run, then `dvc push`. Nothing changed (a re-run of the same hour) ⇒ no commit.
+   table and the latest table (latest issuance wins), incrementally, from the raw data
+   `fetch` published.
 
 Every task writes the model repo: pool `model_repo` and the repo file lock. Re-running a
 run fetches the same issuance and leaves the same files. A failed task posts a Slack alert
@@ -61,14 +65,14 @@ with DAG(
 ) as dag:
     fetch = repo_task(
         "fetch",
-        f"dvc repro --single-item {WEATHER_PIPELINE}:fetch_weather",
+        f"batchserving.registry.publish --single-item {WEATHER_PIPELINE}:fetch_weather",
         operator=KmaBashOperator,
         env={"WEATHER_RUN_AT": "{{ (dag_run.logical_date or dag_run.run_after) | kst_iso }}"},
     )
     # --single-item: fetch_weather is always_changed and must not run again without its key.
     preprocess = repo_task(
-        "preprocess", f"dvc repro --single-item {WEATHER_PIPELINE}:preprocess_weather"
+        "preprocess",
+        f"batchserving.registry.publish --single-item {WEATHER_PIPELINE}:preprocess_weather",
     )
-    commit = repo_task("commit", "batchserving.registry.register commit")
 
-    fetch >> preprocess >> commit
+    fetch >> preprocess

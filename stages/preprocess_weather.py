@@ -53,7 +53,8 @@ PTY_LABELS = {
     7: "snow flurries",
 }
 MISSING_AT = 900.0  # KMA marks a missing value with +-900 and beyond (e.g. -999)
-# The portal serves about 3 days back, so only the newest ~72 raw files can be re-fetched.
+# A raw file changes only when its issuance is re-fetched, and the ultra-short operations
+# keep about one day (~24 issuances); the newest 72 are rechecked (a stat each) for margin.
 RECHECK_ISSUANCES = 72
 RAW_NAME = re.compile(r"^\d{8}\d{2}30$")
 STATE_VERSION = 1

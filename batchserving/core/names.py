@@ -24,6 +24,8 @@ PREDICTIONS_DIR = "output/predictions"
 # Inside .dvc/tmp, which git and DVC ignore.
 LOCK_FILE = ".dvc/tmp/model-repo.lock"
 STAGING_DIR = ".dvc/tmp/promote-staging"
+# Inference's read-only mirror of the registry's tags (never the workspace's own refs).
+SERVING_REGISTRY = ".dvc/tmp/serving-registry.git"
 
 # The weather pipeline has a dvc.yaml of its own, so `dvc repro` and `dvc exp run` at the
 # root run only the model pipeline and never need a KMA key. Its lock file is the weather

@@ -14,9 +14,13 @@ import subprocess
 import sys
 
 
-def repro_or_restore(targets: list[str]) -> int:
-    """``dvc repro TARGETS``; on failure restore them and their deps; return repro's exit code."""
-    code = subprocess.run(["dvc", "repro", *targets], check=False).returncode
+def repro_or_restore(targets: list[str], single_item: bool = False) -> int:
+    """``dvc repro TARGETS``; on failure restore them and their deps; return repro's exit code.
+
+    ``single_item`` runs only the targets, not the stages they depend on.
+    """
+    flags = ["--single-item"] if single_item else []
+    code = subprocess.run(["dvc", "repro", *flags, *targets], check=False).returncode
     if code != 0:
         print(
             f"repro: `dvc repro {' '.join(targets)}` failed (exit {code}); restoring the "

@@ -1,9 +1,10 @@
-"""Commit the pipeline state and register model versions: the registry's task command.
+"""Register model versions: the register step's task command, and the pipeline commit.
 
-    python -m batchserving.registry.register commit    # commit the pipeline's changes, dvc push
-    python -m batchserving.registry.register register  # ... and tag a version if the model changed
+    python -m batchserving.registry.register [--commit SHA]
 
-Run both under the repo lock (``python -m batchserving.core.lock python -m ...``).
+Run it under the repo lock (``python -m batchserving.core.lock python -m ...``). It
+syncs with the server, tags the commit (default: the server's HEAD) as the next
+version if its model has none, and pushes the tag (``batchserving.registry.sync``).
 
 A version is a commit tagged ``iris-model@vX.Y.Z`` by GTO; its ``dvc.lock`` pins the
 model's content hash. Registration is keyed on that hash, not on whether this run
@@ -14,7 +15,6 @@ tags were never pushed) gets one, and an unchanged model never gets a second.
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 from pathlib import Path
 
@@ -22,8 +22,10 @@ from batchserving.core.names import ARTIFACT, EVALUATE_STAGE, MODEL_PATH
 from batchserving.core.params import ParamsError, RegistryParams
 from batchserving.registry.dvclock import LOCK_FILES, model_hash, pinned_files
 from batchserving.registry.git import RegistryError, git, run_label, show
-from batchserving.registry.remote import dvc_push
+from batchserving.registry.remote import in_remote, remote_description
+from batchserving.registry.sync import synced
 from batchserving.registry.versions import latest_version, register_version
+from batchserving.registry.workspace import workspace_path
 
 
 def changed_files(repo: Path, paths: set[str]) -> list[str]:
@@ -56,56 +58,51 @@ def commit_pipeline_state(repo: Path, identity: RegistryParams, label: str) -> s
     return commit
 
 
-def ensure_pipeline_current(repo: Path) -> None:
-    """Refuse to register a workspace whose model differs from what dvc.lock pins."""
-    result = subprocess.run(
-        ["dvc", "status", "--quiet", EVALUATE_STAGE], cwd=repo, capture_output=True, text=True
-    )
-    if result.returncode != 0:
-        raise RegistryError(
-            "the training pipeline is not up to date with dvc.lock; run "
-            f"`dvc repro {EVALUATE_STAGE}` before registering"
-        )
+def register_commit(repo: Path, commit: str, identity: RegistryParams, label: str) -> str:
+    """Tag ``commit`` as a new version if its model has none; return what happened.
 
-
-def register_model(repo: Path, identity: RegistryParams, label: str) -> str | None:
-    """Commit, push, and tag a new version if HEAD's model has none; return the new tag."""
-    ensure_pipeline_current(repo)
-    commit_pipeline_state(repo, identity, label)
-    head_hash = model_hash(show(repo, "HEAD", "dvc.lock"))
-    if head_hash is None:
+    The model must already be in the DVC remote (the step that trained it pushed it):
+    a version is never tagged whose model another worker could not fetch.
+    """
+    md5 = model_hash(show(repo, commit, "dvc.lock"))
+    if md5 is None:
         raise RegistryError(
-            f"HEAD's dvc.lock pins no {MODEL_PATH}; run `dvc repro {EVALUATE_STAGE}`"
+            f"commit {commit[:12]}'s dvc.lock pins no {MODEL_PATH}; "
+            f"run `dvc repro {EVALUATE_STAGE}`"
         )
-    dvc_push(repo)
+    if not in_remote(repo, md5):
+        raise RegistryError(
+            f"the model of {commit[:12]} (md5 {md5}) is not in the DVC remote "
+            f"{remote_description(repo)}; run the training step again to push it"
+        )
     latest = latest_version(repo)
-    if latest is not None and model_hash(show(repo, latest.commit, "dvc.lock")) == head_hash:
-        print(
+    if latest is not None and model_hash(show(repo, latest.commit, "dvc.lock")) == md5:
+        return (
             f"registry: model unchanged since {ARTIFACT}@{latest.version} "
-            f"(md5 {head_hash}); no new version",
-            flush=True,
+            f"(md5 {md5}); no new version"
         )
-        return None
-    version = register_version(repo, "HEAD", f"{label}: register {ARTIFACT}", identity)
-    tag = f"{ARTIFACT}@{version.version}"
-    print(f"registry: registered {tag} at {version.commit[:12]} (md5 {head_hash})", flush=True)
-    return tag
+    version = register_version(repo, commit, f"{label}: register {ARTIFACT}", identity)
+    return f"registry: registered {ARTIFACT}@{version.version} at {version.commit[:12]} (md5 {md5})"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("action", choices=["commit", "register"])
+    parser.add_argument(
+        "--commit", default="", help="the commit to register (default: the server's HEAD)"
+    )
     args = parser.parse_args()
-    repo = Path.cwd()
+    repo = workspace_path()
     try:
-        identity = RegistryParams.load()
-        if args.action == "commit":
-            if commit_pipeline_state(repo, identity, run_label()):
-                dvc_push(repo)
-        else:
-            register_model(repo, identity, run_label())
+        identity = RegistryParams.load(repo / "params.yaml")
+
+        def step() -> str:
+            commit = git(repo, "rev-parse", "--verify", f"{args.commit or 'HEAD'}^{{commit}}")
+            return register_commit(repo, commit.strip(), identity, run_label())
+
+        summary = synced(step, [], repo)
     except (ParamsError, RegistryError) as exc:
         sys.exit(f"registry: {exc}")
+    print(summary, flush=True)  # the last line: the task's XCom
 
 
 if __name__ == "__main__":

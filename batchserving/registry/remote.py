@@ -37,6 +37,14 @@ def dvc_push(repo: Path) -> None:
     print("registry: dvc push done", flush=True)
 
 
+def in_remote(repo: Path, md5: str) -> bool:
+    """Whether the default DVC remote holds the object with content hash ``md5``."""
+    from dvc.repo import Repo
+
+    with Repo(str(repo)) as dvc_repo:
+        return dvc_repo.cloud.get_remote_odb().exists(md5)
+
+
 def fetch_model(repo: Path, version: ModelVersion, dest: Path) -> Path:
     """Download ``version``'s model to ``dest`` from the DVC cache, else the default remote.
 

@@ -2,12 +2,12 @@
 
 A version is a commit tagged ``iris-model@vX.Y.Z``; ``prod`` is the version of the newest
 ``iris-model#prod#N`` tag (what ``gto show`` and ``dvc artifacts get --stage prod``
-resolve). Tags are written through GTO with the registry's identity as tagger.
+resolve). Tags are written through GTO with the registry's identity as tagger, and read
+with one ``git for-each-ref`` per lookup, their names parsed by GTO.
 """
 
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -15,7 +15,7 @@ from pathlib import Path
 
 from batchserving.core.names import ARTIFACT, PROD_STAGE
 from batchserving.core.params import RegistryParams
-from batchserving.registry.git import RegistryError
+from batchserving.registry.git import RegistryError, git
 
 
 @dataclass(frozen=True)
@@ -28,63 +28,115 @@ class ModelVersion:
     tag: str | None = None
 
 
-def latest_version(repo: Path) -> ModelVersion | None:
-    """The latest registered version, or None."""
-    from gto.api import find_latest_version
-    from gto.exceptions import ArtifactNotFound
+@dataclass(frozen=True)
+class _Tag:
+    """One GTO tag of the artifact: its parsed name, the commit it names, its time."""
 
-    try:
-        found = find_latest_version(str(repo), ARTIFACT)
-    except ArtifactNotFound:  # no tag names the artifact yet
+    name: str
+    parsed: dict
+    commit: str
+    created: datetime
+
+
+def _tags(git_dir: Path, pattern: str, *options: str) -> list[_Tag]:
+    """The artifact's tags matching ``pattern``, read in one ``git for-each-ref``.
+
+    One git call, sorted and cut by git (``options``: ``--sort``, ``--count``,
+    ``--points-at``), so a lookup stays flat as the registry grows. Names are parsed by
+    GTO, so GTO's naming rules decide what a tag means.
+    """
+    from gto.tag import parse_name
+
+    out = git(
+        git_dir,
+        "for-each-ref",
+        "--format=%(refname:strip=2)%09%(objectname)%09%(*objectname)%09%(creatordate:unix)",
+        *options,
+        f"refs/tags/{pattern}",
+    )
+    tags = []
+    for line in out.splitlines():
+        name, obj, peeled, created = line.split("\t")
+        parsed = parse_name(name, raise_on_fail=False)
+        if parsed and parsed.get("name") == ARTIFACT:
+            moment = datetime.fromtimestamp(int(created), UTC)
+            tags.append(_Tag(name, parsed, peeled or obj, moment))
+    return tags
+
+
+def _semver(version: str):
+    from gto.versions import SemVer
+
+    return SemVer(version)
+
+
+def registered_versions(git_dir: Path) -> dict[str, str]:
+    """Every registered version -> its commit."""
+    tags = _tags(git_dir, f"{ARTIFACT}@*")
+    return {t.parsed["version"]: t.commit for t in tags if t.parsed.get("version")}
+
+
+def _newest_version(git_dir: Path, *options: str) -> ModelVersion | None:
+    # git's version sort orders vX.Y.Z numerically; a few extra guard against odd names.
+    tags = _tags(git_dir, f"{ARTIFACT}@*", "--sort=-v:refname", "--count=5", *options)
+    versions = {t.parsed["version"]: t.commit for t in tags if t.parsed.get("version")}
+    if not versions:
         return None
-    return None if found is None else ModelVersion(found.version, found.commit_hexsha)
+    latest = max(versions, key=_semver)
+    return ModelVersion(latest, versions[latest])
 
 
-def _tag_counter(tag: str | None) -> int:
-    match = re.search(r"#(\d+)$", tag or "")
-    return int(match.group(1)) if match else 0
+def latest_version(git_dir: Path) -> ModelVersion | None:
+    """The latest registered version (highest semantic version), or None."""
+    return _newest_version(git_dir)
 
 
-def _as_utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-def prod_assignments(repo: Path) -> list[ModelVersion]:
-    """Every ``prod`` assignment of the artifact, oldest first (GTO's tag history).
+def prod_assignments(git_dir: Path) -> list[ModelVersion]:
+    """Every ``prod`` assignment of the artifact, oldest first.
 
     Ordered by tag time, then by GTO's tag counter, so that the last one is the version
-    ``dvc artifacts get --stage prod`` resolves (the newest prod tag).
+    ``gto show`` and ``dvc artifacts get --stage prod`` resolve (the newest prod tag).
     """
-    from gto.api import history
-
-    events = [
-        e
-        for e in history(str(repo), ARTIFACT, ascending=True)
-        if e["event"] == "assignment" and e["stage"] == PROD_STAGE
-    ]
-    events.sort(key=lambda e: (e["timestamp"], _tag_counter(e["ref"])))
+    tags = [t for t in _tags(git_dir, f"{ARTIFACT}#{PROD_STAGE}#*") if t.parsed.get("stage")]
+    tags.sort(key=lambda t: (t.created, t.parsed.get("counter") or 0))
+    by_commit: dict[str, str] = {}
+    for version, commit in sorted(
+        registered_versions(git_dir).items(), key=lambda v: _semver(v[0])
+    ):
+        by_commit[commit] = version  # the highest version of a commit wins
     return [
-        ModelVersion(e["version"], e["commit"], _as_utc(e["timestamp"]), e["ref"]) for e in events
+        ModelVersion(by_commit[t.commit], t.commit, t.created, t.name)
+        for t in tags
+        if t.commit in by_commit
     ]
 
 
-def current_prod(repo: Path) -> ModelVersion | None:
-    """The champion: the version of the newest prod assignment, or None (bootstrap)."""
-    assignments = prod_assignments(repo)
-    return assignments[-1] if assignments else None
+def current_prod(git_dir: Path) -> ModelVersion | None:
+    """The champion: the version of the newest prod assignment, or None (bootstrap).
+
+    Newest by tag time, then by GTO's counter (git applies the last ``--sort`` first).
+    """
+    newest = _tags(
+        git_dir,
+        f"{ARTIFACT}#{PROD_STAGE}#*",
+        "--sort=-v:refname",
+        "--sort=-creatordate",
+        "--count=1",
+    )
+    if not newest:
+        return None
+    tag = newest[0]
+    version = _newest_version(git_dir, f"--points-at={tag.commit}")
+    if version is None:
+        raise RegistryError(f"{tag.name} names commit {tag.commit[:12]}, which has no version")
+    return ModelVersion(version.version, tag.commit, tag.created, tag.name)
 
 
-def registered_version(repo: Path, version: str) -> ModelVersion:
+def registered_version(git_dir: Path, version: str) -> ModelVersion:
     """A registered version by name (``vX.Y.Z``), or a RegistryError listing the known ones."""
-    from gto.api import history
-
-    registered = {
-        e["version"]: e["commit"]
-        for e in history(str(repo), ARTIFACT, ascending=True)
-        if e["event"] == "registration"
-    }
+    registered = registered_versions(git_dir)
     if version not in registered:
-        known = ", ".join(registered) or "none"
+        known = ", ".join(sorted(registered, key=_semver)) or "none"
         raise RegistryError(
             f"{ARTIFACT} has no registered version {version!r}; registered: {known} "
             f"(see `gto show {ARTIFACT}`)"

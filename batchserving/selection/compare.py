@@ -1,20 +1,23 @@
 """Champion/challenger comparison of ``model_selection``: the latest version against ``prod``.
 
-    python -m batchserving.selection.compare    # writes output/selection/comparison.json
+    python -m batchserving.selection.compare [--output comparison.json]
 
-Run it under the repo lock, after the pipeline is up to date and registered.
+Run it under the repo lock, after the pipeline is up to date and registered. It syncs
+the workspace with the server first and changes nothing there. The comparison is its
+last output line (JSON): the task's XCom, so the next steps can run on any worker.
 
 Challenger: the latest registered ``iris-model`` version; its metrics are the workspace's
 ``metrics.json``. Champion: the version whose ``prod`` assignment tag is the newest. Both
 are judged on the same test rows: when the data or the split changed since the champion
 was evaluated, the champion's model is fetched (DVC cache, else remote) and re-scored on
-the current test rows. The comparison JSON holds both metric sets, the deltas, the rule
-and the decision; the DAG's branch decides from it alone.
+the current test rows. The comparison holds both metric sets, the deltas, the rule and
+the decision; the DAG's branch decides from it alone.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 from datetime import UTC, datetime
@@ -22,12 +25,20 @@ from pathlib import Path
 from typing import Any
 
 from batchserving.core.atomic import write_json
-from batchserving.core.names import ARTIFACT, DATA_PATH, METRICS_FILE, SERVING_DIR
+from batchserving.core.names import (
+    ARTIFACT,
+    DATA_PATH,
+    EVALUATE_STAGE,
+    METRICS_FILE,
+    SERVING_DIR,
+)
 from batchserving.core.params import ParamsError, SelectionParams, TrainParams
 from batchserving.registry.dvclock import evaluation_basis, model_hash
 from batchserving.registry.git import RegistryError, run_label, show
 from batchserving.registry.remote import fetch_model
+from batchserving.registry.sync import sync
 from batchserving.registry.versions import ModelVersion, latest_version, prod_assignments
+from batchserving.registry.workspace import workspace_path
 from batchserving.selection.rule import (
     KEEP,
     REDEPLOY,
@@ -37,8 +48,6 @@ from batchserving.selection.rule import (
     parse_metrics,
 )
 from batchserving.serving.deployment import DeploymentError, read_deployment
-
-COMPARISON_PATH = "output/selection/comparison.json"
 
 
 def rescore(repo: Path, version: ModelVersion) -> dict[str, Any]:
@@ -171,16 +180,16 @@ def compare(repo: Path, params: SelectionParams, label: str) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--output", default=COMPARISON_PATH)
+    parser.add_argument("--output", default="", help="also write the comparison to this file")
     args = parser.parse_args()
-    repo = Path.cwd()
-    # A failed compare must leave no comparison behind for a later step to act on.
-    (repo / args.output).unlink(missing_ok=True)
+    repo = workspace_path()
     try:
-        comparison = compare(repo, SelectionParams.load(), run_label())
+        sync(repo, pull=["--with-deps", EVALUATE_STAGE])
+        comparison = compare(repo, SelectionParams.load(repo / "params.yaml"), run_label())
     except (ParamsError, SelectionError, RegistryError) as exc:
         sys.exit(f"selection: {exc}; nothing was promoted")
-    write_json(repo / args.output, comparison)
+    if args.output:
+        write_json(args.output, comparison)
     champion = comparison["champion"]
     print(
         f"selection: challenger {comparison['challenger']['version']} vs champion "
@@ -188,6 +197,8 @@ def main() -> None:
         f"({comparison['reason']})",
         flush=True,
     )
+    # The last line: the task's XCom, which the branch, keep and promote tasks read.
+    print(json.dumps(comparison, sort_keys=True, ensure_ascii=False), flush=True)
 
 
 if __name__ == "__main__":

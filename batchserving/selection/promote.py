@@ -1,6 +1,6 @@
 """Promotion, rollback and redeployment of the ``prod`` version of ``iris-model``.
 
-    python -m batchserving.selection.promote promote            # act on the comparison
+    python -m batchserving.selection.promote promote --comparison-json JSON
     python -m batchserving.selection.promote rollback v0.0.1    # assign prod to an earlier version
     python -m batchserving.selection.promote redeploy           # deploy the current prod again
 
@@ -8,7 +8,8 @@ Run them under the repo lock (``python -m batchserving.core.lock python -m ...``
 
 Order of a promotion: fetch the model (DVC cache, else remote) into a staging file, then
 ``gto assign iris-model --stage prod`` (the comparison JSON is the tag message), then the
-atomic deployment into ``output/serving/``, then ``dvc push``. A model that cannot be
+atomic deployment into this worker's ``output/serving/``, then publishing (``dvc push``,
+``git push`` of the tag: ``batchserving.registry.sync``). A model that cannot be
 fetched stops the promotion before the tag. Killed after the tag, the next run sees prod
 already on the challenger but not deployed, and deploys it: every step is idempotent.
 """
@@ -25,44 +26,26 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from batchserving.core.names import ARTIFACT, METRICS_FILE, PROD_STAGE, SERVING_DIR, STAGING_DIR
+from batchserving.core.names import ARTIFACT, PROD_STAGE, SERVING_DIR, STAGING_DIR
 from batchserving.core.params import ParamsError, RegistryParams
-from batchserving.registry.git import RegistryError, run_label, show
-from batchserving.registry.remote import dvc_push, fetch_model
+from batchserving.registry.git import RegistryError, run_label
+from batchserving.registry.remote import fetch_model
+from batchserving.registry.sync import sync, synced
 from batchserving.registry.versions import (
     ModelVersion,
     assign_prod,
     current_prod,
     registered_version,
 )
-from batchserving.selection.compare import COMPARISON_PATH, deployed_version
+from batchserving.registry.workspace import workspace_path
+from batchserving.selection.compare import deployed_version
 from batchserving.selection.rule import PROMOTE, REDEPLOY, SelectionError
-from batchserving.serving.deployment import deploy_model
-
-
-def version_metrics(repo: Path, version: ModelVersion) -> dict[str, Any]:
-    """The metrics.json committed with ``version`` (empty if it has none)."""
-    text = show(repo, version.commit, METRICS_FILE) or ""
-    try:
-        return json.loads(text) if text.strip() else {}
-    except json.JSONDecodeError:
-        return {}
+from batchserving.serving.resolve import deploy_version
 
 
 def deploy_prod(repo: Path, model_file: Path, prod: ModelVersion) -> None:
     """Install ``model_file`` as the prod version ``prod`` in ``output/serving``."""
-    if prod.assigned_at is None:
-        raise SelectionError(f"{ARTIFACT}@{prod.version} is not assigned to {PROD_STAGE}")
-    record = {
-        "artifact": ARTIFACT,
-        "version": prod.version,
-        "commit": prod.commit,
-        "metrics": version_metrics(repo, prod),
-        # The prod tag's time: redeploying the same version writes the same record.
-        "promoted_at": prod.assigned_at.isoformat().replace("+00:00", "Z"),
-        "stage": PROD_STAGE,
-    }
-    deploy_model(repo / SERVING_DIR, model_file, record)
+    deploy_version(repo, repo / SERVING_DIR, model_file, prod)
     print(f"promote: deployed {ARTIFACT}@{prod.version} into {SERVING_DIR}", flush=True)
 
 
@@ -106,7 +89,11 @@ def check_prod_unmoved(
 
 
 def promote(repo: Path, comparison: dict[str, Any], identity: RegistryParams) -> str:
-    """Carry out a ``promote`` or ``redeploy`` decision; return the one-line summary."""
+    """Tag a ``promote`` decision's version as prod (``redeploy``: no tag); return the summary.
+
+    The deployment into this worker's serving cache follows once the tag is published
+    (``deploy_current_prod``), so a push the server rejects leaves the deployment as it was.
+    """
     decision = comparison.get("decision")
     if decision not in (PROMOTE, REDEPLOY):
         raise SelectionError(f"the comparison decided {decision!r}; there is nothing to promote")
@@ -115,16 +102,11 @@ def promote(repo: Path, comparison: dict[str, Any], identity: RegistryParams) ->
     version = ModelVersion(target["version"], target["commit"])
     prod = current_prod(repo)
     check_prod_unmoved(decision, version, prod, champion["version"] if champion else None)
-    on_prod = prod is not None and prod.version == version.version
-    if on_prod and deployed_version(repo) == f"{version.version}@{version.commit}":
-        print(f"promote: {version.version} is already deployed", flush=True)
-    else:
-        with fetched_model(repo, version) as model_file:
-            if not on_prod:
-                message = json.dumps(comparison, indent=2, sort_keys=True)
-                prod = assign_prod(repo, version, message, identity, prod)
-            deploy_prod(repo, model_file, prod)
-    dvc_push(repo)
+    if prod is None or prod.version != version.version:
+        # Fetch first: a model no worker could fetch is never assigned to prod.
+        with fetched_model(repo, version):
+            message = json.dumps(comparison, indent=2, sort_keys=True)
+            assign_prod(repo, version, message, identity, prod)
     if decision == REDEPLOY:
         return (
             f":arrows_counterclockwise: model_selection: {ARTIFACT} {version.version} (prod) "
@@ -137,71 +119,79 @@ def promote(repo: Path, comparison: dict[str, Any], identity: RegistryParams) ->
 
 
 def rollback(repo: Path, version_name: str, identity: RegistryParams, label: str) -> str:
-    """Assign prod to ``version_name`` (a new prod tag, like any promotion) and deploy it."""
+    """Assign prod to ``version_name`` (a new prod tag, like any promotion)."""
     version = registered_version(repo, version_name)
     prod = current_prod(repo)
-    with fetched_model(repo, version) as model_file:
-        if prod is not None and prod.version == version.version:
-            print(f"promote: {version.version} is already {PROD_STAGE}; redeploying", flush=True)
-            new_prod = prod
-        else:
-            record = {
-                "action": "rollback",
-                "from": prod.version if prod else None,
-                "to": version.version,
-                "by": label,
-                "at": datetime.now(UTC).isoformat(timespec="seconds"),
-            }
-            message = json.dumps(record, indent=2, sort_keys=True)
-            new_prod = assign_prod(repo, version, message, identity, prod)
-        deploy_prod(repo, model_file, new_prod)
+    if prod is not None and prod.version == version.version:
+        print(f"promote: {version.version} is already {PROD_STAGE}", flush=True)
+    else:
+        record = {
+            "action": "rollback",
+            "from": prod.version if prod else None,
+            "to": version.version,
+            "by": label,
+            "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+        with fetched_model(repo, version):
+            assign_prod(repo, version, json.dumps(record, indent=2, sort_keys=True), identity, prod)
     was = prod.version if prod else "none"
     return f"rollback: {ARTIFACT} {PROD_STAGE} is {version.version} (was {was})"
 
 
-def redeploy(repo: Path) -> str:
-    """Deploy the current prod version from the registry (DVC cache, else remote)."""
+def deploy_current_prod(repo: Path) -> str:
+    """Deploy the current prod version into ``output/serving`` unless it is there already."""
     prod = current_prod(repo)
     if prod is None:
         raise SelectionError(
             f"no {ARTIFACT} version is in {PROD_STAGE}; run the model_selection DAG first"
         )
+    if deployed_version(repo) == f"{prod.version}@{prod.commit}":
+        return f"{ARTIFACT} {prod.version} ({PROD_STAGE}) is already deployed in {SERVING_DIR}"
     with fetched_model(repo, prod) as model_file:
         deploy_prod(repo, model_file, prod)
-    return f"redeploy: {ARTIFACT} {prod.version} ({PROD_STAGE}) deployed into {SERVING_DIR}"
+    return f"{ARTIFACT} {prod.version} ({PROD_STAGE}) deployed into {SERVING_DIR}"
 
 
-def read_comparison(path: Path) -> dict[str, Any]:
-    """The comparison the compare step wrote, or SelectionError."""
+def parse_comparison(text: str) -> dict[str, Any]:
+    """The comparison the compare step printed (its XCom), or SelectionError."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (FileNotFoundError, json.JSONDecodeError) as exc:
+        comparison = json.loads(text)
+    except json.JSONDecodeError as exc:
+        comparison = exc
+    if not isinstance(comparison, dict) or "decision" not in comparison:
         raise SelectionError(
-            f"{path} is missing or unreadable ({exc}); run the compare step first"
-        ) from None
+            f"the comparison handed to promote is not the compare step's JSON ({text[:80]!r}); "
+            "run the whole model_selection DAG again"
+        )
+    return comparison
 
 
 def run(args: argparse.Namespace, repo: Path) -> str:
     """Carry out the action named on the command line; return its summary."""
     if args.action == "redeploy":
-        return redeploy(repo)
-    identity = RegistryParams.load()
+        sync(repo, pull=[])
+        return f"redeploy: {deploy_current_prod(repo)}"
+    identity = RegistryParams.load(repo / "params.yaml")
     if args.action == "rollback":
-        return rollback(repo, args.version, identity, run_label())
-    return promote(repo, read_comparison(repo / args.comparison), identity)
+        summary = synced(lambda: rollback(repo, args.version, identity, run_label()), [], repo)
+    else:
+        comparison = parse_comparison(args.comparison_json)
+        summary = synced(lambda: promote(repo, comparison, identity), [], repo)
+    print(f"promote: {deploy_current_prod(repo)}", flush=True)
+    return summary
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="action", required=True)
     promote_cmd = sub.add_parser("promote", help="act on the comparison of model_selection")
-    promote_cmd.add_argument("--comparison", default=COMPARISON_PATH)
+    promote_cmd.add_argument("--comparison-json", required=True, help="the compare step's JSON")
     rollback_cmd = sub.add_parser("rollback", help="assign prod to an earlier version")
     rollback_cmd.add_argument("version", help="a registered version, e.g. v0.0.1")
     sub.add_parser("redeploy", help="deploy the current prod version again")
     args = parser.parse_args()
     try:
-        summary = run(args, Path.cwd())
+        summary = run(args, workspace_path())
     except (ParamsError, SelectionError, RegistryError) as exc:
         sys.exit(f"promote: {exc}")
     # The last line of output: the DAG's promote task sends it to Slack.

@@ -23,6 +23,7 @@ DAG task is skipped), 1 bad input, broken deployment or bad params.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from datetime import UTC, datetime
@@ -61,6 +62,16 @@ def parse_logical_date(text: str) -> datetime:
     return value
 
 
+def refresh_in_workspace() -> None:
+    """Move into this worker's workspace and refresh its serving cache from the registry."""
+    from batchserving.registry.workspace import ensure_workspace
+    from batchserving.serving.resolve import refresh_serving
+
+    repo = ensure_workspace()
+    os.chdir(repo)
+    refresh_serving(repo)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--logical-date", type=parse_logical_date, default=None)
@@ -68,18 +79,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--input", default="", help="CSV or Parquet file to score (large batch)")
     parser.add_argument("--output", default="", help="where to write (.csv or .parquet)")
     parser.add_argument("--serving-dir", default=SERVING_DIR)
+    parser.add_argument(
+        "--refresh",
+        action="store_true",
+        help="in the workspace, resolve prod from the registry into the serving cache first",
+    )
     args = parser.parse_args(argv)
     logical_date = args.logical_date or datetime.now(UTC).replace(microsecond=0)
     run_id = args.run_id or f"manual__{logical_date.isoformat()}"
 
     try:
+        if args.refresh:
+            refresh_in_workspace()
         params = InferenceParams.load()
         deployment = read_deployment(Path(args.serving_dir))
         model = load_model(deployment.model_path, params.n_jobs)
     except NothingDeployed as exc:
         print(f"predict: skipped: {exc}", file=sys.stderr)
         return EXIT_NOTHING_DEPLOYED
-    except (ParamsError, RuntimeError) as exc:  # DeploymentError, ModelLoadError
+    except (ParamsError, RuntimeError) as exc:  # Deployment, ModelLoad, Registry errors
         print(f"predict: {exc}", file=sys.stderr)
         return 1
     record = deployment.record

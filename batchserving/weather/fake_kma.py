@@ -2,22 +2,35 @@
 
 It answers exactly as ``docs/kma-api.md`` describes: 60 items per
 issuance in the documented JSON (values as strings, grid as integers, item order
-shuffled), paging by ``pageNo``/``numOfRows``, and every documented fault on demand.
-Forecast values are simulated, deterministic per issuance (same issuance => same body).
+shuffled), paging by ``pageNo``/``numOfRows``, and every documented fault on demand, in
+each envelope form the portal really sends. Forecast values are simulated, deterministic
+per issuance (same issuance => same body).
 
-    python -m batchserving.weather.fake_kma --port 8765   # prints its base URL; serves until Ctrl-C
+    python -m batchserving.weather.fake_kma --port 8765 [--mode ok]   # prints its base URL
 
 In tests: ``with FakeKma() as kma: kma.fail("01", "01")`` makes the next two requests
 answer code 01, then normal service resumes; ``kma.mode = "500"`` makes every request
 fail. ``kma.requests`` records the query of every request (the fake counts them).
 
-Fault names (``fail``/``mode``):
-  ``ok`` | a result code ``01``..``99`` (backend JSON for 01-05/10/11, gateway XML for the
-  others, HTTP 200) | ``gateway:<code>:<status>`` (XML gateway envelope with that HTTP status)
-  | ``xml_backend:<code>`` (XML backend envelope) | ``401`` (plain-text Unauthorized) |
-  ``500`` | ``502`` | ``timeout`` (answers after ``delay`` s) | ``reset`` (TCP reset) |
-  ``garbage`` (neither JSON nor XML) | ``empty`` (00 with empty items) | ``single`` (one
-  item, as an object) | ``short`` (totalCount 120, only 60 items exist).
+Fault names (``fail``, ``mode``, ``--mode``):
+  ``ok``                       normal service
+  ``<code>`` (``01``..``99``)  HTTP 200: the backend's JSON envelope for 01-05/10/11, the
+                               gateway's classic XML for the others
+  ``gateway:<code>:<status>``  classic gateway XML (no prolog) with that HTTP status
+  ``gateway_new:<code>:<status>``  newer gateway XML: a prolog, the code's name in
+                               ``errMsg`` (05 as ``SERVICETIMEOUT_ERROR``), Korean text in
+                               ``returnAuthMsg`` (e.g. ``gateway_new:30:403``, ``:12:400``)
+  ``gateway_json:<code>:<status>``  the gateway's JSON envelope, as sent when JSON was
+                               asked for (e.g. ``gateway_json:22:429``, the daily quota)
+  ``xml_backend:<code>``       the backend's XML envelope, HTTP 200
+  ``no_key``                   HTTP 401, newer XML, ``SERVICE_KEY_IS_NULL`` with code 20
+                               (also the answer to a request without ``serviceKey``)
+  ``too_old``                  code 10 with ``최근 1일 간의 자료만 제공합니다.``, the answer to
+                               a ``base_date`` older than the one day the service keeps
+  ``401`` (plain-text Unauthorized) | ``429`` (plain-text, no envelope) | ``500`` | ``502``
+  | ``timeout`` (answers after ``delay`` s) | ``reset`` (TCP reset) | ``garbage`` (neither
+  JSON nor XML) | ``empty`` (00 with empty items) | ``single`` (one item, as an object)
+  | ``short`` (totalCount 120, only 60 items exist).
 The registered key is ``key``; a key that arrives double-encoded (``%2B`` decoded once
 is still ``%2B``) is refused with gateway code 30, as the real gateway does.
 """
@@ -126,8 +139,37 @@ def success_body(items: list[dict], page: int, rows: int, total: int | None = No
     }
 
 
+XML = "text/xml;charset=UTF-8"
+JSON = "application/json;charset=UTF-8"
+# (HTTP status, body, Content-Type) of one answer.
+Reply = tuple[int, bytes, str]
+# The Korean text the gateway's newer layouts carry in returnAuthMsg (simulated wording).
+KOREAN_TEXTS = {
+    "01": "어플리케이션 에러",
+    "02": "데이터베이스 에러",
+    "03": "데이터없음 에러",
+    "04": "HTTP 에러",
+    "05": "서비스 연결실패 에러",
+    "10": "잘못된 요청 파라메터 에러",
+    "11": "필수요청 파라메터가 없음",
+    "12": "해당 오픈API서비스가 없거나 폐기됨",
+    "20": "서비스 접근거부",
+    "21": "일시적으로 사용할 수 없는 서비스 키",
+    "22": "서비스 요청제한횟수 초과에러",
+    "23": "최대동시요청수 초과에러",
+    "30": "등록되지 않은 서비스키",
+    "31": "기한만료된 서비스키",
+    "32": "등록되지 않은 IP",
+    "33": "서명되지 않은 호출",
+    "99": "기타에러",
+}
+# Names the newer layouts spell differently in errMsg.
+NEW_LAYOUT_NAMES = {"03": "NODATA_ERROR", "05": "SERVICETIMEOUT_ERROR"}
+WINDOW_MESSAGE = "최근 1일 간의 자료만 제공합니다."  # code 10 for a base_date out of the window
+
+
 def gateway_xml(code: str) -> bytes:
-    """The gateway's XML error envelope (sent even when JSON was asked for)."""
+    """The gateway's classic XML error envelope (sent even when JSON was asked for)."""
     return (
         "<OpenAPI_ServiceResponse><cmmMsgHeader><errMsg>SERVICE ERROR</errMsg>"
         f"<returnAuthMsg>{CODE_NAMES.get(code, 'UNKNOWN_ERROR')}</returnAuthMsg>"
@@ -135,10 +177,34 @@ def gateway_xml(code: str) -> bytes:
     ).encode()
 
 
-def backend_json(code: str) -> bytes:
+def gateway_xml_new(code: str, name: str | None = None) -> bytes:
+    """The gateway's newer XML envelope: a prolog, the code's name in errMsg, Korean text."""
+    name = name or NEW_LAYOUT_NAMES.get(code) or CODE_NAMES.get(code, "UNKNOWN_ERROR")
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n<OpenAPI_ServiceResponse>\n  <cmmMsgHeader>\n'
+        f"    <errMsg>{name}</errMsg>\n"
+        f"    <returnAuthMsg>{KOREAN_TEXTS.get(code, '기타에러')}</returnAuthMsg>\n"
+        f"    <returnReasonCode>{code}</returnReasonCode>\n"
+        "  </cmmMsgHeader>\n</OpenAPI_ServiceResponse>\n"
+    ).encode()
+
+
+def gateway_json(code: str) -> bytes:
+    """The gateway's JSON envelope, sent when JSON was asked for."""
+    header = {
+        "errMsg": NEW_LAYOUT_NAMES.get(code) or CODE_NAMES.get(code, "UNKNOWN_ERROR"),
+        "returnAuthMsg": KOREAN_TEXTS.get(code, "기타에러"),
+        "returnReasonCode": code,
+    }
+    return json.dumps(
+        {"OpenAPI_ServiceResponse": {"cmmMsgHeader": header}}, ensure_ascii=False
+    ).encode()
+
+
+def backend_json(code: str, message: str | None = None) -> bytes:
     """The backend's JSON error envelope: a header and no body."""
-    header = {"resultCode": code, "resultMsg": CODE_NAMES.get(code, "UNKNOWN_ERROR")}
-    return json.dumps({"response": {"header": header}}).encode()
+    header = {"resultCode": code, "resultMsg": message or CODE_NAMES.get(code, "UNKNOWN_ERROR")}
+    return json.dumps({"response": {"header": header}}, ensure_ascii=False).encode()
 
 
 def backend_xml(code: str) -> bytes:
@@ -149,13 +215,83 @@ def backend_xml(code: str) -> bytes:
     ).encode()
 
 
+# fault kind -> (envelope of a code, Content-Type); the status follows the code (default 200).
+ENVELOPE_FORMS = {
+    "gateway": (gateway_xml, XML),
+    "gateway_new": (gateway_xml_new, XML),
+    "gateway_json": (gateway_json, JSON),
+    "xml_backend": (backend_xml, XML),
+}
+NO_KEY_REPLY: Reply = (401, gateway_xml_new("20", "SERVICE_KEY_IS_NULL"), XML)
+# Answered before the key is looked at, as a failing gateway or proxy does.
+TRANSPORT_REPLIES: dict[str, Reply] = {
+    "401": (401, b"Unauthorized", "text/plain"),
+    "429": (429, b"Too Many Requests", "text/plain"),
+    "500": (500, b"<html><body>Internal Server Error</body></html>", "text/html"),
+    "502": (502, b"", "text/html"),
+}
+# Answered to a request with the right key, in place of the forecast.
+FIXED_REPLIES: dict[str, Reply] = {
+    "no_key": NO_KEY_REPLY,
+    "too_old": (200, backend_json("10", WINDOW_MESSAGE), JSON),
+    "garbage": (200, b"Service Unavailable -- try again {", "text/plain"),
+}
+DATA_FAULTS = {"ok", "timeout", "reset", "empty", "single", "short"}
+FAULT_NAMES = (
+    "ok, a code 01..99, gateway:<code>:<status>, gateway_new:<code>:<status>, "
+    "gateway_json:<code>:<status>, xml_backend:<code>, no_key, too_old, 401, 429, 500, 502, "
+    "timeout, reset, garbage, empty, single, short (see the module's docstring)"
+)
+
+
+def envelope_reply(fault: str) -> Reply | None:
+    """The error envelope a fault name asks for; None if it asks for none."""
+    if fault in FIXED_REPLIES:
+        return FIXED_REPLIES[fault]
+    if fault.isdigit() and len(fault) == 2:
+        if fault in BACKEND_CODES:
+            return 200, backend_json(fault), JSON
+        return 200, gateway_xml(fault), XML
+    kind, _, rest = fault.partition(":")
+    if kind not in ENVELOPE_FORMS:
+        return None
+    code, _, status = rest.partition(":")
+    build, content_type = ENVELOPE_FORMS[kind]
+    return int(status or 200), build(code), content_type
+
+
+def check_fault(fault: str) -> str:
+    """``fault`` if it is one of the names above; else a ValueError listing them."""
+    kind, _, rest = fault.partition(":")
+    code, _, status = rest.partition(":")
+    two_digits = fault.isdigit() and len(fault) == 2
+    enveloped = kind in ENVELOPE_FORMS and code.isdigit() and len(code) == 2
+    known = fault in DATA_FAULTS | TRANSPORT_REPLIES.keys() | FIXED_REPLIES.keys() or two_digits
+    if not (known or (enveloped and (status.isdigit() or not status))):
+        raise ValueError(f"unknown fake KMA fault {fault!r}; the faults are: {FAULT_NAMES}")
+    return fault
+
+
+def shaped_page(items: list[dict], page: int, rows: int, fault: str) -> dict:
+    """The success body of one page, shaped as a data fault (empty, single, short) asks."""
+    if fault == "empty":
+        return success_body([], page, rows)
+    if fault == "short":
+        return success_body(items, page, rows, 2 * len(items))
+    if fault == "single":
+        body = success_body(items[:1], page, rows)
+        body["response"]["body"]["items"] = {"item": items[0]}
+        return body
+    return success_body(items, page, rows)
+
+
 class FakeKma:
     """The fake service on 127.0.0.1 with a free port (or ``port``); a context manager."""
 
     def __init__(self, key: str = FAKE_KEY, port: int = 0, delay: float = 3.0) -> None:
         self.key = key
         self.delay = delay  # how long "timeout" waits before answering
-        self.mode = "ok"  # the fault of every request once the queued ones are used
+        self._mode = "ok"
         self.no_data: set[str] = set()  # issuances (YYYYMMDDHHMM) that answer 03
         self.requests: list[dict[str, str]] = []
         self._queued: deque[str] = deque()
@@ -173,16 +309,26 @@ class FakeKma:
         self._server.daemon_threads = True
         self.base_url = f"http://127.0.0.1:{self._server.server_port}{SERVICE_PATH}"
 
+    @property
+    def mode(self) -> str:
+        """The fault of every request once the queued ones are used."""
+        return self._mode
+
+    @mode.setter
+    def mode(self, fault: str) -> None:
+        self._mode = check_fault(fault)
+
     def fail(self, *faults: str) -> None:
         """Answer the next requests with these faults, one each, then ``mode``."""
+        checked = [check_fault(f) for f in faults]  # all or none are queued
         with self._lock:
-            self._queued.extend(faults)
+            self._queued.extend(checked)
 
     def reset(self) -> None:
         with self._lock:
             self._queued.clear()
             self.requests.clear()
-            self.mode = "ok"
+            self._mode = "ok"
             self.no_data.clear()
 
     @property
@@ -206,7 +352,7 @@ class FakeKma:
         query = {k: v[0] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
         with self._lock:
             self.requests.append(query)
-            fault = self._queued.popleft() if self._queued else self.mode
+            fault = self._queued.popleft() if self._queued else self._mode
         if url.path != OPERATION_PATH:
             return _send(handler, 404, b"Not Found", "text/plain")
         if fault == "reset":
@@ -214,34 +360,25 @@ class FakeKma:
         if fault == "timeout":
             time.sleep(self.delay)
             fault = "ok"
-        if fault == "401":
-            return _send(handler, 401, b"Unauthorized", "text/plain")
-        if fault in ("500", "502"):
-            body = b"<html><body>Internal Server Error</body></html>"
-            return _send(handler, int(fault), body[:0] if fault == "502" else body, "text/html")
-        if query.get("serviceKey") != self.key:
-            return _send(handler, 200, gateway_xml("30"), "text/xml")
-        if fault.startswith("gateway:"):
-            _, code, status = fault.split(":")
-            return _send(handler, int(status), gateway_xml(code), "text/xml")
-        if fault.startswith("xml_backend:"):
-            return _send(handler, 200, backend_xml(fault.split(":")[1]), "text/xml")
-        if fault.isdigit() and len(fault) == 2:
-            if fault in BACKEND_CODES:
-                return _send(handler, 200, backend_json(fault), "application/json")
-            return _send(handler, 200, gateway_xml(fault), "text/xml")
-        if fault == "garbage":
-            return _send(handler, 200, b"Service Unavailable -- try again {", "text/plain")
-        return self._forecast(handler, query, fault)
+        return _send(handler, *self._reply(query, fault))
 
-    def _forecast(self, handler: BaseHTTPRequestHandler, query: dict[str, str], fault: str) -> None:
+    def _reply(self, query: dict[str, str], fault: str) -> Reply:
+        if fault in TRANSPORT_REPLIES:
+            return TRANSPORT_REPLIES[fault]
+        if not query.get("serviceKey"):
+            return NO_KEY_REPLY
+        if query["serviceKey"] != self.key:
+            return 200, gateway_xml("30"), XML
+        return envelope_reply(fault) or self._forecast(query, fault)
+
+    def _forecast(self, query: dict[str, str], fault: str) -> Reply:
         missing = [
             p
             for p in ("pageNo", "numOfRows", "base_date", "base_time", "nx", "ny")
             if p not in query
         ]
         if missing:
-            return _send(handler, 200, backend_json("11"), "application/json")
+            return 200, backend_json("11"), JSON
         try:
             page, rows = int(query["pageNo"]), int(query["numOfRows"])
             nx, ny = int(query["nx"]), int(query["ny"])
@@ -250,22 +387,12 @@ class FakeKma:
             if len(base_time) != 4 or base_time[2:] != "30" or page < 1 or rows < 1:
                 raise ValueError
         except ValueError:
-            return _send(handler, 200, backend_json("10"), "application/json")
+            return 200, backend_json("10"), JSON
         if base_date + base_time in self.no_data:
-            return _send(handler, 200, backend_json("03"), "application/json")
+            return 200, backend_json("03"), JSON
         items = forecast_items(base_date, base_time, nx, ny)
-        total = None
-        if fault == "empty":
-            items = []
-        elif fault == "single":
-            items = items[:1]
-        elif fault == "short":
-            total = 2 * len(items)
-        body = success_body(items, page, rows, total)
-        if fault == "single":
-            body["response"]["body"]["items"] = {"item": items[0]}
-        data = json.dumps(body, ensure_ascii=False).encode("utf-8")
-        return _send(handler, 200, data, "application/json;charset=UTF-8")
+        body = shaped_page(items, page, rows, fault)
+        return 200, json.dumps(body, ensure_ascii=False).encode("utf-8"), JSON
 
 
 def _send(handler: BaseHTTPRequestHandler, status: int, body: bytes, content_type: str) -> None:
@@ -304,8 +431,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="Fake KMA getUltraSrtFcst (simulated data)")
     parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0: a free one)")
     parser.add_argument("--key", default=FAKE_KEY, help="the service key it accepts")
-    parser.add_argument("--mode", default="ok", help="fault of every request (default: ok)")
+    parser.add_argument("--mode", default="ok", help=f"fault of every request: {FAULT_NAMES}")
     args = parser.parse_args()
+    try:
+        check_fault(args.mode)
+    except ValueError as exc:
+        parser.error(str(exc))
     with FakeKma(key=args.key, port=args.port) as fake:
         fake.mode = args.mode
         print(fake.base_url, flush=True)

@@ -1,8 +1,9 @@
 """Client of the KMA ultra-short-term forecast (data portal, ``getUltraSrtFcst``).
 
-Written against ``docs/kma-api.md``: which issuance to ask for, the
-service key's two forms, paging by ``totalCount``, the two error envelopes (XML from the
-gateway even when JSON was asked for, JSON from the backend) and the result-code table.
+Written against ``docs/kma-api.md``: which issuance to ask for, the service key's two
+forms, paging by ``totalCount``, retrying only what the spec calls transient, stepping
+back on NO_DATA. What one reply means (its envelope, its code) is decided in
+``batchserving.weather.replies``.
 
 Every failure is a ``KmaError`` whose text names the code or fault and never the key:
 requests' own exceptions quote the full URL with its query string, so they are caught
@@ -11,12 +12,9 @@ here and replaced, and every message goes through ``scrub`` before it leaves.
 
 from __future__ import annotations
 
-import enum
-import json
 import math
 import re
 import time
-import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -25,61 +23,9 @@ from urllib.parse import unquote
 
 from batchserving.core.params import WeatherParams
 from batchserving.weather.issuance import Issuance, latest_issuance
+from batchserving.weather.replies import Fault, KmaError, Page, parse_reply
 
 OPERATION = "getUltraSrtFcst"
-
-
-class Fault(enum.Enum):
-    """What the client does about an answer (the spec's table, "what the client does")."""
-
-    TRANSIENT = "transient"  # retry with backoff, bounded
-    PERMANENT = "permanent"  # fail this run at once
-    NO_DATA = "no data"  # step back one issuance, bounded
-
-
-# code -> (name, class). 22 (daily quota) is permanent for this run: retrying burns quota.
-RESULT_CODES: dict[str, tuple[str, Fault]] = {
-    "01": ("APPLICATION_ERROR", Fault.TRANSIENT),
-    "02": ("DB_ERROR", Fault.TRANSIENT),
-    "03": ("NODATA_ERROR", Fault.NO_DATA),
-    "04": ("HTTP_ERROR", Fault.TRANSIENT),
-    "05": ("SERVICETIME_OUT", Fault.TRANSIENT),
-    "10": ("INVALID_REQUEST_PARAMETER_ERROR", Fault.PERMANENT),
-    "11": ("NO_MANDATORY_REQUEST_PARAMETERS_ERROR", Fault.PERMANENT),
-    "12": ("NO_OPENAPI_SERVICE_ERROR", Fault.PERMANENT),
-    "20": ("SERVICE_ACCESS_DENIED_ERROR", Fault.PERMANENT),
-    "21": ("TEMPORARILY_DISABLE_THE_SERVICEKEY_ERROR", Fault.PERMANENT),
-    "22": ("LIMITED_NUMBER_OF_SERVICE_REQUESTS_EXCEEDS_ERROR", Fault.PERMANENT),
-    "23": ("LIMITED_NUMBER_OF_SERVICE_REQUESTS_PER_SECOND_EXCEEDS_ERROR", Fault.TRANSIENT),
-    "30": ("SERVICE_KEY_IS_NOT_REGISTERED_ERROR", Fault.PERMANENT),
-    "31": ("DEADLINE_HAS_EXPIRED_ERROR", Fault.PERMANENT),
-    "32": ("UNREGISTERED_IP_ERROR", Fault.PERMANENT),
-    "33": ("UNSIGNED_CALL_ERROR", Fault.PERMANENT),
-    "99": ("UNKNOWN_ERROR", Fault.TRANSIENT),
-}
-
-# What a person should do about a permanent code.
-ADVICE = {
-    "10": "check weather.nx/ny and the issuance sent (base_date/base_time)",
-    "11": "a mandatory parameter is missing; check weather.* in params.yaml",
-    "12": "the service is not at this URL; check KMA_BASE_URL / the kma_api host",
-    "20": "the key is not approved for this service; apply for it on data.go.kr",
-    "21": "the key is temporarily disabled; see the data.go.kr account",
-    "22": "the daily quota is used up; the next run after midnight KST will work",
-    "30": "the key is wrong, double-encoded or not active yet (new keys take ~1 h)",
-    "31": "the key's usage period has expired; extend it on data.go.kr",
-    "32": "this machine's IP is not registered for the key",
-    "33": "the call was not signed as the service requires",
-}
-
-
-class KmaError(RuntimeError):
-    """A failed KMA call; ``fault`` says whether to retry, step back or give up."""
-
-    def __init__(self, message: str, fault: Fault, code: str | None = None) -> None:
-        super().__init__(message)
-        self.fault = fault
-        self.code = code
 
 
 # --- the key --------------------------------------------------------------------------
@@ -116,102 +62,6 @@ def scrub(text: str, key: str | None) -> str:
         text = key_pattern(key).sub("***", text)
         text = text.replace(key, "***")
     return text
-
-
-# --- parsing answers ------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Page:
-    """One successful page: its items and the ``totalCount`` the server claims."""
-
-    items: list[dict[str, Any]]
-    total_count: int
-
-
-def code_error(code: str, message: str, where: str) -> KmaError:
-    """The KmaError for a non-00 result code (unknown codes count as transient)."""
-    name, fault = RESULT_CODES.get(code, (f"unknown code {code}", Fault.TRANSIENT))
-    text = f"KMA {where} answered code {code} {name}"
-    if message and message != name:
-        text += f" ({message})"
-    if code == "03":
-        text += ": no data for this issuance"
-    elif fault is Fault.PERMANENT:
-        text += f": {ADVICE.get(code, 'not retried')}"
-    return KmaError(text, fault, code)
-
-
-def _xml_text(root: ET.Element, tag: str) -> str:
-    found = root.find(f".//{tag}")
-    return (found.text or "").strip() if found is not None else ""
-
-
-def parse_body(status: int, body: bytes) -> Page:
-    """Sniff and parse one answer: XML gateway, XML backend or JSON; raise KmaError if not 00.
-
-    A result code in the body decides (the gateway sends its XML with HTTP 200, 403 or
-    429); without one, the HTTP status does: 5xx and 429 are transient, other non-200
-    statuses permanent.
-    """
-    text = body.decode("utf-8", errors="replace").strip()
-    root = None
-    if text.startswith("<"):
-        try:
-            root = ET.fromstring(text)
-        except ET.ParseError:
-            root = None
-    if root is not None:
-        gateway_code = _xml_text(root, "returnReasonCode")
-        if gateway_code:
-            message = _xml_text(root, "returnAuthMsg") or _xml_text(root, "errMsg")
-            raise code_error(gateway_code, message, f"gateway (HTTP {status}, XML)")
-        backend_code = _xml_text(root, "resultCode")
-        if backend_code and backend_code != "00":
-            where = f"backend (HTTP {status}, XML)"
-            raise code_error(backend_code, _xml_text(root, "resultMsg"), where)
-    if status >= 500:
-        raise KmaError(f"KMA answered HTTP {status} (server error)", Fault.TRANSIENT)
-    if status == 429:
-        raise KmaError("KMA answered HTTP 429 (too many requests)", Fault.TRANSIENT)
-    if status != 200:
-        snippet = text[:60].replace("\n", " ")
-        raise KmaError(
-            f"KMA answered HTTP {status} ({snippet!r}): check the key and the kma_api connection",
-            Fault.PERMANENT,
-        )
-    if root is not None:
-        raise KmaError(
-            "KMA answered XML without a result code although JSON was asked for", Fault.PERMANENT
-        )
-    try:
-        data = json.loads(text)
-        header = data["response"]["header"]
-        code = str(header["resultCode"])
-    except (ValueError, KeyError, TypeError):
-        raise KmaError(
-            f"KMA answered HTTP 200 with a body that is neither JSON nor XML "
-            f"of the expected shape ({len(body)} bytes)",
-            Fault.PERMANENT,
-        ) from None
-    if code != "00":
-        raise code_error(code, str(header.get("resultMsg", "")), "backend (JSON)")
-    return _json_page(data["response"].get("body") or {})
-
-
-def _json_page(body: dict[str, Any]) -> Page:
-    items = body.get("items")
-    # Empty results come as "items": "" (or {}); one item may come as an object, not a list.
-    item = items.get("item", []) if isinstance(items, dict) else []
-    if isinstance(item, dict):
-        item = [item]
-    if not isinstance(item, list) or not all(isinstance(i, dict) for i in item):
-        raise KmaError("KMA answered items of an unexpected shape", Fault.PERMANENT)
-    try:
-        total = int(body.get("totalCount", len(item)))
-    except (TypeError, ValueError):
-        raise KmaError("KMA answered a non-numeric totalCount", Fault.PERMANENT) from None
-    return Page(item, total)
 
 
 # --- requests -------------------------------------------------------------------------
@@ -267,11 +117,11 @@ def get_page(session: Any, settings: ClientSettings, issuance: Issuance, page: i
         fault = f"request failed ({type(exc).__name__})"
     else:
         try:
-            return parse_body(response.status_code, body)
+            return parse_reply(response.status_code, body)
         except KmaError as exc:
-            text = scrub(f"{exc} from {where}", settings.service_key)
+            text = scrub(f"{where}: {exc}", settings.service_key)
             raise KmaError(text, exc.fault, exc.code) from None
-    raise KmaError(f"KMA {fault}: {where}", Fault.TRANSIENT)
+    raise KmaError(f"{where}: KMA {fault}", Fault.TRANSIENT)
 
 
 def with_retries(
@@ -285,7 +135,9 @@ def with_retries(
             if exc.fault is not Fault.TRANSIENT or attempt == settings.params.retries:
                 if exc.fault is Fault.TRANSIENT:
                     raise KmaError(
-                        f"{exc} (gave up after {attempt + 1} attempts)", exc.fault, exc.code
+                        f"{exc} (gave up after {attempt + 1} attempts; the next run tries again)",
+                        exc.fault,
+                        exc.code,
                     ) from None
                 raise
             delay = min(
@@ -373,8 +225,9 @@ def fetch_latest(settings: ClientSettings, run_at: datetime, session: Any = None
     raise KmaError(
         f"KMA has no data for issuances {Issuance(issuance.at + timedelta(hours=1)).name}"
         f"..{wanted.name} "
-        f"(stepped back {settings.params.step_back_limit} times; last: {last}); the portal keeps "
-        "about 3 days, so an older run cannot be fetched",
+        f"(stepped back {settings.params.step_back_limit} times; last: {last}): the next "
+        "run tries again; weather.step_back_limit may look further back, but only within "
+        "about one day, all the ultra-short operations keep (older is answered with code 10)",
         Fault.NO_DATA,
         last.code,
     )

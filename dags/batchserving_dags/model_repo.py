@@ -20,13 +20,30 @@ PYTHON = '"$PROJECT_PYTHON"'
 
 
 class ProjectBashOperator(BashOperator):
-    """A BashOperator whose command finds the project's interpreter in ``$PROJECT_PYTHON``."""
+    """A BashOperator for the project's commands: its interpreter, the registry's credentials.
+
+    ``$PROJECT_PYTHON`` is this task process's interpreter; the git server's and the DVC
+    remote's credentials (``batchserving_dags.credentials``) are added to the command's
+    environment only, with any file they need in a temp dir removed when the task ends.
+    """
+
+    def execute(self, context):
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="task-credentials-") as tmp:
+            self._credentials_dir = tmp
+            return super().execute(context)
 
     def get_env(self, context) -> dict:
         import sys
+        from pathlib import Path
+
+        from batchserving_dags.credentials import git_env, remote_env
 
         env = super().get_env(context)
         env["PROJECT_PYTHON"] = sys.executable
+        env.update(git_env(Path(self._credentials_dir)))
+        env.update(remote_env())
         return env
 
 
@@ -51,13 +68,19 @@ def repo_task(
 def update_and_register() -> tuple[BashOperator, BashOperator]:
     """The shared first step of ``simple_train`` and ``model_selection``: two chained tasks.
 
-    ``repro_evaluate`` brings the DVC pipeline up to date (``dvc repro evaluate``, with the
-    workspace restored by ``dvc checkout`` if a stage fails); ``register_model`` commits
-    what changed, pushes it, and registers a new ``iris-model`` version when the model's
-    hash has none. Both are idempotent, so the two DAGs running at the same minute
+    ``repro_evaluate`` syncs with the server, brings the DVC pipeline up to date (``dvc
+    repro evaluate``, the workspace restored by ``dvc checkout`` if a stage fails), commits
+    what changed and publishes it; ``register_model`` tags that commit as a new
+    ``iris-model`` version when its model's hash has none, and publishes the tag.
+    Both are idempotent, so the two DAGs running at the same minute
     register one version between them, whichever runs first.
     """
-    repro_evaluate = repo_task("repro_evaluate", "batchserving.core.repro evaluate")
-    register_model = repo_task("register_model", "batchserving.registry.register register")
+    repro_evaluate = repo_task("repro_evaluate", "batchserving.registry.publish evaluate")
+    # The commit repro_evaluate published (its XCom) is the one registered.
+    register_model = repo_task(
+        "register_model",
+        'batchserving.registry.register --commit "$REGISTER_COMMIT"',
+        env={"REGISTER_COMMIT": "{{ ti.xcom_pull(task_ids='repro_evaluate') }}"},
+    )
     repro_evaluate >> register_model
     return repro_evaluate, register_model

@@ -1,44 +1,44 @@
-"""Callables of ``model_selection`` that only read the comparison JSON (no dvc, gto or sklearn).
+"""Callables of ``model_selection`` that only read the comparison (no dvc, gto or sklearn).
 
-The compare task (``python -m batchserving.selection.compare``) writes
-``$MODEL_REPO/output/selection/comparison.json``; the branch and the keep message read it.
+The compare task (``python -m batchserving.selection.compare``) prints the comparison as
+its last output line, its XCom: the branch, the keep message and the promote task read
+it from there, so each of them may run on any worker.
 """
 
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 from typing import Any
 
-from batchserving_dags.model_repo import PROJECT_ROOT
 from batchserving_dags.slack_notifier import SlackAlert
 
-COMPARISON_PATH = "output/selection/comparison.json"
+COMPARE_TASK = "compare"
+# The promote task gets the comparison in its environment (JSON in one variable).
+COMPARISON_TEMPLATE = "{{ ti.xcom_pull(task_ids='compare') }}"
 PROMOTE_TASK = "promote"
 KEEP_TASK = "keep_champion"
 # "redeploy": prod is right but output/serving is not; the promote task deploys it.
 PROMOTE_DECISIONS = ("promote", "redeploy")
 
 
-def read_comparison(run_id: str | None = None) -> dict[str, Any]:
-    """The comparison written by this run's compare task (checked by its run label)."""
-    path = Path(os.environ.get("MODEL_REPO") or PROJECT_ROOT) / COMPARISON_PATH
+def read_comparison(ti: Any) -> dict[str, Any]:
+    """The comparison this run's compare task returned (its XCom)."""
+    text = ti.xcom_pull(task_ids=COMPARE_TASK)
     try:
-        comparison = json.loads(path.read_text(encoding="utf-8"))
-    except (FileNotFoundError, json.JSONDecodeError) as exc:
-        raise RuntimeError(f"{path} is missing or unreadable ({exc}); run compare first") from None
-    if run_id is not None and not str(comparison.get("run", "")).endswith(f" run {run_id}"):
+        comparison = json.loads(text) if text else None
+    except json.JSONDecodeError:
+        comparison = None
+    if not isinstance(comparison, dict):
         raise RuntimeError(
-            f"{path} was written by {comparison.get('run')!r}, not by run {run_id}; "
+            f"the compare task of this run returned no comparison ({str(text)[:80]!r}); "
             "run the whole DAG again"
         )
     return comparison
 
 
-def choose_branch(run_id: str) -> str:
+def choose_branch(ti: Any) -> str:
     """BranchPythonOperator callable: ``promote`` or ``keep_champion``, from the comparison."""
-    comparison = read_comparison(run_id)
+    comparison = read_comparison(ti)
     decision = comparison.get("decision")
     if decision not in (*PROMOTE_DECISIONS, "keep"):
         raise RuntimeError(f"unknown decision {decision!r} in the comparison")
@@ -46,9 +46,9 @@ def choose_branch(run_id: str) -> str:
     return PROMOTE_TASK if decision in PROMOTE_DECISIONS else KEEP_TASK
 
 
-def keep_message(run_id: str) -> str:
+def keep_message(ti: Any) -> str:
     """The Slack text of ``keep_champion``: who stays in prod and why, with the deltas."""
-    comparison = read_comparison(run_id)
+    comparison = read_comparison(ti)
     metric = comparison["rule"]["primary_metric"]
     champion, challenger = comparison["champion"], comparison["challenger"]
     deltas = ", ".join(f"{k} {v:+.6f}" for k, v in comparison["deltas"].items())

@@ -63,9 +63,41 @@ def run_writer(repo: Path, *command: str, env: dict[str, str] | None = None) -> 
         text=True,
         timeout=300,
     )
-    output = result.stdout + result.stderr
+    output = result.stderr + result.stdout  # stdout last: its last line is the task's XCom
     assert result.returncode == 0, f"{command} failed:\n{output}"
     return output
+
+
+def xcom(output: str) -> str:
+    """What Airflow would keep as the task's XCom: its last output line."""
+    return output.strip().splitlines()[-1]
+
+
+TRAIN = ("python", "-m", "batchserving.registry.publish", "evaluate")
+REGISTER = ("python", "-m", "batchserving.registry.register")
+COMPARE = ("python", "-m", "batchserving.selection.compare")
+
+
+def run_model_selection(repo: Path, promote: bool = True) -> tuple[str, str]:
+    """The tasks of model_selection in order, each given the XCom it reads; (output, comparison)."""
+    output = run_writer(repo, *TRAIN)
+    output += run_writer(repo, *REGISTER, "--commit", xcom(output))
+    compared = run_writer(repo, *COMPARE)
+    output += compared
+    if promote:
+        output += run_writer(repo, *promote_command(xcom(compared)))
+    return output, xcom(compared)
+
+
+def promote_command(comparison: str) -> tuple[str, ...]:
+    return (
+        "python",
+        "-m",
+        "batchserving.selection.promote",
+        "promote",
+        "--comparison-json",
+        comparison,
+    )
 
 
 def start_writer(repo: Path, *command: str, env: dict[str, str] | None = None) -> subprocess.Popen:
@@ -186,8 +218,7 @@ def assert_recovered(repo: Path, before: RepoState) -> None:
 
 def test_kill_during_training_leaves_no_stale_lock_and_no_damage(model_repo: Path) -> None:
     # A registered version exists before the crash.
-    run_writer(model_repo, "dvc", "repro", "evaluate")
-    run_writer(model_repo, "python", "-m", "batchserving.registry.register", "register")
+    run_writer(model_repo, *REGISTER, "--commit", xcom(run_writer(model_repo, *TRAIN)))
     before = RepoState.capture(model_repo)
     assert [t for t in before.tags if t.startswith("iris-model@")] == ["iris-model@v0.0.1"]
 
@@ -204,8 +235,8 @@ def test_kill_during_training_leaves_no_stale_lock_and_no_damage(model_repo: Pat
     assert_recovered(model_repo, before)
     # The next run needs no cleanup: it trains, registers a new version, meets no busy lock.
     started = time.monotonic()
-    output = run_writer(model_repo, "dvc", "repro", "evaluate")
-    output += run_writer(model_repo, "python", "-m", "batchserving.registry.register", "register")
+    output = run_writer(model_repo, *TRAIN)
+    output += run_writer(model_repo, *REGISTER, "--commit", xcom(output))
     assert time.monotonic() - started < 120
     assert not [m for m in LOCK_CONTENTION if m in output], output
     assert "registered iris-model@v0.0.2" in output
@@ -215,14 +246,6 @@ def test_kill_during_training_leaves_no_stale_lock_and_no_damage(model_repo: Pat
 
 
 # -- kill -9 mid-promotion: after the prod tag, before the deployment --------------------
-
-PROMOTION_STEPS = (  # the tasks of model_selection, in order (dags/02-model-selection.py)
-    ("python", "-m", "batchserving.core.repro", "evaluate"),
-    ("python", "-m", "batchserving.registry.register", "register"),
-    ("python", "-m", "batchserving.selection.compare"),
-    ("python", "-m", "batchserving.selection.promote", "promote"),
-)
-PROMOTE = PROMOTION_STEPS[-1]
 
 
 def hold_after_prod_tag(repo: Path) -> Path:
@@ -264,19 +287,17 @@ def test_kill_between_prod_tag_and_deployment_keeps_old_deployment_and_recovers(
 ) -> None:
     # v0.0.1 (a weak forest) is prod and deployed; v0.0.2 (the default params) beats it.
     set_params(model_repo, "train", n_estimators=1, max_depth=1)
-    for step in PROMOTION_STEPS:
-        run_writer(model_repo, *step)
+    run_model_selection(model_repo)
     [old_prod] = current_prod(model_repo)
     assert old_prod.version == "v0.0.1"
     set_params(model_repo, "train", n_estimators=100, max_depth=4)
-    for step in PROMOTION_STEPS[:-1]:
-        output = run_writer(model_repo, *step)
+    output, comparison = run_model_selection(model_repo, promote=False)
     assert "v0.0.2 vs champion v0.0.1: promote" in output
     before = RepoState.capture(model_repo)
 
     # The promotion is killed once the new prod tag exists, before the deployment starts.
     marker = hold_after_prod_tag(model_repo)
-    promotion = start_writer(model_repo, *PROMOTE)
+    promotion = start_writer(model_repo, *promote_command(comparison))
     output = kill_when(promotion, lambda _out, _cmds: marker.exists())
     (model_repo / ".git" / "hooks" / "reference-transaction").unlink()
     assert "deployed" not in output
@@ -295,7 +316,7 @@ def test_kill_between_prod_tag_and_deployment_keeps_old_deployment_and_recovers(
     # The next model_selection run needs no cleanup: it sees prod deployed nowhere and
     # redeploys it, without a second tag.
     started = time.monotonic()
-    output = "".join(run_writer(model_repo, *step) for step in PROMOTION_STEPS)
+    output, _ = run_model_selection(model_repo)
     assert time.monotonic() - started < 180
     assert not [m for m in LOCK_CONTENTION if m in output], output
     assert "v0.0.2 vs champion v0.0.2: redeploy" in output
@@ -312,9 +333,20 @@ def test_kill_between_prod_tag_and_deployment_keeps_old_deployment_and_recovers(
 BASELINE_AT = "2026-11-25T14:50:00+09:00"  # issuance 202611251430
 RUN_AT = "2026-11-25T17:50:00+09:00"  # issuance 202611251730: a new raw file if it succeeds
 WEATHER_STEPS = (  # the tasks of crawling_weather, in order (dags/04-crawling_weather.py)
-    ("dvc", "repro", "--single-item", f"{WEATHER_PIPELINE}:fetch_weather"),
-    ("dvc", "repro", "--single-item", f"{WEATHER_PIPELINE}:preprocess_weather"),
-    ("python", "-m", "batchserving.registry.register", "commit"),
+    (
+        "python",
+        "-m",
+        "batchserving.registry.publish",
+        "--single-item",
+        f"{WEATHER_PIPELINE}:fetch_weather",
+    ),
+    (
+        "python",
+        "-m",
+        "batchserving.registry.publish",
+        "--single-item",
+        f"{WEATHER_PIPELINE}:preprocess_weather",
+    ),
 )
 FETCH = WEATHER_STEPS[0]
 
@@ -349,7 +381,8 @@ def test_kill_during_weather_fetch_changes_no_stored_data_and_next_fetch_succeed
                 kma.request_count > 0 and any("stages.fetch_weather" in c for c in cmds)
             ),
         )
-        assert "Running stage 'fetch_weather'" in output and "saved" not in output
+        assert f"Running stage '{WEATHER_PIPELINE}:fetch_weather'" in output
+        assert "saved" not in output
 
         assert RepoState.capture(model_repo) == before  # output/weather/** byte-identical
         assert (model_repo / WEATHER_LOCK).read_bytes() == weather_lock

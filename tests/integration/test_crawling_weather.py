@@ -71,7 +71,6 @@ def test_hourly_run_stores_commits_and_never_leaks_the_key(
     assert task_states(dagrun) == {
         "fetch": "success",
         "preprocess": "success",
-        "commit": "success",
     }, logs.out[-3000:] + logs.err[-3000:]
 
     # The run's time, converted to KST, chose the 14:30 issuance.

@@ -18,7 +18,7 @@ import pendulum
 import pytest
 
 from tests.conftest import PROJECT_ROOT, run, set_params
-from tests.integration.dagrun import load_dag, task_states
+from tests.integration.dagrun import load_dag, task_output, task_states
 
 TRAIN_KEYS = ("n_estimators", "max_depth", "test_size")
 
@@ -76,8 +76,6 @@ def assert_serving_matches_prod(repo: Path) -> dict:
 
 
 def test_selection_promotes_only_better_models(airflow_db, model_repo, slack_receiver):
-    comparison_path = model_repo / "output/selection/comparison.json"
-
     # 1. Bootstrap: the first version is registered and promoted.
     dag_run = run_dag(1)
     states = task_states(dag_run)
@@ -116,7 +114,7 @@ def test_selection_promotes_only_better_models(airflow_db, model_repo, slack_rec
     assert states["keep_champion"] == "success" and states["promote"] == "skipped", states
     assert versions(model_repo) == ["iris-model@v0.0.1", "iris-model@v0.0.2"]
     assert prod_version(model_repo) == "v0.0.1"
-    comparison = json.loads(comparison_path.read_text())
+    comparison = json.loads(task_output(dag_run, "compare"))
     assert comparison["champion"]["metrics_source"].startswith("rescored")
     assert comparison["champion"]["metrics"]["n_test"] == 60
     assert comparison["deltas"]["f1_macro"] < 0
@@ -132,7 +130,7 @@ def test_selection_promotes_only_better_models(airflow_db, model_repo, slack_rec
     states = task_states(dag_run)
     assert states["promote"] == "success" and states["keep_champion"] == "skipped", states
     assert prod_version(model_repo) == "v0.0.3"
-    comparison = json.loads(comparison_path.read_text())
+    comparison = json.loads(task_output(dag_run, "compare"))
     assert comparison["champion"]["metrics_source"] == "recorded"
     record = assert_serving_matches_prod(model_repo)
     assert record["metrics"]["f1_macro"] == comparison["challenger"]["metrics"]["f1_macro"]
@@ -173,10 +171,19 @@ def test_selection_promotes_only_better_models(airflow_db, model_repo, slack_rec
 @pytest.fixture
 def promoted_repo(model_repo: Path) -> Path:
     """A clone where v0.0.1 is registered, in prod and deployed (through the stage commands)."""
-    repo_command(model_repo, "dvc", "repro", "evaluate")
-    repo_command(model_repo, "python", "-m", "batchserving.registry.register", "register")
-    repo_command(model_repo, "python", "-m", "batchserving.selection.compare")
-    repo_command(model_repo, "python", "-m", "batchserving.selection.promote", "promote")
+    repo_command(model_repo, "python", "-m", "batchserving.registry.publish", "evaluate")
+    repo_command(model_repo, "python", "-m", "batchserving.registry.register")
+    compared = repo_command(model_repo, "python", "-m", "batchserving.selection.compare").stdout
+    comparison = compared.strip().splitlines()[-1]
+    repo_command(
+        model_repo,
+        "python",
+        "-m",
+        "batchserving.selection.promote",
+        "promote",
+        "--comparison-json",
+        comparison,
+    )
     assert prod_version(model_repo) == "v0.0.1"
     return model_repo
 
@@ -203,12 +210,19 @@ def test_bad_metrics_fail_compare_and_change_nothing(promoted_repo):
         result = repo_command(repo, "python", "-m", "batchserving.selection.compare", check=False)
         assert result.returncode != 0, name
         assert expected in result.stderr and "nothing was promoted" in result.stderr, name
-        assert not (repo / "output/selection/comparison.json").exists(), name
+        assert not result.stdout.strip().endswith("}"), name  # no comparison as its XCom
         # Without a comparison the promote step refuses too.
         result = repo_command(
-            repo, "python", "-m", "batchserving.selection.promote", "promote", check=False
+            repo,
+            "python",
+            "-m",
+            "batchserving.selection.promote",
+            "promote",
+            "--comparison-json",
+            result.stdout.strip().splitlines()[-1] if result.stdout.strip() else "",
+            check=False,
         )
-        assert result.returncode != 0 and "run the compare step first" in result.stderr
+        assert result.returncode != 0 and "not the compare step's JSON" in result.stderr
         assert run(["git", "tag"], cwd=repo).stdout == tags, name
         assert {p.name: p.read_bytes() for p in (repo / "output/serving").iterdir()} == serving
 
@@ -232,10 +246,18 @@ def test_promote_resumes_after_a_kill_between_tag_and_deployment(promoted_repo):
     """Prod tag already on the version but output/serving lost: the next run redeploys."""
     repo = promoted_repo
     shutil.rmtree(repo / "output/serving")
-    repo_command(repo, "python", "-m", "batchserving.selection.compare")
-    comparison = json.loads((repo / "output/selection/comparison.json").read_text())
+    output = repo_command(repo, "python", "-m", "batchserving.selection.compare").stdout
+    comparison = json.loads(output.strip().splitlines()[-1])
     assert comparison["decision"] == "redeploy", comparison
-    result = repo_command(repo, "python", "-m", "batchserving.selection.promote", "promote")
+    result = repo_command(
+        repo,
+        "python",
+        "-m",
+        "batchserving.selection.promote",
+        "promote",
+        "--comparison-json",
+        json.dumps(comparison),
+    )
     assert result.stdout.strip().splitlines()[-1].startswith(":arrows_counterclockwise:")
     assert assert_serving_matches_prod(repo)["version"] == "v0.0.1"
     assert run(["git", "tag", "-l", "iris-model#prod*"], cwd=repo).stdout.split() == [

@@ -106,11 +106,12 @@ def test_bad_params_fail_with_one_alert_and_change_nothing(
     assert model.read_bytes() == model_before
 
 
-@pytest.mark.parametrize("kind", ["missing", "not_git", "not_dvc"])
+@pytest.mark.parametrize("kind", ["not_git", "not_dvc"])
 def test_model_repo_is_checked_before_any_work(tmp_path: Path, kind: str) -> None:
+    # (A missing or empty MODEL_REPO is cloned: tests/integration/test_any_worker.py.)
     path = tmp_path / "repo"
-    if kind != "missing":
-        path.mkdir()
+    path.mkdir()
+    (path / "notes.txt").write_text("someone else's directory\n")
     if kind == "not_dvc":
         run(["git", "init", "-q"], cwd=path)
     result = subprocess.run(
@@ -122,6 +123,6 @@ def test_model_repo_is_checked_before_any_work(tmp_path: Path, kind: str) -> Non
     )
     assert result.returncode != 0
     assert f"MODEL_REPO={path}" in result.stderr
-    expected = {"missing": "no such directory", "not_git": "not the top of a git", "not_dvc": "DVC"}
+    expected = {"not_git": "not the top of a git", "not_dvc": "DVC"}
     assert expected[kind] in result.stderr
     assert not (path / ".dvc").exists()

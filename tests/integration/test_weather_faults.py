@@ -114,6 +114,40 @@ FAULTS = [
     ("gateway:30:403", "gateway (HTTP 403, XML) answered code 30", 1),
     ("gateway:22:429", "gateway (HTTP 429, XML) answered code 22", 1),
     ("gateway:23:429", "gateway (HTTP 429, XML) answered code 23", TRANSIENT),
+    # The gateway's JSON envelope (JSON was asked for): the code decides, not the status.
+    (
+        "gateway_json:30:403",
+        "gateway (HTTP 403, JSON) answered code 30 SERVICE_KEY_IS_NOT_REGISTERED_ERROR "
+        "(portal: 등록되지 않은 서비스키): the key is wrong",
+        1,
+    ),
+    ("gateway_json:30:200", "gateway (HTTP 200, JSON) answered code 30", 1),
+    (
+        "gateway_json:22:429",
+        "gateway (HTTP 429, JSON) answered code 22 LIMITED_NUMBER_OF_SERVICE_REQUESTS_EXCEEDS_"
+        "ERROR (portal: 서비스 요청제한횟수 초과에러): the daily quota is used up",
+        1,
+    ),
+    ("gateway_json:22:200", "gateway (HTTP 200, JSON) answered code 22", 1),
+    ("gateway_json:23:429", "gateway (HTTP 429, JSON) answered code 23", TRANSIENT),
+    # The gateway's newer XML layout: a prolog, the code's name in errMsg, Korean text.
+    ("gateway_new:30:403", "gateway (HTTP 403, XML) answered code 30", 1),
+    ("gateway_new:12:400", "gateway (HTTP 400, XML) answered code 12", 1),
+    ("gateway_new:22:429", "gateway (HTTP 429, XML) answered code 22", 1),
+    ("gateway_new:05:200", "code 05 SERVICETIME_OUT (portal: SERVICETIMEOUT_ERROR", TRANSIENT),
+    (
+        "no_key",
+        "(HTTP 401, XML) answered code 20 SERVICE_ACCESS_DENIED_ERROR (portal: "
+        "SERVICE_KEY_IS_NULL / 서비스 접근거부): no key reached the gateway",
+        1,
+    ),
+    (
+        "too_old",
+        "code 10 INVALID_REQUEST_PARAMETER_ERROR (portal: 최근 1일 간의 자료만 제공합니다.): the "
+        "issuance asked for is older than the portal keeps: it serves the last 1 day",
+        1,
+    ),
+    ("429", "HTTP 429 (too many requests) without a result code", TRANSIENT),
     ("xml_backend:02", "backend (HTTP 200, XML) answered code 02", TRANSIENT),
     ("xml_backend:03", "backend (HTTP 200, XML) answered code 03", NO_DATA),
     ("401", "HTTP 401 ('Unauthorized')", 1),
@@ -166,6 +200,42 @@ def test_fake_rejects_a_double_encoded_key_like_the_gateway(fake: FakeKma) -> No
     assert "<returnReasonCode>30</returnReasonCode>" in double.text
     once = requests.get(url, params={**query, "serviceKey": FAKE_KEY}, timeout=5)
     assert once.json()["response"]["header"]["resultCode"] == "00"
+
+
+ENVELOPE_FORMS = [
+    # (fault, HTTP status, how the body starts, the code as the body spells it)
+    ("gateway_json:22:429", 429, '{"OpenAPI_ServiceResponse": {"cmmMsgHeader": {', '"22"'),
+    ("gateway_json:30:403", 403, '{"OpenAPI_ServiceResponse": {"cmmMsgHeader": {', '"30"'),
+    ("gateway_json:30:200", 200, '{"OpenAPI_ServiceResponse": {"cmmMsgHeader": {', '"30"'),
+    ("gateway_new:30:403", 403, '<?xml version="1.0"', "<returnReasonCode>30<"),
+    ("gateway_new:12:400", 400, '<?xml version="1.0"', "<returnReasonCode>12<"),
+    ("no_key", 401, '<?xml version="1.0"', "<errMsg>SERVICE_KEY_IS_NULL<"),
+    ("too_old", 200, '{"response": {"header": {"resultCode": "10"', "최근 1일 간의 자료만"),
+]
+
+
+@pytest.mark.parametrize(("fault", "status", "start", "code"), ENVELOPE_FORMS)
+def test_fake_serves_the_portals_envelope_forms(
+    fake: FakeKma, fault: str, status: int, start: str, code: str
+) -> None:
+    fake.mode = fault
+    query = {"pageNo": 1, "numOfRows": 60, "dataType": "JSON", "nx": 60, "ny": 127}
+    query |= {"base_date": "20261125", "base_time": "1430", "serviceKey": FAKE_KEY}
+    answer = requests.get(fake.base_url + "/getUltraSrtFcst", params=query, timeout=5)
+    assert answer.status_code == status
+    assert answer.text.startswith(start) and code in answer.text
+
+
+def test_fake_answers_a_request_without_a_key_with_401(fake: FakeKma) -> None:
+    answer = requests.get(fake.base_url + "/getUltraSrtFcst", params={"pageNo": 1}, timeout=5)
+    assert answer.status_code == 401 and "<errMsg>SERVICE_KEY_IS_NULL<" in answer.text
+
+
+def test_fake_refuses_an_unknown_fault_name(fake: FakeKma) -> None:
+    with pytest.raises(ValueError, match="unknown fake KMA fault 'gateway_json:x'"):
+        fake.mode = "gateway_json:x"
+    with pytest.raises(ValueError, match="unknown fake KMA fault"):
+        fake.fail("ok", "quota")
 
 
 def test_encoding_form_key_works_and_is_stored_nowhere(repo: Path, fake: FakeKma) -> None:

@@ -1,16 +1,22 @@
-"""Pure parts of the weather pipeline: issuance arithmetic, the key, RN1, de-duplication."""
+"""Pure parts of the weather pipeline: issuance arithmetic, the key, reply classification,
+RN1, de-duplication."""
 
 from __future__ import annotations
 
+import json
 import math
 from datetime import UTC, datetime, timedelta, timezone
 from urllib.parse import quote
+from xml.sax.saxutils import escape
 
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from batchserving.weather.issuance import KST, latest_issuance
-from batchserving.weather.kma import Fault, KmaError, normalise_key, parse_body, scrub
+from batchserving.weather.kma import normalise_key, scrub
+from batchserving.weather.replies import ADVICE, RESULT_CODES, Fault, KmaError, parse_reply
 from stages.preprocess_weather import dedupe_latest, parse_rn1, parse_value, wide_latest
 
 
@@ -187,5 +193,160 @@ def test_refetch_of_the_same_issuance_wins_by_ingestion_time() -> None:
 )
 def test_envelopes_are_sniffed(status: int, body: bytes, fault: str, code: str | None) -> None:
     with pytest.raises(KmaError) as caught:
-        parse_body(status, body)
+        parse_reply(status, body)
     assert caught.value.fault is Fault[fault] and caught.value.code == code
+
+
+def test_envelope_without_a_code_falls_back_to_the_status() -> None:
+    with pytest.raises(KmaError) as caught:
+        parse_reply(429, b"Too Many Requests")
+    assert caught.value.fault is Fault.TRANSIENT and caught.value.code is None
+    # A gateway envelope naming nothing the table knows: the status decides, its text is kept.
+    body = b"<OpenAPI_ServiceResponse><cmmMsgHeader><errMsg>SERVICE ERROR</errMsg>"
+    with pytest.raises(KmaError, match=r"HTTP 403 \(portal: SERVICE ERROR\)") as caught:
+        parse_reply(403, body + b"</cmmMsgHeader></OpenAPI_ServiceResponse>")
+    assert caught.value.fault is Fault.PERMANENT
+
+
+@pytest.mark.parametrize(
+    ("body", "code", "words"),
+    [
+        # The newer layout may name the code only (05 has two spellings).
+        (
+            b'<?xml version="1.0" encoding="UTF-8"?>\n<OpenAPI_ServiceResponse><cmmMsgHeader>'
+            b"<errMsg>SERVICETIMEOUT_ERROR</errMsg></cmmMsgHeader></OpenAPI_ServiceResponse>",
+            "05",
+            "code 05 SERVICETIME_OUT (portal: SERVICETIMEOUT_ERROR)",
+        ),
+        # A 401 with the gateway envelope: no key arrived, and the error says to set one.
+        (
+            '<?xml version="1.0" encoding="UTF-8"?><OpenAPI_ServiceResponse><cmmMsgHeader>'
+            "<errMsg>SERVICE_KEY_IS_NULL</errMsg><returnAuthMsg>서비스 접근거부</returnAuthMsg>"
+            "<returnReasonCode>20</returnReasonCode></cmmMsgHeader></OpenAPI_ServiceResponse>"
+            "".encode(),
+            "20",
+            "SERVICE_KEY_IS_NULL / 서비스 접근거부): no key reached the gateway",
+        ),
+    ],
+)
+def test_gateway_envelopes_of_the_newer_layout(body: bytes, code: str, words: str) -> None:
+    with pytest.raises(KmaError) as caught:
+        parse_reply(401, body)
+    assert caught.value.code == code and words in str(caught.value)
+
+
+def test_code_10_for_an_old_issuance_says_so() -> None:
+    old = {
+        "response": {
+            "header": {"resultCode": "10", "resultMsg": "최근 1일 간의 자료만 제공합니다."}
+        }
+    }
+    with pytest.raises(KmaError) as caught:
+        parse_reply(200, json.dumps(old, ensure_ascii=False).encode())
+    text = str(caught.value)
+    assert caught.value.fault is Fault.PERMANENT and caught.value.code == "10"
+    assert "(portal: 최근 1일 간의 자료만 제공합니다.)" in text
+    assert "older than the portal keeps: it serves the last 1 day (about one day" in text
+    assert "nx/ny" not in text
+    bad = {
+        "response": {"header": {"resultCode": "10", "resultMsg": "INVALID_REQUEST_PARAMETER_ERROR"}}
+    }
+    with pytest.raises(KmaError, match="check weather.nx/ny"):
+        parse_reply(200, json.dumps(bad).encode())
+
+
+def test_code_00_only_from_the_json_backend() -> None:
+    ok = {"response": {"header": {"resultCode": "00", "resultMsg": "NORMAL_SERVICE"}}}
+    ok["response"]["body"] = {"items": {"item": {"category": "T1H"}}, "totalCount": 1}
+    page = parse_reply(200, json.dumps(ok).encode())
+    assert page.items == [{"category": "T1H"}] and page.total_count == 1
+    xml = b"<response><header><resultCode>00</resultCode></header></response>"
+    with pytest.raises(KmaError, match="code 00 in XML from the backend although JSON"):
+        parse_reply(200, xml)
+
+
+# --- every code x every envelope form x HTTP status: the code decides -------------------
+
+ERROR_CODES = sorted(set(RESULT_CODES) - {"00"})
+XML_TEXT = st.text(
+    st.characters(blacklist_categories=("Cs", "Cc", "Cn"), blacklist_characters="\ufeff"),
+    max_size=40,
+)
+
+
+def gateway_xml_classic(code: str, message: str, as_int: bool) -> bytes:
+    return (
+        "<OpenAPI_ServiceResponse><cmmMsgHeader><errMsg>SERVICE ERROR</errMsg>"
+        f"<returnAuthMsg>{escape(message)}</returnAuthMsg>"
+        f"<returnReasonCode>{code}</returnReasonCode></cmmMsgHeader></OpenAPI_ServiceResponse>"
+    ).encode()
+
+
+def gateway_xml_new(code: str, message: str, as_int: bool) -> bytes:
+    return (
+        '  <?xml version="1.0" encoding="UTF-8"?>\n<OpenAPI_ServiceResponse>\n <cmmMsgHeader>\n'
+        f"  <errMsg>{RESULT_CODES[code][0]}</errMsg>\n"
+        f"  <returnAuthMsg>{escape(message)}</returnAuthMsg>\n"
+        f"  <returnReasonCode>{code}</returnReasonCode>\n </cmmMsgHeader>\n"
+        "</OpenAPI_ServiceResponse>\n"
+    ).encode()
+
+
+def gateway_json(code: str, message: str, as_int: bool) -> bytes:
+    header = {
+        "errMsg": RESULT_CODES[code][0],
+        "returnAuthMsg": message,
+        "returnReasonCode": int(code) if as_int else code,
+    }
+    return json.dumps({"OpenAPI_ServiceResponse": {"cmmMsgHeader": header}}).encode()
+
+
+def backend_json(code: str, message: str, as_int: bool) -> bytes:
+    header = {"resultCode": int(code) if as_int else code, "resultMsg": message}
+    return json.dumps({"response": {"header": header}}, ensure_ascii=False).encode()
+
+
+def backend_xml(code: str, message: str, as_int: bool) -> bytes:
+    return (
+        '<?xml version="1.0" encoding="UTF-8" standalone="yes"?><response><header>'
+        f"<resultCode>{code}</resultCode><resultMsg>{escape(message)}</resultMsg>"
+        "</header></response>"
+    ).encode()
+
+
+FORMS = [gateway_xml_classic, gateway_xml_new, gateway_json, backend_json, backend_xml]
+
+
+STATUSES = [200, 400, 401, 403, 404, 429, 500, 502, 503]
+
+
+@pytest.mark.parametrize("form", FORMS, ids=[f.__name__ for f in FORMS])
+@pytest.mark.parametrize("code", ERROR_CODES)
+@settings(max_examples=20, deadline=None)
+@given(message=XML_TEXT, as_int=st.booleans())
+def test_the_code_in_the_envelope_decides_not_the_status(
+    code: str, form, message: str, as_int: bool
+) -> None:
+    """Every code x every envelope form x every status: the code's class, name and advice."""
+    name, fault = RESULT_CODES[code]
+    said = " ".join(message.split())
+    for status in STATUSES:
+        with pytest.raises(KmaError) as caught:
+            parse_reply(status, form(code, message, as_int))
+        error, text = caught.value, str(caught.value)
+        assert (error.code, error.fault) == (code, fault), (status, text)
+        assert f"(HTTP {status}, " in text and f"answered code {code} {name}" in text
+        if said and said.upper() != name:
+            assert said in text  # the portal's own words, Korean or not
+        assert text.endswith(f": {ADVICE[code]}")  # and what to do
+
+
+def test_an_undocumented_code_is_retried_and_quoted() -> None:
+    header = {"errMsg": "SOMETHING_NEW", "returnAuthMsg": "새 오류", "returnReasonCode": "77"}
+    body = json.dumps({"OpenAPI_ServiceResponse": {"cmmMsgHeader": header}}).encode()
+    with pytest.raises(KmaError) as caught:
+        parse_reply(403, body)
+    assert caught.value.fault is Fault.TRANSIENT and caught.value.code == "77"
+    assert "code 77 (not in the documented table) (portal: SOMETHING_NEW / 새 오류)" in str(
+        caught.value
+    )

@@ -1,0 +1,55 @@
+"""Bring pipeline stages up to date and publish the result: the repo-writing task command.
+
+    python -m batchserving.registry.publish evaluate                   # prepare, train, evaluate
+    python -m batchserving.registry.publish --single-item weather/dvc.yaml:fetch_weather
+
+Sync, work, publish (``batchserving.registry.sync``): start from the server's state with
+the stages' outputs pulled from the DVC remote (so an unchanged pipeline is not rerun),
+``dvc repro`` (a failed stage leaves the workspace as ``dvc.lock`` pins it), commit what
+the pipeline changed with a message naming the run, then ``dvc push`` and ``git push``.
+The last line printed is the commit the workspace ends on: the task's XCom, which the
+register step of ``simple_train`` and ``model_selection`` tags.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from batchserving.core.params import ParamsError, RegistryParams
+from batchserving.core.repro import repro_or_restore
+from batchserving.registry.git import RegistryError, git, run_label
+from batchserving.registry.register import commit_pipeline_state
+from batchserving.registry.sync import synced
+from batchserving.registry.workspace import workspace_path
+
+
+class StageFailed(RegistryError):
+    """``dvc repro`` failed; its own output says why."""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--single-item", action="store_true", help="only the named stages")
+    parser.add_argument("stages", nargs="+")
+    args = parser.parse_args()
+    repo = workspace_path()
+    pull = ["--with-deps", *args.stages]  # a fresh workspace needs the inputs too
+
+    def step() -> str:
+        code = repro_or_restore(args.stages, single_item=args.single_item)
+        if code != 0:
+            raise StageFailed(f"`dvc repro {' '.join(args.stages)}` failed (exit {code})")
+        commit_pipeline_state(repo, identity, run_label())
+        return git(repo, "rev-parse", "HEAD").strip()
+
+    try:
+        identity = RegistryParams.load(repo / "params.yaml")
+        commit = synced(step, pull, repo)
+    except (ParamsError, RegistryError) as exc:
+        sys.exit(f"publish: {exc}; nothing was published")
+    print(commit, flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,251 @@
+"""Any task on any worker: workspaces that share only a git server and a DVC remote.
+
+A bare repository is the git server (``MODEL_REPO_URL``), a directory the DVC remote
+(``DVC_REMOTE_URL``); every step runs in a workspace of its own, often a brand-new one,
+with the XCom value the previous step produced, exactly as a task on another worker does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import yaml
+
+from batchserving.core.names import ARTIFACT, WEATHER_LOCK, WEATHER_PIPELINE
+from batchserving.registry.dvclock import model_hash
+from batchserving.weather.fake_kma import FakeKma
+from tests.conftest import PROJECT_ROOT, git, run, set_params, snapshot_project
+from tests.integration.dagrun import run_dag, task_states
+
+PYTHON = sys.executable
+PERSON = ["-c", "user.name=A Person", "-c", "user.email=person@example.invalid"]
+
+
+class Cluster:
+    """The shared state of a cluster: a git server and a DVC remote, and workspaces of it."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        source = snapshot_project(root / "source")
+        self.server = root / "server.git"
+        run(["git", "clone", "--quiet", "--bare", str(source), str(self.server)])
+        self.remote = root / "dvc-remote-shared"
+        self.url = self.server.as_uri()
+
+    def env(self, workspace: str, **extra: str) -> dict[str, str]:
+        return {
+            **os.environ,
+            "MODEL_REPO": str(self.root / workspace),
+            "MODEL_REPO_URL": self.url,
+            "DVC_REMOTE_URL": str(self.remote),
+            **extra,
+        }
+
+    def task(self, workspace: str, *command: str, check: bool = True, **extra: str) -> str:
+        """A repo-writing task's command in ``workspace``; return its output (last line = XCom)."""
+        result = subprocess.run(
+            [PYTHON, "-m", "batchserving.core.lock", PYTHON, "-m", *command],
+            cwd=PROJECT_ROOT,
+            env=self.env(workspace, **extra),
+            capture_output=True,
+            text=True,
+        )
+        if check:
+            assert result.returncode == 0, f"{command}:\n{result.stdout}\n{result.stderr}"
+        return result.stdout + result.stderr if not check else result.stdout
+
+    def predict(self, workspace: str, logical_date: str, **extra: str) -> subprocess.Popen:
+        return subprocess.run(
+            [PYTHON, "-m", "batchserving.serving.predict", "--refresh"]
+            + ["--logical-date", logical_date, "--run-id", "test"],
+            cwd=PROJECT_ROOT,
+            env=self.env(workspace, **extra),
+            capture_output=True,
+            text=True,
+        )
+
+    def tags(self) -> list[str]:
+        return sorted(git(self.server, "tag", "--list").split())
+
+    def person_clone(self) -> Path:
+        person = self.root / "person"
+        if not person.exists():
+            run(["git", "clone", "--quiet", self.url, str(person)])
+        run(["git", "pull", "--quiet", "--ff-only"], cwd=person)
+        return person
+
+    def person_pushes_params(self, **values: object) -> str:
+        """A person edits train params on the server's branch; return the commit."""
+        person = self.person_clone()
+        set_params(person, "train", **values)
+        run(["git", *PERSON, "commit", "--quiet", "-am", f"Try {values}"], cwd=person)
+        run(["git", "push", "--quiet", "origin", "HEAD"], cwd=person)
+        return git(person, "rev-parse", "HEAD").strip()
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Cluster:
+    return Cluster(tmp_path)
+
+
+def last_line(output: str) -> str:
+    return output.strip().splitlines()[-1]
+
+
+def in_remote(remote: Path, md5: str) -> bool:
+    return (remote / "files" / "md5" / md5[:2] / md5[2:]).is_file()
+
+
+FETCH_WEATHER = f"{WEATHER_PIPELINE}:fetch_weather"
+PREPROCESS_WEATHER = f"{WEATHER_PIPELINE}:preprocess_weather"
+
+
+def server_lock(cluster: Cluster, ref: str = "HEAD", lock: str = "dvc.lock") -> dict:
+    return yaml.safe_load(git(cluster.server, "show", f"{ref}:{lock}"))
+
+
+def test_each_step_on_another_fresh_worker(cluster: Cluster) -> None:
+    commit = last_line(cluster.task("ws-a", "batchserving.registry.publish", "evaluate"))
+    assert git(cluster.server, "rev-parse", "HEAD").strip() == commit
+    registered = cluster.task("ws-b", "batchserving.registry.register", "--commit", commit)
+    assert last_line(registered).startswith(f"registry: registered {ARTIFACT}@v0.0.1")
+    comparison = last_line(cluster.task("ws-c", "batchserving.selection.compare"))
+    assert json.loads(comparison)["decision"] == "promote"
+    promoted = cluster.task(
+        "ws-d", "batchserving.selection.promote", "promote", "--comparison-json", comparison
+    )
+    assert "promoted iris-model v0.0.1 to prod" in last_line(promoted)
+    assert cluster.tags() == [f"{ARTIFACT}#prod#1", f"{ARTIFACT}@v0.0.1"]
+    md5 = model_hash(git(cluster.server, "show", f"{commit}:dvc.lock"))
+    assert in_remote(cluster.remote, md5)
+
+    # A worker that never saw the promotion serves the version the registry names.
+    result = cluster.predict("ws-e", "2026-01-01T00:05:00+00:00")
+    assert result.returncode == 0, result.stderr
+    assert "now serving iris-model v0.0.1" in result.stdout
+    [predictions] = (cluster.root / "ws-e" / "output" / "predictions").glob("*/*.csv")
+    assert "v0.0.1" in predictions.read_text().splitlines()[1]
+
+    # The server out of reach: the cached version is served, and the log says so.
+    gone = cluster.predict("ws-e", "2026-01-01T00:10:00+00:00", MODEL_REPO_URL="/nonexistent")
+    assert gone.returncode == 0, gone.stderr
+    assert "out of reach" in gone.stdout and "serving the cached iris-model v0.0.1" in gone.stdout
+    # ... and with nothing cached the run fails, naming what to check.
+    empty = cluster.predict("ws-f", "2026-01-01T00:10:00+00:00", MODEL_REPO_URL="/nonexistent")
+    assert empty.returncode != 0
+
+
+def test_weather_builds_on_the_data_another_worker_published(cluster: Cluster) -> None:
+    key = "weather-test-key"
+    with FakeKma(key=key) as kma:
+        weather = {"KMA_SERVICE_KEY": key, "KMA_BASE_URL": kma.base_url}
+        first = {**weather, "WEATHER_RUN_AT": "2026-11-25T14:50:00+09:00"}
+        cluster.task(
+            "ws-d", "batchserving.registry.publish", "--single-item", FETCH_WEATHER, **first
+        )
+        cluster.task("ws-d2", "batchserving.registry.publish", "--single-item", PREPROCESS_WEATHER)
+        stages = server_lock(cluster, lock=WEATHER_LOCK)["stages"]
+        assert {"fetch_weather", "preprocess_weather"} <= set(stages)
+        later = {**weather, "WEATHER_RUN_AT": "2026-11-25T15:50:00+09:00"}
+        cluster.task(
+            "ws-e", "batchserving.registry.publish", "--single-item", FETCH_WEATHER, **later
+        )
+        cluster.task("ws-e2", "batchserving.registry.publish", "--single-item", PREPROCESS_WEATHER)
+    import pandas as pd
+
+    history = pd.read_parquet(cluster.root / "ws-e2" / "output" / "weather" / "history")
+    assert set(history["baseTime"]) == {"1430", "1530"}  # E's run kept D's issuance
+
+
+def test_a_persons_push_is_trained_and_a_rejected_push_is_redone(cluster: Cluster) -> None:
+    cluster.task("ws-a", "batchserving.registry.publish", "evaluate")  # ws-a exists, then stale
+    person_commit = cluster.person_pushes_params(n_estimators=7)
+    commit = last_line(cluster.task("ws-a", "batchserving.registry.publish", "evaluate"))
+    lock = server_lock(cluster, commit)
+    assert lock["stages"]["train"]["params"]["params.yaml"]["train.n_estimators"] == 7
+    run(["git", "merge-base", "--is-ancestor", person_commit, commit], cwd=cluster.server)
+
+    # Someone publishes between this step's sync and its push: the push is rejected, the
+    # step re-syncs and redoes its work on top, and nobody's commit is lost.
+    cluster.person_pushes_params(n_estimators=9)
+    hook = cluster.root / "ws-a" / ".git" / "hooks" / "post-commit"
+    marker = cluster.root / "interposed"
+    person = cluster.person_clone()
+    hook.write_text(
+        "#!/bin/sh\n"
+        f"[ -e '{marker}' ] && exit 0\n"
+        f"touch '{marker}'\n"
+        f"cd '{person}' && echo interposed >> README.md && "
+        f"git {' '.join(PERSON)} commit -qam 'Interposed change' && git push -q origin HEAD\n"
+    )
+    hook.chmod(0o755)
+    output = cluster.task("ws-a", "batchserving.registry.publish", "evaluate")
+    assert "someone published first" in output
+    interposed = git(person, "rev-parse", "HEAD").strip()
+    final = last_line(output)
+    run(["git", "merge-base", "--is-ancestor", interposed, final], cwd=cluster.server)
+    assert git(cluster.server, "rev-parse", "HEAD").strip() == final
+    assert (
+        server_lock(cluster)["stages"]["train"]["params"]["params.yaml"]["train.n_estimators"] == 9
+    )
+
+
+def test_two_workers_register_at_once(cluster: Cluster) -> None:
+    first = last_line(cluster.task("ws-a", "batchserving.registry.publish", "evaluate"))
+    cluster.person_pushes_params(n_estimators=7)
+    second = last_line(cluster.task("ws-b", "batchserving.registry.publish", "evaluate"))
+    for commits in ((first, second), (first, first)):
+        procs = [
+            subprocess.Popen(
+                [PYTHON, "-m", "batchserving.core.lock", PYTHON, "-m"]
+                + ["batchserving.registry.register", "--commit", commit],
+                cwd=PROJECT_ROOT,
+                env=cluster.env(workspace),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for workspace, commit in zip(("ws-a", "ws-b"), commits, strict=True)
+        ]
+        for proc in procs:
+            out, err = proc.communicate(timeout=300)
+            assert proc.returncode == 0, out + err
+    versions = [t for t in cluster.tags() if "@" in t]
+    assert versions == [f"{ARTIFACT}@v0.0.1", f"{ARTIFACT}@v0.0.2"]
+    md5s = [model_hash(git(cluster.server, "show", f"{t}:dvc.lock")) for t in versions]
+    assert len(set(md5s)) == 2 and all(in_remote(cluster.remote, m) for m in md5s)
+
+
+def test_an_unreachable_server_fails_writers_clearly(cluster: Cluster) -> None:
+    cluster.task("ws-a", "batchserving.registry.publish", "evaluate")
+    head = git(cluster.root / "ws-a", "rev-parse", "HEAD")
+    output = cluster.task(
+        "ws-a",
+        "batchserving.registry.publish",
+        "evaluate",
+        check=False,
+        MODEL_REPO_URL=str(cluster.root / "gone.git"),
+    )
+    assert "publish:" in output and "nothing was published" in output
+    assert git(cluster.root / "ws-a", "rev-parse", "HEAD") == head
+    assert cluster.tags() == []
+
+
+@pytest.mark.usefixtures("airflow_db")
+def test_a_shadowing_python_on_path_changes_nothing(
+    model_repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shims = tmp_path / "shims"
+    shims.mkdir()
+    fake = shims / "python"
+    fake.write_text("#!/bin/sh\necho 'not the project python' >&2\nexit 3\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{shims}{os.pathsep}{os.environ['PATH']}")
+    dagrun = run_dag("simple_train", logical_date=datetime(2026, 1, 2, tzinfo=UTC))
+    assert task_states(dagrun) == {"repro_evaluate": "success", "register_model": "success"}
