@@ -52,6 +52,8 @@ with DAG(
     max_active_runs=1,
     tags=["inference", "serving"],
     doc_md=__doc__,
+    # A scheduled run scores a few rows in seconds; a large batch (run conf) gets longer.
+    dagrun_timeout=timedelta(minutes=45),
     default_args={
         "owner": "ml-platform",
         "retries": 1,
@@ -71,4 +73,5 @@ with DAG(
         },
         append_env=True,  # keep PATH, MODEL_REPO and the rest of the worker's environment
         skip_on_exit_code=99,  # batchserving.serving.predict: nothing deployed yet
+        execution_timeout=timedelta(minutes=20),
     )

@@ -56,6 +56,9 @@ with DAG(
     tags=["weather", "kma", "dvc"],
     doc_md=__doc__,
     user_defined_filters={"kst_iso": kst_iso},
+    # Within the hour: a run still going then has hung, and the next hour's run fetches
+    # the then-latest issuance anyway.
+    dagrun_timeout=timedelta(minutes=55),
     default_args={
         "owner": "data-platform",
         "retries": 2,
@@ -68,11 +71,14 @@ with DAG(
         f"batchserving.registry.publish --single-item {WEATHER_PIPELINE}:fetch_weather",
         operator=KmaBashOperator,
         env={"WEATHER_RUN_AT": "{{ (dag_run.logical_date or dag_run.run_after) | kst_iso }}"},
+        # KMA's own retries, back-off and step-back stay well inside this.
+        execution_timeout=timedelta(minutes=10),
     )
     # --single-item: fetch_weather is always_changed and must not run again without its key.
     preprocess = repo_task(
         "preprocess",
         f"batchserving.registry.publish --single-item {WEATHER_PIPELINE}:preprocess_weather",
+        execution_timeout=timedelta(minutes=5),
     )
 
     fetch >> preprocess
