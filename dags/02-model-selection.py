@@ -28,7 +28,7 @@ import pendulum
 from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.providers.standard.operators.python import BranchPythonOperator, PythonOperator
 from airflow.sdk import DAG, Label, TriggerRule
-from batchserving_dags import selection
+from batchserving_dags import assets, selection
 from batchserving_dags.model_repo import repo_task, update_and_register
 from batchserving_dags.slack_notifier import failure_alert
 
@@ -54,6 +54,7 @@ with DAG(
         selection.COMPARE_TASK,
         "batchserving.selection.compare",
         execution_timeout=timedelta(minutes=10),
+        inlets=[assets.MODEL_VERSIONS, assets.PROD_DEPLOYMENT],
     )
     choose_branch = BranchPythonOperator(
         task_id="choose_branch",
@@ -67,6 +68,8 @@ with DAG(
         env={"COMPARISON_JSON": selection.COMPARISON_TEMPLATE},
         on_success_callback=selection.summary_alert(selection.PROMOTE_TASK),
         execution_timeout=timedelta(minutes=15),
+        outlets=[assets.PROD_DEPLOYMENT],
+        post_execute=assets.prod_event,
     )
     keep_champion = PythonOperator(
         task_id=selection.KEEP_TASK,

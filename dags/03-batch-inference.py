@@ -33,6 +33,7 @@ from datetime import timedelta
 
 import pendulum
 from airflow.sdk import DAG
+from batchserving_dags import assets
 from batchserving_dags.model_repo import PROJECT_ROOT, PYTHON, ProjectBashOperator
 from batchserving_dags.slack_notifier import failure_alert
 
@@ -74,4 +75,9 @@ with DAG(
         append_env=True,  # keep PATH, MODEL_REPO and the rest of the worker's environment
         skip_on_exit_code=99,  # batchserving.serving.predict: nothing deployed yet
         execution_timeout=timedelta(minutes=20),
+        # Consumes the prod deployment (the schedule stays every 5 minutes); produces
+        # the predictions file, its event naming the model version that scored it.
+        inlets=[assets.PROD_DEPLOYMENT],
+        outlets=[assets.PREDICTIONS],
+        post_execute=assets.predictions_event,
     )

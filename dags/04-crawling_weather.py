@@ -35,6 +35,7 @@ from datetime import timedelta
 
 import pendulum
 from airflow.sdk import DAG
+from batchserving_dags import assets
 from batchserving_dags.kma_connection import KmaBashOperator
 from batchserving_dags.model_repo import repo_task
 from batchserving_dags.slack_notifier import failure_alert
@@ -73,12 +74,17 @@ with DAG(
         env={"WEATHER_RUN_AT": "{{ (dag_run.logical_date or dag_run.run_after) | kst_iso }}"},
         # KMA's own retries, back-off and step-back stay well inside this.
         execution_timeout=timedelta(minutes=10),
+        outlets=[assets.WEATHER_RAW],
+        post_execute=assets.weather_raw_event,
     )
     # --single-item: fetch_weather is always_changed and must not run again without its key.
     preprocess = repo_task(
         "preprocess",
         f"batchserving.registry.publish --single-item {WEATHER_PIPELINE}:preprocess_weather",
         execution_timeout=timedelta(minutes=5),
+        inlets=[assets.WEATHER_RAW],
+        outlets=[assets.WEATHER_TABLES],
+        post_execute=assets.weather_tables_event,
     )
 
     fetch >> preprocess

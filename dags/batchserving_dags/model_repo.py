@@ -15,6 +15,7 @@ from datetime import timedelta
 from airflow.providers.standard.operators.bash import BashOperator
 
 from batchserving.core.names import POOL
+from batchserving_dags import assets
 
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PYTHON = '"$PROJECT_PYTHON"'
@@ -89,6 +90,8 @@ def update_and_register() -> tuple[BashOperator, BashOperator]:
         'batchserving.registry.register --commit "$REGISTER_COMMIT"',
         env={"REGISTER_COMMIT": "{{ ti.xcom_pull(task_ids='repro_evaluate') }}"},
         execution_timeout=timedelta(minutes=10),
+        outlets=[assets.MODEL_VERSIONS],
+        post_execute=assets.model_version_event,
     )
     repro_evaluate >> register_model
     return repro_evaluate, register_model
