@@ -1,6 +1,7 @@
 """Batch inference: start-up cost of a scheduled run, and streaming throughput and memory.
 
-1. ``python -m batchserving.serving.predict`` scoring 5 samples vs a bare
+1. ``python -m batchserving.serving.predict --refresh`` (prod resolved in the registry, the
+   serving cache warm) scoring 5 samples vs a bare
    ``python -c "import joblib; joblib.load(model).predict(X)"`` on the same model (target ≤ 1.5×).
 2. Large batch (Parquet in, Parquet out), 5,000,000 rows, each run in its own subprocess:
    streaming throughput vs min(read-only, predict-only) throughput (target ≥ 0.7), and peak RSS
@@ -8,8 +9,9 @@
    ``iter_batches`` and discards it; predict-only is ``predict_proba`` on the features already
    in memory, with the same model and ``n_jobs``.
 
-The model is the project's RandomForest (``params.yaml`` ``train``), fitted on Iris here, and
-deployed with ``batchserving.serving.deployment.deploy_model``; everything is in a temp dir.
+The model is the project's RandomForest (``params.yaml`` ``train``), fitted on Iris here,
+registered and assigned to prod with GTO in a temp model repo, and deployed by the same
+refresh the scheduled task runs; everything is in a temp dir.
 """
 
 from __future__ import annotations
@@ -71,13 +73,22 @@ def child(cmd: list[str], cwd: Path) -> tuple[float, float, str]:
 
 
 def setup(work: Path) -> Path:
-    """A deployed model (the project's training params) and params.yaml in ``work``."""
+    """``work``: a model repo with the project's model registered, in prod and deployed.
+
+    A git + DVC workspace whose ``dvc.lock`` pins the model, GTO tags ``iris-model@v0.0.1``
+    and ``iris-model#prod#1`` on it, the model in the DVC cache and deployed into
+    ``output/serving`` by the same refresh the scheduled task runs: a warm cache.
+    """
     import joblib
     import pandas as pd
+    import yaml
     from sklearn.datasets import load_iris
 
-    from batchserving.core.params import TrainParams
-    from batchserving.serving.deployment import deploy_model
+    from batchserving.core.names import ARTIFACT, MODEL_PATH, SERVING_DIR
+    from batchserving.core.params import RegistryParams, TrainParams
+    from batchserving.registry.versions import ModelVersion, assign_prod, register_version
+    from batchserving.serving.deployment import file_md5
+    from batchserving.serving.resolve import refresh_serving
     from batchserving.training.iris import CLASSES, FEATURES
     from stages.train import fit_model
 
@@ -85,11 +96,27 @@ def setup(work: Path) -> Path:
     iris = load_iris()
     frame = pd.DataFrame(iris.data, columns=FEATURES)
     frame["species"] = [CLASSES[i] for i in iris.target]
-    model = fit_model(frame, TrainParams.load(ROOT / "params.yaml"))
-    joblib.dump(model, work / "model.joblib")
-    record = {"artifact": "iris-model", "version": "v0.0.1", "commit": "0" * 40}
-    deploy_model(work / "output/serving", work / "model.joblib", {**record, "promoted_at": "-"})
-    return work / "output/serving/model.joblib"
+    model_path = work / "model.joblib"
+    joblib.dump(fit_model(frame, TrainParams.load(ROOT / "params.yaml")), model_path)
+    md5 = file_md5(model_path)
+    cached = work / ".dvc" / "cache" / "files" / "md5" / md5[:2] / md5[2:]
+    subprocess.run(["git", "init", "-q"], cwd=work, check=True)
+    subprocess.run(["dvc", "init", "-q"], cwd=work, check=True)
+    cached.parent.mkdir(parents=True)
+    shutil.copy(model_path, cached)
+    (work / "dvc.yaml").write_text(f"artifacts:\n  {ARTIFACT}:\n    path: {MODEL_PATH}\n")
+    lock = {"schema": "2.0", "stages": {"train": {"outs": [{"path": MODEL_PATH, "md5": md5}]}}}
+    (work / "dvc.lock").write_text(yaml.safe_dump(lock))
+    identity = RegistryParams.load(work / "params.yaml")
+    git_env = {**os.environ, **identity.git_env()}
+    subprocess.run(["git", "add", "-A"], cwd=work, check=True, env=git_env)
+    subprocess.run(["git", "commit", "-qm", "model"], cwd=work, check=True, env=git_env)
+    version = register_version(work, "HEAD", "registered", identity)
+    assign_prod(work, ModelVersion(version.version, version.commit), "bench", identity, None)
+    os.environ["MODEL_REPO"] = str(work)
+    os.environ.pop("MODEL_REPO_URL", None)
+    refresh_serving(work)
+    return work / SERVING_DIR / "model.joblib"
 
 
 def make_input(path: Path, rows: int) -> None:
@@ -112,6 +139,7 @@ def startup_figure(work: Path, model: Path) -> Figure:
         sys.executable,
         "-m",
         "batchserving.serving.predict",
+        "--refresh",
         "--logical-date",
         "2026-01-01T00:05:00Z",
     ]
@@ -119,7 +147,7 @@ def startup_figure(work: Path, model: Path) -> Figure:
     bare_s = median_seconds(lambda: child(bare, work), repeat=3)
     ours_s = median_seconds(lambda: child(ours, work), repeat=3)
     return Figure(
-        "5-sample run: serving.predict / bare joblib predict",
+        "5-sample run, prod checked in the registry, warm cache / bare joblib predict",
         ours_s / bare_s,
         1.5,
         f"{ours_s:.2f} s vs {bare_s:.2f} s",

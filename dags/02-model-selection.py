@@ -7,11 +7,12 @@ serializes their repo writes and either order gives the same result):
 1. `repro_evaluate` → `register_model`: the same step as `simple_train` (bring the DVC
    pipeline up to date, register a new `iris-model` version if the model changed).
 2. `compare`: challenger = latest registered version, champion = the version in stage
-   `prod`. Both are judged on the same test rows (the champion is re-scored when data or
-   split changed). Returns the comparison (both metric sets, deltas, rule, decision) as
-   its XCom, which the next tasks read, on whichever worker they run.
-   Rule (params.yaml `selection`): promote iff there is no champion, or
-   challenger − champion > `min_improvement` on `primary_metric`; a tie keeps the champion.
+   `prod`. Both models predict the current test rows. Returns the comparison (both
+   metric sets, deltas, paired evidence, rule, decision) as its XCom, which the next
+   tasks read, on whichever worker they run. Rule (params.yaml `selection`): promote iff
+   the challenger clears `min_score` and (there is no champion, or challenger − champion
+   > `min_improvement` on `primary_metric` and `test` — McNemar by default — is
+   significant at `alpha`); a tie or a non-significant gain keeps the champion.
 3. `choose_branch` → `promote` (`gto assign iris-model --stage prod`, atomic deployment
    into `output/serving/`, `dvc push`, Slack with old → new metric) or `keep_champion`
    (no tag, no deployment change, Slack with the deltas) → `join`.

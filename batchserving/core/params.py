@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Literal, Self
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -119,16 +119,30 @@ class RegistryParams(Section):
         }
 
 
+# The gate's choices, named once: the params model and the statistics both read them.
+PrimaryMetric = Literal["f1_macro", "accuracy"]
+SelectionTest = Literal["mcnemar", "bootstrap", "none"]
+
+
 class SelectionParams(Section):
-    """``selection``: the champion/challenger rule."""
+    """``selection``: the champion/challenger rule (see batchserving.selection.rule)."""
 
     SECTION = "selection"
-    primary_metric: str = Field(
-        default="f1_macro",
-        min_length=1,
-        description="the name of a number in metrics.json, e.g. f1_macro or accuracy",
+    primary_metric: PrimaryMetric = Field(
+        default="f1_macro", description="f1_macro or accuracy (a number in metrics.json)"
     )
     min_improvement: float = Field(default=0.0, ge=0.0, description="a number >= 0, e.g. 0.0")
+    test: SelectionTest = Field(
+        default="mcnemar",
+        description="mcnemar (exact test on the discordant rows), bootstrap (paired interval "
+        "of the delta) or none (point estimates only)",
+    )
+    alpha: float = Field(
+        default=0.05, gt=0.0, lt=1.0, description="a number strictly between 0 and 1, e.g. 0.05"
+    )
+    min_score: float = Field(
+        default=0.8, ge=0.0, le=1.0, description="a number from 0 to 1, e.g. 0.8"
+    )
 
 
 class WeatherParams(Section):

@@ -7,11 +7,14 @@ the workspace with the server first and changes nothing there. The comparison is
 last output line (JSON): the task's XCom, so the next steps can run on any worker.
 
 Challenger: the latest registered ``iris-model`` version; its metrics are the workspace's
-``metrics.json``. Champion: the version whose ``prod`` assignment tag is the newest. Both
-are judged on the same test rows: when the data or the split changed since the champion
-was evaluated, the champion's model is fetched (DVC cache, else remote) and re-scored on
-the current test rows. The comparison holds both metric sets, the deltas, the rule and
-the decision; the DAG's branch decides from it alone.
+``metrics.json`` and its model the workspace's model file. Champion: the version whose
+``prod`` assignment tag is the newest; its model is fetched (DVC cache, else remote).
+Both models predict the current test rows, so the champion's metrics and the per-row
+outcomes are on the same rows as the challenger's: the paired evidence (McNemar's exact
+test on the discordant rows, a paired bootstrap interval of the delta;
+``batchserving.selection.evidence``) comes from them. The comparison holds both
+metric sets, the deltas, the evidence, the rule and the decision; the DAG's branch
+decides from it alone, and a promotion's ``prod`` tag carries it as its message.
 """
 
 from __future__ import annotations
@@ -30,15 +33,17 @@ from batchserving.core.names import (
     DATA_PATH,
     EVALUATE_STAGE,
     METRICS_FILE,
+    MODEL_PATH,
     SERVING_DIR,
 )
 from batchserving.core.params import ParamsError, SelectionParams, TrainParams
-from batchserving.registry.dvclock import evaluation_basis, model_hash
+from batchserving.registry.dvclock import model_hash
 from batchserving.registry.git import RegistryError, run_label, show
 from batchserving.registry.remote import fetch_model
 from batchserving.registry.sync import sync
 from batchserving.registry.versions import ModelVersion, latest_version, prod_assignments
 from batchserving.registry.workspace import workspace_path
+from batchserving.selection.evidence import Evidence, gather
 from batchserving.selection.rule import (
     KEEP,
     REDEPLOY,
@@ -50,18 +55,27 @@ from batchserving.selection.rule import (
 from batchserving.serving.deployment import DeploymentError, read_deployment
 
 
-def rescore(repo: Path, version: ModelVersion) -> dict[str, Any]:
-    """Score ``version``'s model on the workspace's current test rows."""
-    import joblib
-
+def test_rows(repo: Path) -> Any:
+    """The workspace's current test rows (the split of its params.yaml)."""
     from batchserving.training.iris import load_dataset, split_rows
-    from batchserving.training.metrics import score_model
 
     params = TrainParams.load(repo / "params.yaml")
     _, test = split_rows(load_dataset(str(repo / DATA_PATH)), params.test_size, params.random_state)
+    return test
+
+
+def load_models(repo: Path, champion: ModelVersion) -> tuple[Any, Any]:
+    """The champion's model (fetched from the registry) and the workspace's challenger model."""
+    import joblib
+
+    challenger_path = repo / MODEL_PATH
+    if not challenger_path.is_file():
+        raise SelectionError(
+            f"{challenger_path} is missing; run `dvc repro evaluate` (or `dvc pull`) to restore it"
+        )
     with tempfile.TemporaryDirectory(dir=repo / ".dvc" / "tmp") as tmp:
-        model = joblib.load(fetch_model(repo, version, Path(tmp) / "model.joblib"))
-    return score_model(model, test)
+        champion_model = joblib.load(fetch_model(repo, champion, Path(tmp) / "model.joblib"))
+    return champion_model, joblib.load(challenger_path)
 
 
 def deployed_version(repo: Path) -> str | None:
@@ -93,32 +107,45 @@ def challenger_of(repo: Path, metric: str) -> tuple[ModelVersion, dict[str, Any]
     return latest, metrics
 
 
-def champion_part(repo: Path, champion: ModelVersion, metric: str) -> dict[str, Any]:
-    """The champion's side: its metrics on the current test rows (recorded or rescored)."""
-    workspace_lock = (repo / "dvc.lock").read_text(encoding="utf-8")
-    champion_lock = show(repo, champion.commit, "dvc.lock")
-    same_rows = evaluation_basis(champion_lock) == evaluation_basis(workspace_lock)
-    if same_rows:
-        metrics = parse_metrics(
-            show(repo, champion.commit, METRICS_FILE) or None,
-            f"{METRICS_FILE} of {ARTIFACT}@{champion.version}",
-            metric,
+def champion_part(
+    repo: Path, champion: ModelVersion, challenger_metrics: dict[str, Any], params: SelectionParams
+) -> tuple[dict[str, Any], Evidence]:
+    """The champion's side and the paired evidence: both models on the current test rows."""
+    from batchserving.training.iris import FEATURES, TARGET
+    from batchserving.training.metrics import score_model
+
+    test = test_rows(repo)
+    champion_model, challenger_model = load_models(repo, champion)
+    metric = params.primary_metric
+    challenger_score = score_model(challenger_model, test)[metric]
+    if challenger_score != challenger_metrics[metric]:
+        raise SelectionError(
+            f"{METRICS_FILE} says {metric} {challenger_metrics[metric]} but the workspace model "
+            f"scores {challenger_score} on the test rows; run `dvc repro evaluate` to rewrite it"
         )
-    else:
-        metrics = rescore(repo, champion)
-    return {
+    evidence = gather(
+        params.test,
+        params.alpha,
+        metric,
+        test[TARGET].to_numpy(),
+        champion_model.predict(test[FEATURES]),
+        challenger_model.predict(test[FEATURES]),
+    )
+    part = {
         "version": champion.version,
         "commit": champion.commit,
-        "metrics": metrics,
-        "metrics_source": "recorded" if same_rows else "rescored on the current test rows",
+        "metrics": score_model(champion_model, test),
+        "metrics_source": "scored on the current test rows",
         "prod_tag": champion.tag,
     }
+    return part, evidence
 
 
 def decision_for(
     challenger: ModelVersion,
     challenger_metrics: dict[str, Any],
     champion: dict[str, Any] | None,
+    evidence: Evidence | None,
     assignments: list[ModelVersion],
     params: SelectionParams,
 ) -> tuple[str, str]:
@@ -135,8 +162,35 @@ def decision_for(
     return decide(
         challenger_metrics[metric],
         champion["metrics"][metric] if champion else None,
-        params.min_improvement,
+        params,
+        evidence,
     )
+
+
+def rule_record(params: SelectionParams) -> dict[str, Any]:
+    """The rule's parameters and statement, as the comparison records them."""
+    metric = params.primary_metric
+    significant = {
+        "mcnemar": f"McNemar's exact p-value < {params.alpha}",
+        "bootstrap": (
+            f"the lower bound of the {1 - params.alpha:.0%} paired bootstrap interval of the "
+            f"delta > {params.min_improvement}"
+        ),
+        "none": "the point estimates alone (no test)",
+    }[params.test]
+    return {
+        "primary_metric": metric,
+        "min_improvement": params.min_improvement,
+        "test": params.test,
+        "alpha": params.alpha,
+        "min_score": params.min_score,
+        "statement": (
+            f"promote iff challenger {metric} >= min_score {params.min_score} and (there is "
+            f"no prod version, or challenger {metric} - champion {metric} > "
+            f"{params.min_improvement} and {significant}); a tie or a non-significant gain "
+            "keeps the champion"
+        ),
+    }
 
 
 def compare(repo: Path, params: SelectionParams, label: str) -> dict[str, Any]:
@@ -144,8 +198,14 @@ def compare(repo: Path, params: SelectionParams, label: str) -> dict[str, Any]:
     metric = params.primary_metric
     challenger, challenger_metrics = challenger_of(repo, metric)
     assignments = prod_assignments(repo)
-    champion = champion_part(repo, assignments[-1], metric) if assignments else None
-    decision, reason = decision_for(challenger, challenger_metrics, champion, assignments, params)
+    champion, evidence = (
+        champion_part(repo, assignments[-1], challenger_metrics, params)
+        if assignments
+        else (None, None)
+    )
+    decision, reason = decision_for(
+        challenger, challenger_metrics, champion, evidence, assignments, params
+    )
     if decision == KEEP and champion is not None:
         deployed = deployed_version(repo)
         if deployed != f"{champion['version']}@{champion['commit']}":
@@ -158,14 +218,7 @@ def compare(repo: Path, params: SelectionParams, label: str) -> dict[str, Any]:
         "artifact": ARTIFACT,
         "run": label,
         "compared_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "rule": {
-            "primary_metric": metric,
-            "min_improvement": params.min_improvement,
-            "statement": (
-                f"promote iff there is no prod version, or challenger {metric} - champion "
-                f"{metric} > {params.min_improvement}; a tie keeps the champion"
-            ),
-        },
+        "rule": rule_record(params),
         "challenger": {
             "version": challenger.version,
             "commit": challenger.commit,
@@ -173,6 +226,7 @@ def compare(repo: Path, params: SelectionParams, label: str) -> dict[str, Any]:
         },
         "champion": champion,
         "deltas": metric_deltas(challenger_metrics, champion["metrics"]) if champion else {},
+        "evidence": evidence.as_dict() if evidence else None,
         "decision": decision,
         "reason": reason,
     }

@@ -39,7 +39,7 @@ from batchserving.registry.versions import (
 )
 from batchserving.registry.workspace import workspace_path
 from batchserving.selection.compare import deployed_version
-from batchserving.selection.rule import PROMOTE, REDEPLOY, SelectionError
+from batchserving.selection.rule import PROMOTE, REDEPLOY, SelectionError, evidence_line
 from batchserving.serving.resolve import deploy_version
 
 
@@ -114,7 +114,7 @@ def promote(repo: Path, comparison: dict[str, Any], identity: RegistryParams) ->
         )
     return (
         f":rocket: model_selection: promoted {ARTIFACT} {version.version} to {PROD_STAGE}: "
-        f"{_metric_line(comparison)}"
+        f"{_metric_line(comparison)}; {evidence_line(comparison.get('evidence'))}"
     )
 
 

@@ -1,10 +1,26 @@
-"""The champion/challenger rule and the metrics it reads: pure functions, no git or DVC."""
+"""The champion/challenger rule and the metrics it reads: pure functions, no git or DVC.
+
+Promote iff the challenger clears the floor (``min_score``) and either there is no
+champion, or challenger − champion > ``min_improvement`` on the primary metric *and*
+the chosen test finds the gain significant at ``alpha`` on the same test rows:
+
+- ``mcnemar``: the exact McNemar p-value < alpha;
+- ``bootstrap``: the lower bound of the paired bootstrap interval (level 1 − alpha) of
+  the delta > min_improvement;
+- ``none``: the point estimates alone (the gain is enough).
+
+A tie or a non-significant gain keeps the champion; identical predictions never promote.
+"""
 
 from __future__ import annotations
 
 import json
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from batchserving.core.params import SelectionParams
+    from batchserving.selection.evidence import Evidence
 
 PROMOTE, KEEP, REDEPLOY = "promote", "keep", "redeploy"
 
@@ -13,17 +29,68 @@ class SelectionError(RuntimeError):
     """The comparison cannot be made or acted on (bad metrics, prod moved, bad decision)."""
 
 
-def decide(challenger: float, champion: float | None, min_improvement: float) -> tuple[str, str]:
-    """Promote iff there is no champion or challenger - champion > min_improvement.
+def significance(evidence: Evidence, min_improvement: float) -> tuple[bool, str]:
+    """Whether ``evidence.test`` finds the challenger's gain significant, and why."""
+    if evidence.test == "none":
+        return True, "test none: the point estimates decide"
+    if evidence.test == "mcnemar":
+        verdict = "<" if evidence.p_value < evidence.alpha else ">="
+        return evidence.p_value < evidence.alpha, (
+            f"McNemar exact p = {evidence.p_value:.4g} {verdict} alpha {evidence.alpha} "
+            f"({evidence.challenger_only} rows only the challenger gets right, "
+            f"{evidence.champion_only} only the champion, of {evidence.n})"
+        )
+    low, high = evidence.delta_ci
+    verdict = ">" if low > min_improvement else "<="
+    return low > min_improvement, (
+        f"bootstrap {1 - evidence.alpha:.0%} interval of the delta [{low:+.4f}, {high:+.4f}]: "
+        f"lower bound {verdict} min_improvement {min_improvement}"
+    )
 
-    A tie keeps the champion. Returns the decision (``promote``/``keep``) and why.
+
+def decide(
+    challenger: float,
+    champion: float | None,
+    params: SelectionParams,
+    evidence: Evidence | None = None,
+) -> tuple[str, str]:
+    """The decision (``promote``/``keep``) by the rule of the module docstring, and why.
+
+    ``evidence`` (both models on the same rows) is required when there is a champion.
     """
+    metric = params.primary_metric
+    if challenger < params.min_score:
+        return KEEP, (
+            f"the floor blocked it: challenger {metric} {challenger} is below min_score "
+            f"{params.min_score}"
+        )
     if champion is None:
-        return PROMOTE, "no prod version yet (bootstrap)"
+        return PROMOTE, (
+            f"no prod version yet (bootstrap); {metric} {challenger} clears the floor "
+            f"min_score {params.min_score}"
+        )
     delta = challenger - champion
-    if delta > min_improvement:
-        return PROMOTE, f"challenger beats champion by {delta:+.6f} > {min_improvement}"
-    return KEEP, f"challenger - champion = {delta:+.6f}, not > {min_improvement}"
+    if delta <= params.min_improvement:
+        return KEEP, f"challenger - champion = {delta:+.6f}, not > {params.min_improvement}"
+    if evidence is None:
+        raise SelectionError("the rule needs the paired evidence of both models; none was given")
+    significant, why = significance(evidence, params.min_improvement)
+    if not significant:
+        return KEEP, f"gain {delta:+.6f} is not significant: {why}"
+    return PROMOTE, f"challenger beats champion by {delta:+.6f} > {params.min_improvement}; {why}"
+
+
+def evidence_line(evidence: dict[str, Any] | None) -> str:
+    """The evidence of a comparison JSON in one line (p-value and interval), for Slack."""
+    if evidence is None:
+        return "evidence: none (no champion to compare with)"
+    ci = evidence["delta_ci"]
+    return (
+        f"evidence ({evidence['test']}, alpha {evidence['alpha']}, n {evidence['n']}): "
+        f"McNemar p = {evidence['p_value']:.4g} ({evidence['challenger_only']} challenger-only vs "
+        f"{evidence['champion_only']} champion-only rows), {ci['confidence']:.0%} interval of "
+        f"the {evidence['metric']} delta [{ci['low']:+.4f}, {ci['high']:+.4f}]"
+    )
 
 
 def parse_metrics(text: str | None, source: str, metric: str) -> dict[str, Any]:

@@ -47,16 +47,26 @@ def choose_branch(ti: Any) -> str:
 
 
 def keep_message(ti: Any) -> str:
-    """The Slack text of ``keep_champion``: who stays in prod and why, with the deltas."""
+    """The Slack text of ``keep_champion``: who stays in prod and why, with the evidence."""
+    from batchserving.selection.rule import evidence_line
+
     comparison = read_comparison(ti)
     metric = comparison["rule"]["primary_metric"]
     champion, challenger = comparison["champion"], comparison["challenger"]
+    if champion is None:
+        # The floor blocked the first version: nothing is in prod and nothing is deployed.
+        return (
+            f":no_entry: model_selection: nothing promoted; {comparison['artifact']} "
+            f"{challenger['version']} {metric} {challenger['metrics'][metric]} stays out of "
+            f"prod. Why: {comparison['reason']}"
+        )
     deltas = ", ".join(f"{k} {v:+.6f}" for k, v in comparison["deltas"].items())
     return (
         f":shield: model_selection: kept champion {comparison['artifact']} "
         f"{champion['version']} in prod; challenger {challenger['version']} {metric} "
         f"{challenger['metrics'][metric]} vs {champion['metrics'][metric]}. "
-        f"Why: {comparison['reason']}. Deltas: {deltas or 'none'}"
+        f"Why: {comparison['reason']}. Deltas: {deltas or 'none'}. "
+        f"{evidence_line(comparison.get('evidence'))}"
     )
 
 

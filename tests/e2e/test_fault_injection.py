@@ -286,7 +286,9 @@ def test_kill_between_prod_tag_and_deployment_keeps_old_deployment_and_recovers(
     model_repo: Path,
 ) -> None:
     # v0.0.1 (a weak forest) is prod and deployed; v0.0.2 (the default params) beats it.
+    # The weak forest is below the default floor (selection.min_score): lower it to 0.
     set_params(model_repo, "train", n_estimators=1, max_depth=1)
+    set_params(model_repo, "selection", min_score=0.0)
     run_model_selection(model_repo)
     [old_prod] = current_prod(model_repo)
     assert old_prod.version == "v0.0.1"

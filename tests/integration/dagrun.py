@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
@@ -50,3 +51,13 @@ def task_output(dagrun: Any, task_id: str) -> Any:
             )
         ).first()
         return None if row is None else XComModel.deserialize_value(row)
+
+
+def rendered_fields(dag_id: str) -> str:
+    """Every rendered template field stored in the metadata DB for ``dag_id``."""
+    from airflow.models.renderedtifields import RenderedTaskInstanceFields
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        rows = session.query(RenderedTaskInstanceFields).filter_by(dag_id=dag_id).all()
+        return json.dumps([r.rendered_fields for r in rows], default=str)

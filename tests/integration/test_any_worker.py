@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
+import shlex
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -21,7 +23,7 @@ from batchserving.core.names import ARTIFACT, WEATHER_LOCK, WEATHER_PIPELINE
 from batchserving.registry.dvclock import model_hash
 from batchserving.weather.fake_kma import FakeKma
 from tests.conftest import PROJECT_ROOT, git, run, set_params, snapshot_project
-from tests.integration.dagrun import run_dag, task_states
+from tests.integration.dagrun import rendered_fields, run_dag, task_states
 
 PYTHON = sys.executable
 PERSON = ["-c", "user.name=A Person", "-c", "user.email=person@example.invalid"]
@@ -181,8 +183,9 @@ def test_a_persons_push_is_trained_and_a_rejected_push_is_redone(cluster: Cluste
         "#!/bin/sh\n"
         f"[ -e '{marker}' ] && exit 0\n"
         f"touch '{marker}'\n"
+        "unset GIT_DIR GIT_INDEX_FILE GIT_WORK_TREE GIT_PREFIX\n"  # git sets them for hooks
         f"cd '{person}' && echo interposed >> README.md && "
-        f"git {' '.join(PERSON)} commit -qam 'Interposed change' && git push -q origin HEAD\n"
+        f"git {shlex.join(PERSON)} commit -qam 'Interposed change' && git push -q origin HEAD\n"
     )
     hook.chmod(0o755)
     output = cluster.task("ws-a", "batchserving.registry.publish", "evaluate")
@@ -249,3 +252,29 @@ def test_a_shadowing_python_on_path_changes_nothing(
     monkeypatch.setenv("PATH", f"{shims}{os.pathsep}{os.environ['PATH']}")
     dagrun = run_dag("simple_train", logical_date=datetime(2026, 1, 2, tzinfo=UTC))
     assert task_states(dagrun) == {"repro_evaluate": "success", "register_model": "success"}
+
+
+@pytest.mark.usefixtures("airflow_db")
+def test_registry_credentials_reach_no_log_field_or_file(
+    model_repo: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture
+) -> None:
+    git_key = f"-----BEGIN OPENSSH PRIVATE KEY-----\n{secrets.token_hex(32)}\n-----END"
+    remote_secret = secrets.token_urlsafe(24)
+    git_conn = {"conn_type": "ssh", "host": "127.0.0.1", "extra": {"private_key": git_key}}
+    remote_conn = {
+        "conn_type": "aws",
+        "login": "AKIA" + secrets.token_hex(8).upper(),
+        "password": remote_secret,
+        "extra": {"endpoint_url": "http://127.0.0.1:9"},
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_MODEL_REPO_GIT", json.dumps(git_conn))
+    monkeypatch.setenv("AIRFLOW_CONN_DVC_REMOTE", json.dumps(remote_conn))
+    dagrun = run_dag("simple_train", logical_date=datetime(2026, 1, 3, tzinfo=UTC))
+    logs = capfd.readouterr()
+    assert task_states(dagrun) == {"repro_evaluate": "success", "register_model": "success"}
+    for secret in (git_key.splitlines()[1], remote_secret):
+        assert secret not in logs.out + logs.err
+        assert secret not in rendered_fields("simple_train")
+        for path in model_repo.rglob("*"):
+            if path.is_file():
+                assert secret.encode() not in path.read_bytes(), path

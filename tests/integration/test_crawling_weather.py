@@ -19,7 +19,7 @@ import pytest
 from batchserving.core.names import WEATHER_LOCK
 from batchserving.weather.fake_kma import FakeKma
 from tests.conftest import git, tree_digest
-from tests.integration.dagrun import run_dag, task_states
+from tests.integration.dagrun import rendered_fields, run_dag, task_states
 
 # 05:45 UTC is 14:45 KST: the 14:30 issuance is out.
 LOGICAL_DATE = datetime(2026, 11, 25, 5, 45, tzinfo=UTC)
@@ -50,16 +50,6 @@ def files_containing_key(root: Path) -> list[str]:
             if any(s.encode() in data for s in KEY_SPELLINGS):
                 found.append(str(path))
     return found
-
-
-def rendered_fields(dag_id: str) -> str:
-    """Every rendered template field stored in the metadata DB for ``dag_id``."""
-    from airflow.models.renderedtifields import RenderedTaskInstanceFields
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        rows = session.query(RenderedTaskInstanceFields).filter_by(dag_id=dag_id).all()
-        return json.dumps([r.rendered_fields for r in rows], default=str)
 
 
 def test_hourly_run_stores_commits_and_never_leaks_the_key(

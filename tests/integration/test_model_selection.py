@@ -1,6 +1,7 @@
 """model_selection on a temporary clone: real Airflow (dag.test), git, GTO and DVC.
 
-The scenario runs the DAG four times on one repo (bootstrap, unchanged, worse, better);
+The scenario runs the DAG five times on one repo (bootstrap, unchanged, worse, one row
+better: kept by the default test, then promoted under `test: none`);
 the other tests drive the same stages from the command line, as `make` does.
 """
 
@@ -17,10 +18,11 @@ from pathlib import Path
 import pendulum
 import pytest
 
-from tests.conftest import PROJECT_ROOT, run, set_params
+from tests.conftest import PROJECT_ROOT, run, set_params, tree_digest
 from tests.integration.dagrun import load_dag, task_output, task_states
 
 TRAIN_KEYS = ("n_estimators", "max_depth", "test_size")
+SELECTION_DEFAULTS = {"test": "mcnemar", "alpha": 0.05, "min_score": 0.8}
 
 
 def run_dag(day: int):
@@ -75,8 +77,19 @@ def assert_serving_matches_prod(repo: Path) -> dict:
     return record
 
 
+def prod_tag_message(repo: Path, tag: str) -> dict:
+    """The JSON message of a prod assignment tag, read as a person would with git."""
+    message = run(["git", "tag", "-l", "--format=%(contents)", tag], cwd=repo).stdout
+    return json.loads(message)
+
+
+# Training params whose forest gets exactly one more of the 45 test rows right than the
+# default's (41 vs 40; one row only it gets right, none only the default gets right).
+ONE_ROW_BETTER = {"n_estimators": 10, "max_depth": 4, "test_size": 0.3}
+
+
 def test_selection_promotes_only_better_models(airflow_db, model_repo, slack_receiver):
-    # 1. Bootstrap: the first version is registered and promoted.
+    # 1. Bootstrap: the first version clears the floor, is registered and promoted.
     dag_run = run_dag(1)
     states = task_states(dag_run)
     assert states["promote"] == "success" and states["keep_champion"] == "skipped", states
@@ -87,10 +100,10 @@ def test_selection_promotes_only_better_models(airflow_db, model_repo, slack_rec
     assert len(slack_receiver.texts) == 1
     assert "promoted iris-model v0.0.1 to prod" in slack_receiver.texts[0]
     assert "first prod version" in slack_receiver.texts[0]
-    tag_message = run(
-        ["git", "tag", "-l", "--format=%(contents)", "iris-model#prod#1"], cwd=model_repo
-    )
-    assert json.loads(tag_message.stdout)["decision"] == "promote"
+    assert "evidence: none (no champion to compare with)" in slack_receiver.texts[0]
+    first = prod_tag_message(model_repo, "iris-model#prod#1")
+    assert first["decision"] == "promote" and first["evidence"] is None
+    assert "clears the floor min_score 0.8" in first["reason"]
     assert (
         "Airflow model registry"
         in run(["git", "cat-file", "tag", "iris-model#prod#1"], cwd=model_repo).stdout
@@ -106,8 +119,9 @@ def test_selection_promotes_only_better_models(airflow_db, model_repo, slack_rec
     assert len(slack_receiver.texts) == 2
     assert "kept champion iris-model v0.0.1" in slack_receiver.texts[1]
     assert "already the champion" in slack_receiver.texts[1]
+    assert "McNemar p = 1 (0 challenger-only vs 0 champion-only rows)" in slack_receiver.texts[1]
 
-    # 3. Worse params on another split: registered, champion re-scored, not promoted.
+    # 3. Worse params on another split: registered, champion scored on the new rows, kept.
     set_params(model_repo, "train", n_estimators=1, max_depth=1, test_size=0.4)
     dag_run = run_dag(3)
     states = task_states(dag_run)
@@ -115,8 +129,9 @@ def test_selection_promotes_only_better_models(airflow_db, model_repo, slack_rec
     assert versions(model_repo) == ["iris-model@v0.0.1", "iris-model@v0.0.2"]
     assert prod_version(model_repo) == "v0.0.1"
     comparison = json.loads(task_output(dag_run, "compare"))
-    assert comparison["champion"]["metrics_source"].startswith("rescored")
+    assert comparison["champion"]["metrics_source"] == "scored on the current test rows"
     assert comparison["champion"]["metrics"]["n_test"] == 60
+    assert comparison["evidence"]["n"] == 60
     assert comparison["deltas"]["f1_macro"] < 0
     assert (model_repo / "output/serving/model.json").read_bytes() == before
     assert len(slack_receiver.texts) == 3
@@ -124,21 +139,53 @@ def test_selection_promotes_only_better_models(airflow_db, model_repo, slack_rec
     assert "kept champion iris-model v0.0.1" in kept and "challenger v0.0.2" in kept
     assert f"f1_macro {comparison['deltas']['f1_macro']:+.6f}" in kept
 
-    # 4. Better params (same split as v0.0.1): registered and promoted.
-    set_params(model_repo, "train", n_estimators=5, max_depth=2, test_size=0.3)
+    # 4. One row better on the same 45 rows: registered, but McNemar cannot tell it from
+    #    chance (p = 1.0), so the default gate keeps the champion.
+    set_params(model_repo, "train", **ONE_ROW_BETTER)
     dag_run = run_dag(4)
+    states = task_states(dag_run)
+    assert states["keep_champion"] == "success" and states["promote"] == "skipped", states
+    assert versions(model_repo)[-1] == "iris-model@v0.0.3"
+    assert prod_version(model_repo) == "v0.0.1"
+    comparison = json.loads(task_output(dag_run, "compare"))
+    evidence = comparison["evidence"]
+    assert (evidence["test"], evidence["alpha"], evidence["n"]) == ("mcnemar", 0.05, 45)
+    assert (evidence["challenger_only"], evidence["champion_only"]) == (1, 0)
+    assert evidence["p_value"] == 1.0
+    assert evidence["delta_ci"]["low"] == 0.0 < evidence["delta_ci"]["high"]
+    scores = [comparison[k]["metrics"] for k in ("champion", "challenger")]
+    assert [round(m["accuracy"] * 45) for m in scores] == [40, 41]
+    assert comparison["deltas"]["f1_macro"] > 0
+    assert comparison["decision"] == "keep" and "not significant" in comparison["reason"]
+    assert (model_repo / "output/serving/model.json").read_bytes() == before
+    kept = slack_receiver.texts[3]
+    assert "kept champion iris-model v0.0.1" in kept and "challenger v0.0.3" in kept
+    ci = evidence["delta_ci"]
+    assert "McNemar p = 1 (1 challenger-only vs 0 champion-only rows)" in kept
+    assert f"95% interval of the f1_macro delta [{ci['low']:+.4f}, {ci['high']:+.4f}]" in kept
+    assert "\n" not in kept
+
+    # 5. The same versions under `test: none` (the point rule): the one-row gain promotes,
+    #    and the prod tag's message carries the evidence it was promoted on.
+    set_params(model_repo, "selection", test="none")
+    dag_run = run_dag(5)
     states = task_states(dag_run)
     assert states["promote"] == "success" and states["keep_champion"] == "skipped", states
     assert prod_version(model_repo) == "v0.0.3"
+    assert versions(model_repo)[-1] == "iris-model@v0.0.3"
     comparison = json.loads(task_output(dag_run, "compare"))
-    assert comparison["champion"]["metrics_source"] == "recorded"
     record = assert_serving_matches_prod(model_repo)
     assert record["metrics"]["f1_macro"] == comparison["challenger"]["metrics"]["f1_macro"]
-    assert len(slack_receiver.texts) == 4
-    promoted = slack_receiver.texts[3]
+    tagged = prod_tag_message(model_repo, "iris-model#prod#2")
+    assert tagged["decision"] == "promote" and tagged["rule"]["test"] == "none"
+    assert tagged["evidence"] == {**evidence, "test": "none"}
+    assert len(slack_receiver.texts) == 5
+    promoted = slack_receiver.texts[4]
     old, new = (comparison[k]["metrics"]["f1_macro"] for k in ("champion", "challenger"))
     assert f"promoted iris-model v0.0.3 to prod: f1_macro {old} → {new}" in promoted
     assert f"delta {comparison['deltas']['f1_macro']:+.6f}" in promoted
+    assert "McNemar p = 1 (1 challenger-only vs 0 champion-only rows)" in promoted
+    assert f"[{ci['low']:+.4f}, {ci['high']:+.4f}]" in promoted
 
     # Rollback to v0.0.1, then redeploy prod into an emptied output/serving.
     repo_command(model_repo, "python", "-m", "batchserving.selection.promote", "rollback", "v0.0.1")
@@ -164,7 +211,7 @@ def test_selection_promotes_only_better_models(airflow_db, model_repo, slack_rec
     shutil.rmtree(model_repo / "output/serving")
     repo_command(model_repo, "python", "-m", "batchserving.selection.promote", "redeploy")
     assert assert_serving_matches_prod(model_repo) == record  # same record, same model
-    assert len(slack_receiver.texts) == 4
+    assert len(slack_receiver.texts) == 5
     assert slack_receiver.url not in "".join(slack_receiver.texts)
 
 
@@ -225,6 +272,48 @@ def test_bad_metrics_fail_compare_and_change_nothing(promoted_repo):
         assert result.returncode != 0 and "not the compare step's JSON" in result.stderr
         assert run(["git", "tag"], cwd=repo).stdout == tags, name
         assert {p.name: p.read_bytes() for p in (repo / "output/serving").iterdir()} == serving
+
+
+def test_a_floor_above_the_score_blocks_the_first_version(airflow_db, model_repo, slack_receiver):
+    """min_score above what the model reaches: kept, nothing in prod, nothing deployed."""
+    set_params(model_repo, "selection", test="bootstrap", min_score=0.95)
+    dag_run = run_dag(1)
+    states = task_states(dag_run)
+    assert states["keep_champion"] == "success" and states["promote"] == "skipped", states
+    assert dag_run.state == "success"
+    assert versions(model_repo) == ["iris-model@v0.0.1"]
+    assert prod_version(model_repo) is None
+    assert run(["git", "tag", "-l", "iris-model#prod*"], cwd=model_repo).stdout == ""
+    assert not (model_repo / "output/serving").exists()
+    comparison = json.loads(task_output(dag_run, "compare"))
+    assert comparison["decision"] == "keep" and comparison["evidence"] is None
+    assert comparison["challenger"]["metrics"]["f1_macro"] < 0.95
+    assert len(slack_receiver.texts) == 1
+    text = slack_receiver.texts[0]
+    assert "nothing promoted" in text and "the floor blocked it" in text
+    assert "below min_score 0.95" in text
+
+
+BAD_SELECTION_PARAMS = {
+    "test": ("ttest", "'selection.test' = 'ttest'", "mcnemar"),
+    "alpha": (1.0, "'selection.alpha' = 1.0", "strictly between 0 and 1"),
+    "min_score": (-0.1, "'selection.min_score' = -0.1", "a number from 0 to 1"),
+}
+
+
+def test_bad_selection_params_fail_compare_and_change_nothing(promoted_repo):
+    repo = promoted_repo
+    tags = run(["git", "tag"], cwd=repo).stdout
+    serving = tree_digest(repo / "output/serving")
+    for key, (value, named, allowed) in BAD_SELECTION_PARAMS.items():
+        set_params(repo, "selection", **{**SELECTION_DEFAULTS, key: value})
+        result = repo_command(repo, "python", "-m", "batchserving.selection.compare", check=False)
+        assert result.returncode != 0, key
+        assert named in result.stderr and allowed in result.stderr, result.stderr
+        assert "nothing was promoted" in result.stderr
+        assert not result.stdout.strip().endswith("}"), key  # no comparison as its XCom
+        assert run(["git", "tag"], cwd=repo).stdout == tags, key
+        assert tree_digest(repo / "output/serving") == serving, key
 
 
 def test_prod_model_in_neither_cache_nor_remote_is_a_clear_error(promoted_repo):
