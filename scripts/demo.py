@@ -85,9 +85,8 @@ def server_env() -> dict[str, str]:
     return {**passed, "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False"}
 
 
-def run_dag(server: AirflowServer, dag_id: str) -> bool:
-    """Unpause, trigger, wait, pause again; one line to the screen."""
-    started = time.monotonic()
+def trigger_and_wait(server: AirflowServer, dag_id: str) -> tuple[dict, dict[str, str]]:
+    """Unpause, trigger through the REST API, wait, pause again: (the run, task states)."""
     run_id = f"demo__{datetime.now(UTC).strftime('%Y-%m-%dT%H-%M-%S')}"
     server.unpause(dag_id)
     try:
@@ -95,12 +94,18 @@ def run_dag(server: AirflowServer, dag_id: str) -> bool:
         finished = server.wait_for_runs({dag_id: run_id}, RUN_TIMEOUT)[dag_id]
     finally:
         server.api("PATCH", f"/dags/{dag_id}", json={"is_paused": True})
-    ok = finished["state"] == "success"
     states = {t["task_id"]: t["state"] for t in server.task_instances(dag_id, run_id)}
+    return finished, states
+
+
+def run_dag(server: AirflowServer, dag_id: str) -> bool:
+    """One DAG run, and one line about it on the screen."""
+    started = time.monotonic()
+    finished, states = trigger_and_wait(server, dag_id)
     shown = ", ".join(f"{task} {state}" for task, state in states.items())
-    verdict = "succeeded" if ok else "FAILED"
+    verdict = "succeeded" if finished["state"] == "success" else "FAILED"
     say(f"  {dag_id:<18} {verdict}  {time.monotonic() - started:5.0f} s   ({shown})")
-    return ok
+    return finished["state"] == "success"
 
 
 def summary(repo: Path) -> None:
