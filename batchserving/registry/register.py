@@ -20,7 +20,7 @@ from pathlib import Path
 
 from batchserving.core.names import ARTIFACT, EVALUATE_STAGE, MODEL_PATH
 from batchserving.core.params import ParamsError, RegistryParams
-from batchserving.registry.dvclock import model_hash, pinned_files
+from batchserving.registry.dvclock import LOCK_FILES, model_hash, pinned_files
 from batchserving.registry.git import RegistryError, git, run_label, show
 from batchserving.registry.remote import in_remote, remote_description
 from batchserving.registry.sync import synced
@@ -38,11 +38,15 @@ def changed_files(repo: Path, paths: set[str]) -> list[str]:
 
 
 def commit_pipeline_state(repo: Path, identity: RegistryParams, label: str) -> str | None:
-    """Commit what the pipeline changed; return the new commit, or None if nothing changed."""
-    lock_path = repo / "dvc.lock"
-    if not lock_path.exists():
-        raise RegistryError(f"{lock_path} not found: run `dvc repro` before committing")
-    files = changed_files(repo, pinned_files(lock_path.read_text(encoding="utf-8")))
+    """Commit what the pipelines changed; return the new commit, or None if nothing changed.
+
+    Both lock files count: the model pipeline's and the weather pipeline's (the weather
+    data version), with the files each pins.
+    """
+    locks = [repo / name for name in LOCK_FILES if (repo / name).exists()]
+    if not locks:
+        raise RegistryError(f"no {' or '.join(LOCK_FILES)} in {repo}: run `dvc repro` first")
+    files = changed_files(repo, pinned_files(*(p.read_text(encoding="utf-8") for p in locks)))
     if not files:
         print("registry: pipeline state unchanged; nothing to commit", flush=True)
         return None

@@ -1,7 +1,7 @@
 """One real Airflow server for the whole end-to-end session (started once: ~20 s on 2 cores).
 
 It runs on a temporary clone of the project (``MODEL_REPO``), with pool ``model_repo``,
-connection ``my_webhook`` pointing at a local fake Slack and, when ``tests/fakes/kma.py``
+connection ``my_webhook`` pointing at a local fake Slack and, when ``batchserving.weather.fake_kma``
 exists, connection ``kma_api`` pointing at the fake KMA server. Both secrets are random
 per session so the tests can look for them everywhere afterwards.
 """
@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from batchserving.weather.fake_kma import FakeKma
+from scripts.airflow_server import AirflowServer
 from tests.conftest import snapshot_project
-from tests.e2e.airflow_server import AirflowServer
 from tests.fakes.slack import SlackReceiver
 
 # The final contract: exactly these four DAGs.

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from batchserving.core.names import LOCK_FILE
+from batchserving.core.names import LOCK_FILE, WEATHER_LOCK, WEATHER_PIPELINE
 from batchserving.weather.fake_kma import FakeKma
 from tests.conftest import PROJECT_ROOT, last_line, set_params, tree_digest
 from tests.e2e.checks import (
@@ -345,8 +345,20 @@ def test_kill_between_prod_tag_and_deployment_keeps_old_deployment_and_recovers(
 BASELINE_AT = "2026-11-25T14:50:00+09:00"  # issuance 202611251430
 RUN_AT = "2026-11-25T17:50:00+09:00"  # issuance 202611251730: a new raw file if it succeeds
 WEATHER_STEPS = (  # the tasks of crawling_weather, in order (dags/04-crawling_weather.py)
-    ("python", "-m", "batchserving.registry.publish", "--single-item", "fetch_weather"),
-    ("python", "-m", "batchserving.registry.publish", "--single-item", "preprocess_weather"),
+    (
+        "python",
+        "-m",
+        "batchserving.registry.publish",
+        "--single-item",
+        f"{WEATHER_PIPELINE}:fetch_weather",
+    ),
+    (
+        "python",
+        "-m",
+        "batchserving.registry.publish",
+        "--single-item",
+        f"{WEATHER_PIPELINE}:preprocess_weather",
+    ),
 )
 FETCH = WEATHER_STEPS[0]
 
@@ -368,7 +380,7 @@ def test_kill_during_weather_fetch_changes_no_stored_data_and_next_fetch_succeed
             run_writer(model_repo, *step, env=kma_env(kma, BASELINE_AT))
         assert sorted(p.name for p in raw_dir.iterdir()) == ["202611251430.json"]
         before = RepoState.capture(model_repo)
-        dvc_lock = (model_repo / "dvc.lock").read_bytes()
+        weather_lock = (model_repo / WEATHER_LOCK).read_bytes()
         status = git(model_repo, "status", "--porcelain", "--ignored")
 
         # The next fetch is killed while the server holds its answer.
@@ -381,10 +393,11 @@ def test_kill_during_weather_fetch_changes_no_stored_data_and_next_fetch_succeed
                 kma.request_count > 0 and any("stages.fetch_weather" in c for c in cmds)
             ),
         )
-        assert "Running stage 'fetch_weather'" in output and "saved" not in output
+        assert f"Running stage '{WEATHER_PIPELINE}:fetch_weather'" in output
+        assert "saved" not in output
 
         assert RepoState.capture(model_repo) == before  # output/weather/** byte-identical
-        assert (model_repo / "dvc.lock").read_bytes() == dvc_lock
+        assert (model_repo / WEATHER_LOCK).read_bytes() == weather_lock
         assert sorted(p.name for p in raw_dir.iterdir()) == ["202611251430.json"]  # no temp
         assert git(model_repo, "status", "--porcelain", "--ignored") == status
         assert_lock_free(model_repo)
@@ -406,4 +419,4 @@ def test_kill_during_weather_fetch_changes_no_stored_data_and_next_fetch_succeed
     raw_before = {k: v for k, v in before.weather.items() if k.startswith("raw/")}
     assert {k: after.weather[k] for k in raw_before} == raw_before  # old issuance untouched
     assert after.head != before.head  # the new data version is committed
-    assert git(model_repo, "status", "--porcelain", "dvc.lock") == ""
+    assert git(model_repo, "status", "--porcelain", WEATHER_LOCK) == ""

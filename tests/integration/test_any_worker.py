@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from batchserving.core.names import ARTIFACT
+from batchserving.core.names import ARTIFACT, WEATHER_LOCK, WEATHER_PIPELINE
 from batchserving.registry.dvclock import model_hash
 from batchserving.weather.fake_kma import FakeKma
 from tests.conftest import (
@@ -102,8 +102,12 @@ def in_remote(remote: Path, md5: str) -> bool:
     return (remote / "files" / "md5" / md5[:2] / md5[2:]).is_file()
 
 
-def server_lock(cluster: Cluster, ref: str = "HEAD") -> dict:
-    return yaml.safe_load(git(cluster.server, "show", f"{ref}:dvc.lock"))
+FETCH_WEATHER = f"{WEATHER_PIPELINE}:fetch_weather"
+PREPROCESS_WEATHER = f"{WEATHER_PIPELINE}:preprocess_weather"
+
+
+def server_lock(cluster: Cluster, ref: str = "HEAD", lock: str = "dvc.lock") -> dict:
+    return yaml.safe_load(git(cluster.server, "show", f"{ref}:{lock}"))
 
 
 def test_each_step_on_another_fresh_worker(cluster: Cluster) -> None:
@@ -141,20 +145,16 @@ def test_weather_builds_on_the_data_another_worker_published(cluster: Cluster) -
         weather = {"KMA_SERVICE_KEY": key, "KMA_BASE_URL": kma.base_url}
         first = {**weather, "WEATHER_RUN_AT": "2026-11-25T14:50:00+09:00"}
         cluster.task(
-            "ws-d", "batchserving.registry.publish", "--single-item", "fetch_weather", **first
+            "ws-d", "batchserving.registry.publish", "--single-item", FETCH_WEATHER, **first
         )
-        cluster.task(
-            "ws-d2", "batchserving.registry.publish", "--single-item", "preprocess_weather"
-        )
-        stages = server_lock(cluster)["stages"]
+        cluster.task("ws-d2", "batchserving.registry.publish", "--single-item", PREPROCESS_WEATHER)
+        stages = server_lock(cluster, lock=WEATHER_LOCK)["stages"]
         assert {"fetch_weather", "preprocess_weather"} <= set(stages)
         later = {**weather, "WEATHER_RUN_AT": "2026-11-25T15:50:00+09:00"}
         cluster.task(
-            "ws-e", "batchserving.registry.publish", "--single-item", "fetch_weather", **later
+            "ws-e", "batchserving.registry.publish", "--single-item", FETCH_WEATHER, **later
         )
-        cluster.task(
-            "ws-e2", "batchserving.registry.publish", "--single-item", "preprocess_weather"
-        )
+        cluster.task("ws-e2", "batchserving.registry.publish", "--single-item", PREPROCESS_WEATHER)
     import pandas as pd
 
     history = pd.read_parquet(cluster.root / "ws-e2" / "output" / "weather" / "history")
