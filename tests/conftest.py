@@ -150,6 +150,18 @@ def model_repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture
+def promoted_repo(model_repo: Path) -> Path:
+    """``model_repo`` with v0.0.1 registered, in prod and deployed, through the task commands."""
+    python = ("python", "-m")
+    locked_task(model_repo, *python, "batchserving.registry.publish", "evaluate")
+    locked_task(model_repo, *python, "batchserving.registry.register")
+    compared = locked_task(model_repo, *python, "batchserving.selection.compare").stdout
+    locked_task(model_repo, *PROMOTE, last_line(compared))
+    assert "iris-model#prod#1" in git(model_repo, "tag", "--list").split()
+    return model_repo
+
+
+@pytest.fixture
 def slack_receiver(monkeypatch: pytest.MonkeyPatch) -> Iterator:
     """A local Slack webhook receiver, configured as Airflow connection ``my_webhook``."""
     from tests.fakes.slack import SlackReceiver

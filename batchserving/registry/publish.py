@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from batchserving.core.params import ParamsError, RegistryParams
+from batchserving.core.params import ParamsError
 from batchserving.core.repro import repro_or_restore
 from batchserving.registry.git import RegistryError, git, run_label
 from batchserving.registry.register import commit_pipeline_state
@@ -40,11 +40,10 @@ def main() -> None:
         code = repro_or_restore(args.stages, single_item=args.single_item)
         if code != 0:
             raise StageFailed(f"`dvc repro {' '.join(args.stages)}` failed (exit {code})")
-        commit_pipeline_state(repo, identity, run_label())
+        commit_pipeline_state(repo, run_label())
         return git(repo, "rev-parse", "HEAD").strip()
 
     try:
-        identity = RegistryParams.load(repo / "params.yaml")
         commit = synced(step, pull, repo)
     except (ParamsError, RegistryError) as exc:
         sys.exit(f"publish: {exc}; nothing was published")

@@ -37,11 +37,12 @@ def changed_files(repo: Path, paths: set[str]) -> list[str]:
     return sorted(entry[3:] for entry in status.split("\0") if entry)
 
 
-def commit_pipeline_state(repo: Path, identity: RegistryParams, label: str) -> str | None:
+def commit_pipeline_state(repo: Path, label: str) -> str | None:
     """Commit what the pipelines changed; return the new commit, or None if nothing changed.
 
     Both lock files count: the model pipeline's and the weather pipeline's (the weather
-    data version), with the files each pins.
+    data version), with the files each pins. The identity comes from the workspace's
+    params.yaml (``registry``), read only when there is something to commit.
     """
     locks = [repo / name for name in LOCK_FILES if (repo / name).exists()]
     if not locks:
@@ -50,6 +51,7 @@ def commit_pipeline_state(repo: Path, identity: RegistryParams, label: str) -> s
     if not files:
         print("registry: pipeline state unchanged; nothing to commit", flush=True)
         return None
+    identity = RegistryParams.load(repo / "params.yaml")
     git(repo, "add", "--", *files)
     message = f"{label}: update pipeline state\n\nChanged: {', '.join(files)}\n"
     git(repo, "commit", "--no-verify", "-q", "-m", message, "--", *files, env=identity.git_env())

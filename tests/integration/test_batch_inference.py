@@ -18,7 +18,6 @@ pytestmark = pytest.mark.usefixtures("airflow_db")
 
 LOGICAL_DATE = datetime(2026, 3, 1, 9, 25, tzinfo=UTC)
 PREDICTIONS = "output/predictions/2026-03-01/2026-03-01T09-25-00Z.csv"
-RECORD = {"artifact": "iris-model", "promoted_at": "2026-03-01T00:30:00Z", "stage": "prod"}
 
 
 def test_nothing_deployed_skips_without_alert(
@@ -34,16 +33,11 @@ def test_nothing_deployed_skips_without_alert(
 
 
 def test_predictions_carry_the_deployment_lineage_and_rerun_is_identical(
-    model_repo: Path, slack_receiver
+    promoted_repo: Path, slack_receiver
 ) -> None:
-    # A real model from the real pipeline, deployed as promotion does.
-    run(["dvc", "repro", "-q", "evaluate"], cwd=model_repo)
-    commit = run(["git", "rev-parse", "HEAD"], cwd=model_repo).stdout.strip()
-    deploy_model(
-        model_repo / "output/serving",
-        model_repo / "output/model/model.joblib",
-        {**RECORD, "version": "v0.0.1", "commit": commit},
-    )
+    # A real model from the real pipeline, registered, promoted and deployed.
+    model_repo = promoted_repo
+    commit = run(["git", "rev-list", "-n1", "iris-model@v0.0.1"], cwd=model_repo).stdout.strip()
     record = json.loads((model_repo / "output/serving/model.json").read_text())
 
     first = run_dag("batch_inference", LOGICAL_DATE, run_after=LOGICAL_DATE)
@@ -84,14 +78,15 @@ def test_predictions_carry_the_deployment_lineage_and_rerun_is_identical(
 
 
 def test_unloadable_model_fails_with_a_clear_message_and_an_alert(
-    model_repo: Path, slack_receiver, capfd: pytest.CaptureFixture, tmp_path: Path
+    promoted_repo: Path, slack_receiver, capfd: pytest.CaptureFixture, tmp_path: Path
 ) -> None:
-    # Consistent with its record (md5 matches) but not a model: only loading can tell.
+    # The prod version's deployment, consistent with its record (md5 matches) but not a
+    # model: only loading can tell.
+    model_repo = promoted_repo
+    record = json.loads((model_repo / "output/serving/model.json").read_text())
     garbage = tmp_path / "model.joblib"
     garbage.write_bytes(b"this is not a pickle")
-    deploy_model(
-        model_repo / "output/serving", garbage, {**RECORD, "version": "v0.0.9", "commit": "f" * 40}
-    )
+    deploy_model(model_repo / "output/serving", garbage, record)
 
     dagrun = run_dag("batch_inference", LOGICAL_DATE, run_after=LOGICAL_DATE)
 

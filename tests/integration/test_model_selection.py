@@ -15,7 +15,6 @@ import subprocess
 from pathlib import Path
 
 import pendulum
-import pytest
 
 from tests.conftest import PROMOTE, last_line, locked_task, run, set_params, tree_digest
 from tests.integration.dagrun import load_dag, task_output, task_states
@@ -208,17 +207,6 @@ def test_selection_promotes_only_better_models(airflow_db, model_repo, slack_rec
     assert assert_serving_matches_prod(model_repo) == record  # same record, same model
     assert len(slack_receiver.texts) == 5
     assert slack_receiver.url not in "".join(slack_receiver.texts)
-
-
-@pytest.fixture
-def promoted_repo(model_repo: Path) -> Path:
-    """A clone where v0.0.1 is registered, in prod and deployed (through the stage commands)."""
-    repo_command(model_repo, "python", "-m", "batchserving.registry.publish", "evaluate")
-    repo_command(model_repo, "python", "-m", "batchserving.registry.register")
-    compared = repo_command(model_repo, "python", "-m", "batchserving.selection.compare").stdout
-    repo_command(model_repo, *PROMOTE, last_line(compared))
-    assert prod_version(model_repo) == "v0.0.1"
-    return model_repo
 
 
 BAD_METRICS = {
