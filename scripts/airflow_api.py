@@ -285,16 +285,6 @@ class AirflowRestClient:
         body = {"connection_id": conn_id, "conn_type": conn_type, **fields}
         self.api("POST", "/connections", json=body)
 
-    def set_connection(self, conn_id: str, conn_type: str, **fields: Any) -> None:
-        """Create the connection, or replace every field of an existing one."""
-        body = {"connection_id": conn_id, "conn_type": conn_type, **fields}
-        try:
-            self.api("POST", "/connections", json=body)
-        except AssertionError as exc:
-            if ": 409 " not in str(exc):
-                raise
-            self.api("PATCH", f"/connections/{conn_id}", json=body)
-
     def dag_ids(self) -> set[str]:
         return {d["dag_id"] for d in self.api("GET", "/dags", params={"limit": 100})["dags"]}
 
