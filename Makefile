@@ -17,6 +17,8 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 export AIRFLOW_HOME ?= $(ROOT)/.airflow
 export AIRFLOW__CORE__DAGS_FOLDER := $(ROOT)/dags
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
+# Korean time by default (naive dates on the command line, logs); override in the environment.
+export AIRFLOW__CORE__DEFAULT_TIMEZONE ?= Asia/Seoul
 export PATH := $(BIN):$(PATH)
 # make cluster: every file of the local cluster (DB, registry, remote, keys, logs)
 CLUSTER_DATA ?= $(ROOT)/.cluster
@@ -60,6 +62,12 @@ $(AIRFLOW_HOME)/.ready: $(BIN)/.synced
 setup: $(AIRFLOW_HOME)/.ready
 	@$(BIN)/python -m compileall -q $(ROOT)/dags
 
+# The same model repo for every local command: MODEL_REPO if set, else .model-repo/ (made on
+# first use); each target below names it at start.
+WORKSPACE := $(BIN)/python -m batchserving.registry.workspace
+
+# Scheduler, DAG processor and API server on .airflow/, the four DAGs triggered through the
+# REST API, then stopped: `make airflow` shows the runs afterwards.
 demo: setup
 	$(BIN)/python -m scripts.demo
 
@@ -96,18 +104,22 @@ format: $(BIN)/.synced
 
 run: setup
 	@test -n "$(DAG)" || (echo "usage: make run DAG=<dag_id>" >&2; exit 2)
+	@$(WORKSPACE)
 	$(BIN)/airflow dags test $(DAG)
 
 # Assign prod to an earlier registered version and deploy it (a new prod tag, like a promotion).
 rollback: $(BIN)/.synced
 	@test -n "$(VERSION)" || (echo "usage: make rollback VERSION=vX.Y.Z" >&2; exit 2)
+	@$(WORKSPACE)
 	cd $(ROOT) && $(BIN)/python -m batchserving.core.lock $(BIN)/python -m batchserving.selection.promote rollback $(VERSION)
 
 # Deploy the current prod version into output/serving/ from the registry (DVC cache or remote).
 redeploy: $(BIN)/.synced
+	@$(WORKSPACE)
 	cd $(ROOT) && $(BIN)/python -m batchserving.core.lock $(BIN)/python -m batchserving.selection.promote redeploy
 
 airflow: setup
+	@$(WORKSPACE)
 	AIRFLOW__API__HOST=127.0.0.1 AIRFLOW__API__PORT=8080 $(BIN)/airflow standalone
 
 # Start the cluster in $(CLUSTER_DATA) (or say it is up already); prints the UI and login.

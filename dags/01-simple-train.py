@@ -33,6 +33,8 @@ with DAG(
     max_active_runs=1,
     tags=["training", "dvc", "gto"],
     doc_md=__doc__,
+    # Both tasks with their retries fit; a run still going then has hung somewhere.
+    dagrun_timeout=timedelta(hours=2),
     default_args={
         "owner": "ml-platform",
         "retries": 2,

@@ -28,8 +28,8 @@ from datetime import timedelta
 import pendulum
 from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.providers.standard.operators.python import BranchPythonOperator, PythonOperator
-from airflow.sdk import DAG
-from batchserving_dags import selection
+from airflow.sdk import DAG, Label, TriggerRule
+from batchserving_dags import assets, selection
 from batchserving_dags.model_repo import repo_task, update_and_register
 from batchserving_dags.slack_notifier import failure_alert
 
@@ -41,6 +41,8 @@ with DAG(
     max_active_runs=1,
     tags=["selection", "dvc", "gto"],
     doc_md=__doc__,
+    # Every task with its retries fits; a run still going then has hung somewhere.
+    dagrun_timeout=timedelta(hours=3),
     default_args={
         "owner": "ml-platform",
         "retries": 2,
@@ -49,9 +51,16 @@ with DAG(
     },
 ) as dag:
     repro_evaluate, register_model = update_and_register()
-    compare = repo_task(selection.COMPARE_TASK, "batchserving.selection.compare")
+    compare = repo_task(
+        selection.COMPARE_TASK,
+        "batchserving.selection.compare",
+        execution_timeout=timedelta(minutes=10),
+        inlets=[assets.MODEL_VERSIONS, assets.PROD_DEPLOYMENT],
+    )
     choose_branch = BranchPythonOperator(
-        task_id="choose_branch", python_callable=selection.choose_branch
+        task_id="choose_branch",
+        python_callable=selection.choose_branch,
+        execution_timeout=timedelta(minutes=1),
     )
     # The promote task's last output line (its XCom) is the summary that goes to Slack.
     promote = repo_task(
@@ -59,12 +68,22 @@ with DAG(
         'batchserving.selection.promote promote --comparison-json "$COMPARISON_JSON"',
         env={"COMPARISON_JSON": selection.COMPARISON_TEMPLATE},
         on_success_callback=selection.summary_alert(selection.PROMOTE_TASK),
+        execution_timeout=timedelta(minutes=15),
+        outlets=[assets.PROD_DEPLOYMENT],
+        post_execute=assets.prod_event,
     )
     keep_champion = PythonOperator(
         task_id=selection.KEEP_TASK,
         python_callable=selection.keep_message,
         on_success_callback=selection.summary_alert(selection.KEEP_TASK),
+        execution_timeout=timedelta(minutes=1),
     )
-    join = EmptyOperator(task_id="join", trigger_rule="none_failed_min_one_success")
+    join = EmptyOperator(
+        task_id="join",
+        trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS,
+        execution_timeout=timedelta(minutes=1),
+    )
 
-    register_model >> compare >> choose_branch >> [promote, keep_champion] >> join
+    register_model >> compare >> choose_branch
+    choose_branch >> Label("challenger wins: promote") >> promote >> join
+    choose_branch >> Label("champion stays: keep") >> keep_champion >> join

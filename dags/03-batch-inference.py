@@ -33,6 +33,7 @@ from datetime import timedelta
 
 import pendulum
 from airflow.sdk import DAG
+from batchserving_dags import assets
 from batchserving_dags.model_repo import PROJECT_ROOT, PYTHON, ProjectBashOperator
 from batchserving_dags.slack_notifier import failure_alert
 
@@ -52,6 +53,8 @@ with DAG(
     max_active_runs=1,
     tags=["inference", "serving"],
     doc_md=__doc__,
+    # A scheduled run scores a few rows in seconds; a large batch (run conf) gets longer.
+    dagrun_timeout=timedelta(minutes=45),
     default_args={
         "owner": "ml-platform",
         "retries": 1,
@@ -71,4 +74,10 @@ with DAG(
         },
         append_env=True,  # keep PATH, MODEL_REPO and the rest of the worker's environment
         skip_on_exit_code=99,  # batchserving.serving.predict: nothing deployed yet
+        execution_timeout=timedelta(minutes=20),
+        # Consumes the prod deployment (the schedule stays every 5 minutes); produces
+        # the predictions file, its event naming the model version that scored it.
+        inlets=[assets.PROD_DEPLOYMENT],
+        outlets=[assets.PREDICTIONS],
+        post_execute=assets.predictions_event,
     )

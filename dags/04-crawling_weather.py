@@ -5,19 +5,24 @@ Every hour at :45 Asia/Seoul (the HH:30 issuance of KMA's ultra-short forecast i
 then), fetch the latest forecast for Seoul (grid nx 60, ny 127) and keep it as a DVC data
 version.
 
+The two weather stages are a DVC pipeline of their own, `weather/dvc.yaml` (so `dvc repro`
+at the repo root never needs a KMA key); by hand: `KMA_SERVICE_KEY=... dvc repro weather/dvc.yaml`.
+
 Each task syncs its workspace with the model repo's server, runs its DVC stage, commits
-the new data version (`dvc.lock`) with a message naming this run and publishes it
+the new data version (`weather/dvc.lock`) with a message naming this run and publishes it
 (`dvc push`, `git push`), so the next task may run on any worker. Nothing changed (a
 re-run of the same hour) ⇒ no commit.
 
-1. `fetch`: `dvc repro fetch_weather` with `WEATHER_RUN_AT` = this run's logical date (or
-   run_after for a manual run) converted to KST; the stage fetches the latest issuance at
-   that instant (stepping back on NO_DATA) into `output/weather/raw/<baseDate><baseTime>.json`.
-   The key and base URL come from connection `kma_api` (password = key, host = base URL),
-   read when the task runs and passed only to the command's environment: never a template
-   field, never logged. No `kma_api` connection: the task fails saying how to add it.
-2. `preprocess`: `dvc repro --single-item preprocess_weather`: the history table and the
-   latest table (latest issuance wins), incrementally, from the raw data `fetch` published.
+1. `fetch`: `dvc repro --single-item weather/dvc.yaml:fetch_weather` with `WEATHER_RUN_AT` =
+   this run's logical date (or run_after for a manual run) converted to KST; the stage
+   fetches the latest issuance at that instant (stepping back on NO_DATA) into
+   `output/weather/raw/<baseDate><baseTime>.json`. The key and base URL come from
+   connection `kma_api` (password = key, host = base URL), read when the task runs and
+   passed only to the command's environment: never a template field, never logged. No
+   `kma_api` connection: the task fails saying how to add it.
+2. `preprocess`: `dvc repro --single-item weather/dvc.yaml:preprocess_weather`: the history
+   table and the latest table (latest issuance wins), incrementally, from the raw data
+   `fetch` published.
 
 Every task writes the model repo: pool `model_repo` and the repo file lock. Re-running a
 run fetches the same issuance and leaves the same files. A failed task posts a Slack alert
@@ -30,9 +35,12 @@ from datetime import timedelta
 
 import pendulum
 from airflow.sdk import DAG
+from batchserving_dags import assets
 from batchserving_dags.kma_connection import KmaBashOperator
 from batchserving_dags.model_repo import repo_task
 from batchserving_dags.slack_notifier import failure_alert
+
+from batchserving.core.names import WEATHER_PIPELINE
 
 
 def kst_iso(instant) -> str:
@@ -49,6 +57,9 @@ with DAG(
     tags=["weather", "kma", "dvc"],
     doc_md=__doc__,
     user_defined_filters={"kst_iso": kst_iso},
+    # Within the hour: a run still going then has hung, and the next hour's run fetches
+    # the then-latest issuance anyway.
+    dagrun_timeout=timedelta(minutes=55),
     default_args={
         "owner": "data-platform",
         "retries": 2,
@@ -58,13 +69,22 @@ with DAG(
 ) as dag:
     fetch = repo_task(
         "fetch",
-        "batchserving.registry.publish --single-item fetch_weather",
+        f"batchserving.registry.publish --single-item {WEATHER_PIPELINE}:fetch_weather",
         operator=KmaBashOperator,
         env={"WEATHER_RUN_AT": "{{ (dag_run.logical_date or dag_run.run_after) | kst_iso }}"},
+        # KMA's own retries, back-off and step-back stay well inside this.
+        execution_timeout=timedelta(minutes=10),
+        outlets=[assets.WEATHER_RAW],
+        post_execute=assets.weather_raw_event,
     )
     # --single-item: fetch_weather is always_changed and must not run again without its key.
     preprocess = repo_task(
-        "preprocess", "batchserving.registry.publish --single-item preprocess_weather"
+        "preprocess",
+        f"batchserving.registry.publish --single-item {WEATHER_PIPELINE}:preprocess_weather",
+        execution_timeout=timedelta(minutes=5),
+        inlets=[assets.WEATHER_RAW],
+        outlets=[assets.WEATHER_TABLES],
+        post_execute=assets.weather_tables_event,
     )
 
     fetch >> preprocess

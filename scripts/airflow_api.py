@@ -1,7 +1,7 @@
 """What every local Airflow the project starts shares: ports, processes, REST API v2.
 
-Used by ``make cluster`` (``scripts.cluster``) and by the end-to-end tests
-(``tests/e2e/airflow_server.py``, ``tests/cluster``), so each piece exists once:
+Used by ``make cluster`` (``scripts.cluster``), by ``make demo`` and the end-to-end tests
+(``scripts.airflow_server``) and by ``tests/cluster``, so each piece exists once:
 
 - ``free_port()``, ``fernet_key()``, ``FAST_SCHEDULING`` (the settings that make a
   scheduler and a DAG processor react within seconds on 2 cores);

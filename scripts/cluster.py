@@ -48,6 +48,7 @@ from scripts.airflow_api import (
     stop_processes,
     wait_until,
 )
+from scripts.airflow_server import DEFAULT_TIMEZONE
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
@@ -642,6 +643,9 @@ class Cluster(AirflowRestClient):
             ("core", "load_examples"): "False",
             ("core", "executor"): "CeleryExecutor",
             ("core", "parallelism"): "8",
+            ("core", "default_timezone"): os.environ.get(
+                "AIRFLOW__CORE__DEFAULT_TIMEZONE", DEFAULT_TIMEZONE
+            ),
             # Connections are stored encrypted, with one key every component shares.
             ("core", "fernet_key"): self.secrets.fernet_key,
             ("core", "simple_auth_manager_users"): f"{ADMIN}:admin",

@@ -1,10 +1,16 @@
-"""``make demo``: the whole job through Airflow on the embedded default, then a summary.
+"""``make demo``: the whole job under Airflow's real scheduler, then a summary.
 
-Runs ``simple_train`` → ``model_selection`` → ``batch_inference`` → ``crawling_weather``
-once each with ``airflow dags test`` (the real task runner, the project's Airflow home),
-against a model repo that is a clone of this project in ``.demo/model-repo`` (or
-``$MODEL_REPO`` if set), so the checkout's own history stays clean. Without a ``kma_api``
-connection it starts the local fake KMA server and says that the weather is simulated.
+Starts Airflow's scheduler, DAG processor and API server on the project's Airflow home
+(``.airflow/``, as ``make airflow`` uses), triggers ``simple_train`` → ``model_selection``
+→ ``batch_inference`` → ``crawling_weather`` through the REST API one after another,
+waits for each, and stops what it started (by pid). The runs stay in the metadata DB with
+their task logs, XComs and asset events: ``make airflow`` shows them. The scheduler runs
+with ``use_job_schedule`` off, so only the demo's own runs happen, and each DAG goes back
+to paused (as new DAGs start) when its run is over.
+
+The model repo is the one every local command uses (``MODEL_REPO``, else ``.model-repo/``,
+made on first use). Without a ``kma_api`` connection the local fake KMA server provides
+the weather, and the demo says plainly that it is simulated.
 """
 
 from __future__ import annotations
@@ -16,12 +22,25 @@ import sys
 import time
 from collections.abc import Generator
 from contextlib import contextmanager, nullcontext
+from datetime import UTC, datetime
 from pathlib import Path
 
+from batchserving.core.names import PREDICTIONS_DIR, SERVING_DIR, WEATHER_HISTORY_DIR
+from batchserving.registry.workspace import NotAModelRepo, describe, ensure_workspace
+from scripts.airflow_server import USER, AirflowServer
+
 ROOT = Path(__file__).resolve().parents[1]
-DEMO_DIR = ROOT / ".demo"
 DAG_IDS = ["simple_train", "model_selection", "batch_inference", "crawling_weather"]
 FAKE_KEY = "demo-simulated-key"
+UI_URL = "http://127.0.0.1:8080"
+RUN_TIMEOUT = 600  # seconds for one DAG run (they take well under a minute here)
+# The project's Airflow home (the Makefile exports it; the same default otherwise).
+AIRFLOW_HOME = Path(os.environ.get("AIRFLOW_HOME") or ROOT / ".airflow")
+# The password file `airflow standalone` (make airflow) reads: one login for both.
+PASSWORDS_FILE = "simple_auth_manager_passwords.json.generated"
+# Settings of the user's environment that the Airflow processes must see.
+PASSED_ON = ("AIRFLOW_CONN_", "MODEL_REPO_URL", "DVC_REMOTE_URL", "AWS_")
+STARTED = time.monotonic()
 
 
 def say(text: str = "") -> None:
@@ -30,22 +49,6 @@ def say(text: str = "") -> None:
 
 def run(cmd: list[str], cwd: Path = ROOT, **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, check=False, **kwargs)
-
-
-def demo_model_repo() -> Path:
-    """``$MODEL_REPO`` if set, else a clone of this project (made once, then reused)."""
-    if os.environ.get("MODEL_REPO"):
-        return Path(os.environ["MODEL_REPO"]).resolve()
-    repo = DEMO_DIR / "model-repo"
-    if not (repo / ".git").is_dir():
-        DEMO_DIR.mkdir(exist_ok=True)
-        result = run(["git", "clone", "-q", str(ROOT), str(repo)])
-        if result.returncode != 0:
-            sys.exit(f"demo: cannot clone {ROOT} into {repo}: {result.stderr.strip()}")
-        say(f"demo: model repo {repo} (a fresh clone of this project's HEAD)")
-    else:
-        say(f"demo: model repo {repo} (kept from the last demo; `make clean` starts afresh)")
-    return repo
 
 
 def has_connection(conn_id: str) -> bool:
@@ -75,22 +78,34 @@ def fake_kma_server() -> Generator[str, None, None]:
         proc.wait(timeout=10)
 
 
-def run_dag(dag_id: str, env: dict[str, str], log_dir: Path) -> bool:
-    """``airflow dags test DAG_ID``; the full log goes to a file, one line to the screen."""
-    log_path = log_dir / f"{dag_id}.log"
+def server_env() -> dict[str, str]:
+    """What the Airflow processes need beyond the launcher's own settings."""
+    passed = {k: v for k, v in os.environ.items() if k.startswith(PASSED_ON)}
+    # Only the demo's triggered runs: no scheduled run starts while the DAGs are unpaused.
+    return {**passed, "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False"}
+
+
+def trigger_and_wait(server: AirflowServer, dag_id: str) -> tuple[dict, dict[str, str]]:
+    """Unpause, trigger through the REST API, wait, pause again: (the run, task states)."""
+    run_id = f"demo__{datetime.now(UTC).strftime('%Y-%m-%dT%H-%M-%S')}"
+    server.unpause(dag_id)
+    try:
+        server.trigger(dag_id, run_id)
+        finished = server.wait_for_runs({dag_id: run_id}, RUN_TIMEOUT)[dag_id]
+    finally:
+        server.api("PATCH", f"/dags/{dag_id}", json={"is_paused": True})
+    states = {t["task_id"]: t["state"] for t in server.task_instances(dag_id, run_id)}
+    return finished, states
+
+
+def run_dag(server: AirflowServer, dag_id: str) -> bool:
+    """One DAG run, and one line about it on the screen."""
     started = time.monotonic()
-    with open(log_path, "w", encoding="utf-8") as log:
-        code = subprocess.run(
-            ["airflow", "dags", "test", dag_id],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            check=False,
-        ).returncode
-    verdict = "succeeded" if code == 0 else f"FAILED (log: {log_path})"
-    say(f"  {dag_id:<18} {verdict}  {time.monotonic() - started:5.0f} s")
-    return code == 0
+    finished, states = trigger_and_wait(server, dag_id)
+    shown = ", ".join(f"{task} {state}" for task, state in states.items())
+    verdict = "succeeded" if finished["state"] == "success" else "FAILED"
+    say(f"  {dag_id:<18} {verdict}  {time.monotonic() - started:5.0f} s   ({shown})")
+    return finished["state"] == "success"
 
 
 def summary(repo: Path) -> None:
@@ -99,7 +114,7 @@ def summary(repo: Path) -> None:
     say("\nSummary")
     say(f"  model repo          {repo}")
     say(f"  versions registered {' '.join(tags.stdout.split()) or 'none'}")
-    record_path = repo / "output/serving/model.json"
+    record_path = repo / SERVING_DIR / "model.json"
     if record_path.exists():
         record = json.loads(record_path.read_text(encoding="utf-8"))
         metrics = record.get("metrics", {})
@@ -109,18 +124,13 @@ def summary(repo: Path) -> None:
         )
     else:
         say("  prod version        none deployed")
-    predictions = sorted((repo / "output/predictions").glob("*/*.csv"))
+    predictions = sorted((repo / PREDICTIONS_DIR).glob("*/*.csv"))
     if predictions:
         rows = len(predictions[-1].read_text(encoding="utf-8").splitlines()) - 1
         say(f"  latest predictions  {predictions[-1]} ({rows} rows)")
     else:
         say("  latest predictions  none")
     say(f"  weather stored      {weather_summary(repo)}")
-    say("\nLook further:")
-    say(f"  cd {repo} && export PATH={ROOT / '.venv/bin'}:$PATH")
-    say("  gto show  |  git tag  |  dvc metrics show  |  dvc plots show")
-    say("  dvc metrics diff iris-model@v0.0.1 HEAD   # once two versions exist")
-    say(f"  cd {ROOT} && make airflow   # the UI on http://127.0.0.1:8080")
 
 
 def weather_summary(repo: Path) -> str:
@@ -130,19 +140,23 @@ def weather_summary(repo: Path) -> str:
         return "none"
     import pandas as pd
 
-    history = repo / "output/weather/history"
+    history = repo / WEATHER_HISTORY_DIR
     rows = sum(len(pd.read_parquet(p)) for p in history.glob("*.parquet"))
     return f"{len(raw)} issuance(s) (latest {raw[-1].stem}), {rows} forecast values in history"
 
 
-def main() -> None:
-    repo = demo_model_repo()
-    log_dir = DEMO_DIR / "logs"
-    log_dir.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "MODEL_REPO": str(repo)}
-    if not has_connection("my_webhook"):
-        say("demo: no Slack connection `my_webhook`: alerts are skipped (see README)")
-    use_fake = not has_connection("kma_api")
+def look_further(repo: Path, password: str) -> None:
+    say("\nLook further:")
+    say(f"  make airflow        then open {UI_URL}  (login {USER} / {password})")
+    say("                      the runs above with their graphs, task logs, XComs and assets")
+    say(f"  cd {repo} && export PATH={ROOT / '.venv/bin'}:$PATH")
+    say("  gto show  |  git tag  |  dvc metrics show  |  dvc exp show  |  dvc plots show")
+    say("  dvc metrics diff iris-model@v0.0.1 HEAD   # once two versions exist")
+
+
+def run_all(repo: Path, use_fake: bool) -> tuple[bool, str]:
+    """Start Airflow, run the four DAGs in order, stop Airflow; (all succeeded, password)."""
+    env = server_env()
     with fake_kma_server() if use_fake else nullcontext() as fake_url:
         if fake_url:
             say(
@@ -151,11 +165,41 @@ def main() -> None:
             )
             conn = {"conn_type": "http", "host": fake_url, "password": FAKE_KEY}
             env["AIRFLOW_CONN_KMA_API"] = json.dumps(conn)
-        say(f"demo: running the four DAGs through Airflow (logs in {log_dir})")
-        results = [run_dag(dag_id, env, log_dir) for dag_id in DAG_IDS]
+        server = AirflowServer(
+            home=AIRFLOW_HOME,
+            model_repo=repo,
+            extra_env=env,
+            fernet=None,  # the home's airflow.cfg has them, as `make airflow` uses them
+            jwt_secret=None,
+            passwords_file=AIRFLOW_HOME / PASSWORDS_FILE,
+        )
+        try:
+            say(f"demo: starting Airflow (scheduler, DAG processor, API server on {server.url})")
+            server.start()
+            server.wait_for_dags(set(DAG_IDS))
+            if server.import_errors():
+                sys.exit(f"demo: DAG import errors: {server.import_errors()}")
+            say(f"demo: Airflow up in {time.monotonic() - STARTED:.0f} s; running the four DAGs")
+            results = [run_dag(server, dag_id) for dag_id in DAG_IDS]
+        finally:
+            server.stop()
+    return all(results), server.password
+
+
+def main() -> None:
+    try:
+        repo = ensure_workspace()
+    except NotAModelRepo as exc:
+        sys.exit(f"demo: {exc}")
+    say(f"demo: {describe(repo)}")
+    if not has_connection("my_webhook"):
+        say("demo: no Slack connection `my_webhook`: alerts are skipped (see README)")
+    ok, password = run_all(repo, use_fake=not has_connection("kma_api"))
     summary(repo)
-    if not all(results):
-        sys.exit("demo: a DAG failed; its log is named above")
+    look_further(repo, password)
+    say(f"\ndemo: done in {time.monotonic() - STARTED:.0f} s")
+    if not ok:
+        sys.exit("demo: a DAG failed; `make airflow` shows its task logs")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Stage ``fetch_weather``: save the latest KMA ultra-short forecast issuance for Seoul.
 
     KMA_SERVICE_KEY=... [KMA_BASE_URL=...] [WEATHER_RUN_AT=2026-11-25T14:45+09:00] \\
-        dvc repro fetch_weather
+        dvc repro weather/dvc.yaml:fetch_weather
 
 ``WEATHER_RUN_AT`` (ISO 8601 with an offset; default: now) picks the issuance: the latest
 one published at that instant, stepping back on NO_DATA. The answer is saved as

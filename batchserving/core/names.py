@@ -27,6 +27,13 @@ STAGING_DIR = ".dvc/tmp/promote-staging"
 # Inference's read-only mirror of the registry's tags (never the workspace's own refs).
 SERVING_REGISTRY = ".dvc/tmp/serving-registry.git"
 
+# The weather pipeline has a dvc.yaml of its own, so `dvc repro` and `dvc exp run` at the
+# root run only the model pipeline and never need a KMA key. Its lock file is the weather
+# data version; stages are addressed as PIPELINE:STAGE.
+PIPELINE_LOCK = "dvc.lock"
+WEATHER_PIPELINE = "weather/dvc.yaml"
+WEATHER_LOCK = "weather/dvc.lock"
+
 # DVC stages whose outputs the registry reads.
 TRAIN_STAGE = "train"
 EVALUATE_STAGE = "evaluate"

@@ -12,11 +12,23 @@ from batchserving.core.names import (
     METRICS_FILE,
     MODEL_PATH,
     PARAMS_FILE,
+    PIPELINE_LOCK,
     TRAIN_STAGE,
+    WEATHER_LOCK,
+    WEATHER_PIPELINE,
 )
 
-# Git-tracked files the pipeline writes itself; dvc.lock also pins its tracked deps.
-PIPELINE_FILES = ("dvc.yaml", "dvc.lock", PARAMS_FILE, METRICS_FILE)
+# Git-tracked files the pipelines write themselves; each lock file also pins its tracked deps.
+PIPELINE_FILES = (
+    "dvc.yaml",
+    PIPELINE_LOCK,
+    WEATHER_PIPELINE,
+    WEATHER_LOCK,
+    PARAMS_FILE,
+    METRICS_FILE,
+)
+# Every pipeline's lock file: the model pipeline's and the weather pipeline's.
+LOCK_FILES = (PIPELINE_LOCK, WEATHER_LOCK)
 # The params that decide which rows are test rows (see batchserving.training.iris.split_rows).
 SPLIT_PARAMS = ("train.random_state", "train.test_size")
 
@@ -31,10 +43,11 @@ def model_hash(dvc_lock_text: str | None) -> str | None:
     return next((out.get("md5") for out in outs if out.get("path") == MODEL_PATH), None)
 
 
-def pinned_files(dvc_lock_text: str) -> set[str]:
-    """Files a version commit must contain: the pipeline files and the deps dvc.lock pins."""
+def pinned_files(*dvc_lock_texts: str) -> set[str]:
+    """Files a commit must contain: the pipeline files and the deps the lock files pin."""
     files = set(PIPELINE_FILES)
-    for stage in _stages(dvc_lock_text).values():
+    stages = [stage for text in dvc_lock_texts for stage in _stages(text).values()]
+    for stage in stages:
         files.update(dep["path"] for dep in stage.get("deps", []))
         files.update(stage.get("params", {}))
     return files

@@ -1,7 +1,7 @@
 """Bring pipeline stages up to date and publish the result: the repo-writing task command.
 
     python -m batchserving.registry.publish evaluate                   # prepare, train, evaluate
-    python -m batchserving.registry.publish --single-item fetch_weather
+    python -m batchserving.registry.publish --single-item weather/dvc.yaml:fetch_weather
 
 Sync, work, publish (``batchserving.registry.sync``): start from the server's state with
 the stages' outputs pulled from the DVC remote (so an unchanged pipeline is not rerun),

@@ -20,11 +20,11 @@ from pathlib import Path
 
 from batchserving.core.names import ARTIFACT, EVALUATE_STAGE, MODEL_PATH
 from batchserving.core.params import ParamsError, RegistryParams
-from batchserving.registry.dvclock import model_hash, pinned_files
+from batchserving.registry.dvclock import LOCK_FILES, model_hash, pinned_files
 from batchserving.registry.git import RegistryError, git, run_label, show
 from batchserving.registry.remote import in_remote, remote_description
 from batchserving.registry.sync import synced
-from batchserving.registry.versions import latest_version, register_version
+from batchserving.registry.versions import latest_version, register_version, version_at
 from batchserving.registry.workspace import workspace_path
 
 
@@ -38,11 +38,15 @@ def changed_files(repo: Path, paths: set[str]) -> list[str]:
 
 
 def commit_pipeline_state(repo: Path, identity: RegistryParams, label: str) -> str | None:
-    """Commit what the pipeline changed; return the new commit, or None if nothing changed."""
-    lock_path = repo / "dvc.lock"
-    if not lock_path.exists():
-        raise RegistryError(f"{lock_path} not found: run `dvc repro` before committing")
-    files = changed_files(repo, pinned_files(lock_path.read_text(encoding="utf-8")))
+    """Commit what the pipelines changed; return the new commit, or None if nothing changed.
+
+    Both lock files count: the model pipeline's and the weather pipeline's (the weather
+    data version), with the files each pins.
+    """
+    locks = [repo / name for name in LOCK_FILES if (repo / name).exists()]
+    if not locks:
+        raise RegistryError(f"no {' or '.join(LOCK_FILES)} in {repo}: run `dvc repro` first")
+    files = changed_files(repo, pinned_files(*(p.read_text(encoding="utf-8") for p in locks)))
     if not files:
         print("registry: pipeline state unchanged; nothing to commit", flush=True)
         return None
@@ -71,6 +75,9 @@ def register_commit(repo: Path, commit: str, identity: RegistryParams, label: st
             f"the model of {commit[:12]} (md5 {md5}) is not in the DVC remote "
             f"{remote_description(repo)}; run the training step again to push it"
         )
+    registered = version_at(repo, commit)
+    if registered is not None:
+        return f"registry: {commit[:12]} is already {ARTIFACT}@{registered.version}; no new version"
     latest = latest_version(repo)
     if latest is not None and model_hash(show(repo, latest.commit, "dvc.lock")) == md5:
         return (

@@ -5,8 +5,9 @@ the DAGs alike) uses one default: ``.model-repo/`` inside the project, git-ignor
 the user's checkout itself. A missing or empty workspace is cloned: from
 ``MODEL_REPO_URL`` (the shared repo on the git server) when it is set, else from the
 project's checkout (the embedded default, which is never synced or pushed afterwards).
-``DVC_REMOTE_URL`` becomes the workspace's default DVC remote in its local config
-(``.dvc/config.local``), never in the committed ``.dvc/config``.
+``python -m batchserving.registry.workspace`` makes it if needed and names it (the make
+targets say so at start). ``DVC_REMOTE_URL`` becomes the workspace's default DVC remote
+in its local config (``.dvc/config.local``), never in the committed ``.dvc/config``.
 """
 
 from __future__ import annotations
@@ -87,3 +88,24 @@ def ensure_workspace(environ: Mapping[str, str] = os.environ) -> Path:
     validate(path)
     configure_remote(path, environ)
     return path
+
+
+def describe(path: Path, environ: Mapping[str, str] = os.environ) -> str:
+    """One line naming the workspace and why it is the one (for every local entry point)."""
+    why = "MODEL_REPO" if environ.get("MODEL_REPO") else "the default; set MODEL_REPO for another"
+    return f"model repo: {path} ({why})"
+
+
+def main() -> None:
+    """``python -m batchserving.registry.workspace``: make the workspace if needed, name it."""
+    import sys
+
+    try:
+        path = ensure_workspace()
+    except NotAModelRepo as exc:
+        sys.exit(f"workspace: {exc}")
+    print(describe(path), flush=True)
+
+
+if __name__ == "__main__":
+    main()

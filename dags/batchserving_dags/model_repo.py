@@ -10,10 +10,12 @@ shims under Celery, say) never runs our code.
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 
 from airflow.providers.standard.operators.bash import BashOperator
 
 from batchserving.core.names import POOL
+from batchserving_dags import assets
 
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PYTHON = '"$PROJECT_PYTHON"'
@@ -75,12 +77,21 @@ def update_and_register() -> tuple[BashOperator, BashOperator]:
     Both are idempotent, so the two DAGs running at the same minute
     register one version between them, whichever runs first.
     """
-    repro_evaluate = repo_task("repro_evaluate", "batchserving.registry.publish evaluate")
+    # Timeouts: training Iris takes seconds; sync, pull and push take the rest. A hung
+    # command is killed (SIGTERM to its process group) and fails like any failed run.
+    repro_evaluate = repo_task(
+        "repro_evaluate",
+        "batchserving.registry.publish evaluate",
+        execution_timeout=timedelta(minutes=20),
+    )
     # The commit repro_evaluate published (its XCom) is the one registered.
     register_model = repo_task(
         "register_model",
         'batchserving.registry.register --commit "$REGISTER_COMMIT"',
         env={"REGISTER_COMMIT": "{{ ti.xcom_pull(task_ids='repro_evaluate') }}"},
+        execution_timeout=timedelta(minutes=10),
+        outlets=[assets.MODEL_VERSIONS],
+        post_execute=assets.model_version_event,
     )
     repro_evaluate >> register_model
     return repro_evaluate, register_model

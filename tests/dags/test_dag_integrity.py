@@ -97,3 +97,27 @@ def test_repo_writers_run_in_the_pool(dagbag) -> None:
     assert writers, "no task writes the model repo"
     for dag_id, task in writers:
         assert task.pool == POOL, f"{dag_id}.{task.task_id}"
+
+
+def test_every_task_and_dag_has_a_timeout(dagbag) -> None:
+    """Nothing can hang: each task ends by its timeout, each run by the DAG's."""
+    for dag in dagbag.dags.values():
+        assert dag.dagrun_timeout, f"{dag.dag_id} has no dagrun_timeout"
+        for task in dag.tasks:
+            where = f"{dag.dag_id}.{task.task_id}"
+            assert task.execution_timeout, f"{where} has no execution_timeout"
+            assert task.execution_timeout < dag.dagrun_timeout, where
+
+
+def test_branches_of_model_selection_are_labelled(dagbag) -> None:
+    from airflow.sdk import TriggerRule
+
+    dag = dagbag.dags["model_selection"]
+    branch = dag.get_task("choose_branch")
+    labels = {
+        task_id: dag.get_edge_info("choose_branch", task_id).get("label")
+        for task_id in branch.downstream_task_ids
+    }
+    assert set(labels) == {"promote", "keep_champion"}
+    assert all(labels.values()), labels
+    assert dag.get_task("join").trigger_rule == TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS

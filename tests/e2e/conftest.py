@@ -1,14 +1,13 @@
 """One real Airflow server for the whole end-to-end session (started once: ~20 s on 2 cores).
 
 It runs on a temporary clone of the project (``MODEL_REPO``), with pool ``model_repo``,
-connection ``my_webhook`` pointing at a local fake Slack and, when ``tests/fakes/kma.py``
+connection ``my_webhook`` pointing at a local fake Slack and, when ``batchserving.weather.fake_kma``
 exists, connection ``kma_api`` pointing at the fake KMA server. Both secrets are random
 per session so the tests can look for them everywhere afterwards.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import secrets
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -17,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from batchserving.weather.fake_kma import FakeKma
+from scripts.airflow_server import AirflowServer
 from tests.conftest import snapshot_project
-from tests.e2e.airflow_server import AirflowServer
 from tests.fakes.slack import SlackReceiver
 
 # The final contract: exactly these four DAGs.
@@ -34,16 +34,12 @@ class E2E:
     slack: SlackReceiver
     slack_url: str  # secret: the webhook URL
     kma_key: str  # secret: the KMA service key
-    kma: object | None  # batchserving.weather.fake_kma.FakeKma, when that module exists
+    kma: FakeKma
 
 
-def start_fake_kma(stack: ExitStack, key: str):
-    """Start tests/fakes/kma.py's server accepting ``key`` (None if there is no fake)."""
-    if importlib.util.find_spec("batchserving.weather.fake_kma") is None:
-        return None
-    from tests.fakes import kma
-
-    return stack.enter_context(kma.FakeKma(key=key))
+def start_fake_kma(stack: ExitStack, key: str) -> FakeKma:
+    """Start the fake KMA server accepting ``key``, stopped with ``stack``."""
+    return stack.enter_context(FakeKma(key=key))
 
 
 @pytest.fixture(scope="session")

@@ -1,8 +1,11 @@
-"""The Airflow UI, as a person sees it: headless Chromium logs in and looks at the DAG list.
+"""The Airflow UI, as a person sees it after a demo-like run: headless Chromium, logged in.
 
-Needs the Debian packages ``chromium`` and ``chromium-driver`` (``make browser`` installs
-them; ``make test`` depends on it). The screenshot is left in
-``output/screenshots/dag-list.png`` for people to look at.
+The four DAGs run in order through the REST API as ``make demo`` runs them; then the
+browser looks at the DAG list, model_selection's graph for that run (the branch taken),
+a task's log page (its own output line) and the asset graph. Needs the Debian packages
+``chromium`` and ``chromium-driver`` (``make browser`` installs them; ``make test``
+depends on it). The screenshots are left in ``output/screenshots/`` for people to look
+at; the browser shows Korean time.
 """
 
 from __future__ import annotations
@@ -13,11 +16,24 @@ from pathlib import Path
 
 import pytest
 
+from scripts.demo import DAG_IDS, trigger_and_wait
 from tests.e2e.conftest import E2E, EXPECTED_DAGS
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 WAIT_SECONDS = 60
+UI_TIMEZONE = "Asia/Seoul"
+
+
+@pytest.fixture(scope="module")
+def demo_runs(e2e: E2E) -> dict[str, dict]:
+    """The four DAGs run once each, in order, as ``make demo`` runs them: dag_id -> run."""
+    runs = {}
+    for dag_id in DAG_IDS:
+        run, states = trigger_and_wait(e2e.server, dag_id)
+        assert run["state"] == "success", (dag_id, states)
+        runs[dag_id] = {**run, "states": states}
+    return runs
 
 
 @pytest.fixture
@@ -45,41 +61,135 @@ def browser(tmp_path: Path) -> Iterator:
         f"--user-data-dir={tmp_path / 'chromium-profile'}",
     ):
         options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    # The browser's time zone is the one the UI shows by default: Korean time.
+    service = Service(str(CHROMEDRIVER), env={**os.environ, "TZ": UI_TIMEZONE})
+    driver = webdriver.Chrome(service=service, options=options)
     try:
         yield driver
     finally:
         driver.quit()
 
 
-def test_dag_list_shows_the_four_dags_and_no_import_errors(
-    e2e: E2E, browser, screenshots_dir: Path
-) -> None:
+def login(browser, server) -> None:
+    """Through the SimpleAuthManager login form, as a person does."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
 
     wait = WebDriverWait(browser, WAIT_SECONDS)
-    server = e2e.server
     browser.get(f"{server.url}/dags")
-    # Not logged in: the SimpleAuthManager login form.
     wait.until(ec.presence_of_element_located((By.NAME, "username"))).send_keys("admin")
     browser.find_element(By.NAME, "password").send_keys(server.password)
     wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, "button[type=submit]"))).click()
     wait.until(lambda d: "/auth/login" not in d.current_url)
-    browser.get(f"{server.url}/dags")
 
-    def all_dags_listed(driver) -> bool:
-        text = driver.find_element(By.TAG_NAME, "body").text
-        return all(dag_id in text for dag_id in EXPECTED_DAGS)
 
+def page_text(browser) -> str:
+    from selenium.webdriver.common.by import By
+
+    return browser.find_element(By.TAG_NAME, "body").text
+
+
+def shoot(browser, screenshots_dir: Path, url: str | None, name: str, shows) -> str:
+    """Open ``url`` (None: stay), wait until ``shows(page text)``, save ``name``.png (always)."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    if url is not None:
+        browser.get(url)
     try:
-        wait.until(all_dags_listed)
+        WebDriverWait(browser, WAIT_SECONDS).until(lambda d: shows(page_text(d)))
     finally:  # the screenshot is most useful when the page is not what we expect
-        shot = screenshots_dir / "dag-list.png"
+        shot = screenshots_dir / f"{name}.png"
         assert browser.save_screenshot(str(shot)), f"could not save {shot}"
-    text = browser.find_element(By.TAG_NAME, "body").text
+    return page_text(browser)
+
+
+def test_dag_list_shows_the_four_dags_and_no_import_errors(
+    e2e: E2E, demo_runs, browser, screenshots_dir: Path
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    server = e2e.server
+    login(browser, server)
+    text = shoot(
+        browser,
+        screenshots_dir,
+        f"{server.url}/dags",
+        "dag-list",
+        lambda text: all(dag_id in text for dag_id in EXPECTED_DAGS),
+    )
     assert "Import Error" not in text, f"the DAG list shows import errors:\n{text[:2000]}"
     assert "Sign into Airflow" not in text
+    assert "+09:00" in text, "the UI does not show Korean time"  # the sidebar's time zone
     for dag_id in EXPECTED_DAGS:
         assert browser.find_elements(By.XPATH, f"//a[normalize-space()='{dag_id}']"), dag_id
+
+
+def test_model_selection_graph_shows_the_branch_taken(
+    e2e: E2E, demo_runs, browser, screenshots_dir: Path
+) -> None:
+    server = e2e.server
+    run = demo_runs["model_selection"]
+    taken = "promote" if run["states"]["promote"] == "success" else "keep_champion"
+    skipped = "keep_champion" if taken == "promote" else "promote"
+    assert run["states"][skipped] == "skipped"
+    login(browser, server)
+    # The DAG page's view (grid or graph) is a per-browser setting in local storage.
+    browser.execute_script("localStorage.setItem('default_dag_view', JSON.stringify('graph'))")
+    labels = ("challenger wins: promote", "champion stays: keep")
+    text = shoot(
+        browser,
+        screenshots_dir,
+        f"{server.url}/dags/model_selection/runs/{run['dag_run_id']}",
+        "model-selection-graph",
+        lambda text: all(label in text for label in labels),
+    )
+    for task_id in ("compare", "choose_branch", "promote", "keep_champion", "join"):
+        assert task_id in text, task_id
+    assert run["dag_run_id"] in text
+
+
+def test_task_log_page_shows_the_tasks_own_output(
+    e2e: E2E, demo_runs, browser, screenshots_dir: Path
+) -> None:
+    server = e2e.server
+    run_id = demo_runs["batch_inference"]["dag_run_id"]
+    path = f"/dags/batch_inference/dagRuns/{run_id}/taskInstances/predict/xcomEntries/return_value"
+    output_line = server.api("GET", path)["value"]
+    assert output_line.startswith("predict: wrote "), output_line
+    login(browser, server)
+    shoot(
+        browser,
+        screenshots_dir,
+        f"{server.url}/dags/batch_inference/runs/{run_id}/tasks/predict",
+        "task-log",
+        lambda text: output_line in text,
+    )
+
+
+def test_asset_graph_shows_the_flow_between_the_dags(
+    e2e: E2E, demo_runs, browser, screenshots_dir: Path
+) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    server = e2e.server
+    assets = server.api("GET", "/assets", params={"name_pattern": "iris-model-prod"})["assets"]
+    (prod,) = [a for a in assets if a["name"] == "iris-model-prod"]
+    login(browser, server)
+    browser.get(f"{server.url}/assets/{prod['id']}")
+    # "Task Dependencies": the producing and consuming tasks (inlets and outlets), not only
+    # the DAGs an asset schedules.
+    button = (By.XPATH, "//button[normalize-space()='Task Dependencies']")
+    WebDriverWait(browser, WAIT_SECONDS).until(ec.element_to_be_clickable(button)).click()
+    fit_view = (By.CSS_SELECTOR, ".react-flow__controls-fitview")  # the whole graph in view
+    WebDriverWait(browser, WAIT_SECONDS).until(ec.element_to_be_clickable(fit_view)).click()
+    text = shoot(
+        browser,
+        screenshots_dir,
+        None,
+        "asset-graph",
+        lambda text: all(n in text for n in ("model_selection", "batch_inference", "predict")),
+    )
+    assert "iris-model-prod" in text and "promote" in text

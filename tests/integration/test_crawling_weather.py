@@ -16,6 +16,7 @@ from urllib.parse import quote
 
 import pytest
 
+from batchserving.core.names import WEATHER_LOCK
 from batchserving.weather.fake_kma import FakeKma
 from tests.conftest import git, tree_digest
 from tests.integration.dagrun import rendered_fields, run_dag, task_states
@@ -60,7 +61,6 @@ def test_hourly_run_stores_commits_and_never_leaks_the_key(
     assert task_states(dagrun) == {
         "fetch": "success",
         "preprocess": "success",
-        "commit": "success",
     }, logs.out[-3000:] + logs.err[-3000:]
 
     # The run's time, converted to KST, chose the 14:30 issuance.
@@ -72,12 +72,13 @@ def test_hourly_run_stores_commits_and_never_leaks_the_key(
     )
     assert "state.json" in files
 
-    # A new data version: dvc.lock committed with both weather stages in it.
+    # A new data version: the weather pipeline's lock file committed with both stages in it.
     log = git(model_repo, "log", "--format=%H %s", f"{head}..HEAD")
     assert "crawling_weather" in log
-    lock = git(model_repo, "show", "HEAD:dvc.lock")
+    lock = git(model_repo, "show", f"HEAD:{WEATHER_LOCK}")
     assert "fetch_weather:" in lock and "preprocess_weather:" in lock
-    assert git(model_repo, "status", "--porcelain", "--", "dvc.lock") == ""
+    assert git(model_repo, "status", "--porcelain", "--", WEATHER_LOCK) == ""
+    assert git(model_repo, "diff", "--name-only", head, "HEAD", "--", "dvc.lock") == ""
 
     # The key: not in the task logs, rendered fields, files or history.
     assert "fetch_weather: issuance 202611251430" in logs.out + logs.err  # logs were captured

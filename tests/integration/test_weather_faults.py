@@ -17,6 +17,7 @@ import pytest
 import requests
 import yaml
 
+from batchserving.core.names import WEATHER_PIPELINE
 from batchserving.weather.fake_kma import FAKE_KEY, FakeKma
 from tests.conftest import run, snapshot_project, tree_digest
 
@@ -271,10 +272,12 @@ def test_single_item_object_is_read_as_a_list(repo: Path, fake: FakeKma) -> None
 
 
 def test_dvc_repro_keeps_persisted_data_on_failure(repo: Path, fake: FakeKma) -> None:
-    """Through DVC itself: a failed `dvc repro fetch_weather` deletes nothing (persist)."""
+    """Through DVC itself: a failed fetch_weather stage deletes nothing (persist)."""
     before = weather_files(repo)
     fake.mode = "30"
-    result = fetch(repo, fake, cmd=["dvc", "repro", "--single-item", "fetch_weather"])
+    result = fetch(
+        repo, fake, cmd=["dvc", "repro", "--single-item", f"{WEATHER_PIPELINE}:fetch_weather"]
+    )
     assert result.returncode != 0 and "code 30" in result.stderr
     assert_no_key(result.stdout, result.stderr)
     assert weather_files(repo) == before

@@ -154,3 +154,22 @@ def test_atomic_write_survives_sigkill_mid_write(tmp_path: Path) -> None:
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert target.read_text() == "old\n"
+
+
+def test_pinned_files_cover_the_weather_pipeline() -> None:
+    weather_lock = textwrap.dedent(
+        """\
+        schema: '2.0'
+        stages:
+          fetch_weather:
+            deps:
+            - path: stages/fetch_weather.py
+              md5: 581f25f6c5cb5162e7e3c6efdce63018
+            params:
+              params.yaml:
+                weather.nx: 60
+        """
+    )
+    files = pinned_files(LOCK_TEXT, weather_lock)
+    assert {"weather/dvc.yaml", "weather/dvc.lock", "stages/fetch_weather.py"} <= files
+    assert "stages/train.py" in files

@@ -1,0 +1,146 @@
+"""What the DAGs produce and consume, as Airflow assets, and the extras of their events.
+
+Producers declare ``outlets``; ``batch_inference`` declares ``prod`` as its inlet (its
+schedule stays every 5 minutes). A BashOperator cannot set an event's extras itself, so
+each producing task gets a ``post_execute`` hook from here: it runs in the task process
+right after the command succeeded, reads what the command left in the model repo (git,
+``dvc.lock``, ``model.json``, the predictions file) and yields ``Metadata`` for the
+asset, which Airflow attaches to the event. The UI shows these extras on the asset's
+page and in the asset graph's events.
+
+Only ``airflow.sdk`` is imported here at parse time; the hooks import what they read with
+when the task runs.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+from airflow.sdk import Asset, Metadata
+
+MODEL_VERSIONS = Asset(name="iris-model", uri="model-repo://iris-model/versions")
+PROD_DEPLOYMENT = Asset(name="iris-model-prod", uri="model-repo://iris-model/prod")
+PREDICTIONS = Asset(name="iris-predictions", uri="model-repo://output/predictions")
+WEATHER_RAW = Asset(name="kma-forecast-raw", uri="model-repo://output/weather/raw")
+WEATHER_TABLES = Asset(name="kma-forecast-tables", uri="model-repo://output/weather/tables")
+
+VERSION_PATTERN = r"iris-model@(v\d+\.\d+\.\d+)"
+METRICS_SHOWN = ("accuracy", "f1_macro")
+
+
+def _repo():
+    from batchserving.registry.workspace import workspace_path
+
+    return workspace_path()
+
+
+def _git(*args: str) -> str:
+    import subprocess
+
+    return subprocess.run(
+        ["git", *args], cwd=_repo(), capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+def _version_facts(version: str) -> dict[str, Any]:
+    """Commit, model md5 and metrics of a registered version, read from its tag."""
+    import json
+
+    from batchserving.core.names import ARTIFACT, METRICS_FILE, PIPELINE_LOCK
+    from batchserving.registry.dvclock import model_hash
+
+    commit = _git("rev-list", "-n1", f"{ARTIFACT}@{version}")
+    metrics = json.loads(_git("show", f"{commit}:{METRICS_FILE}"))
+    return {
+        "version": version,
+        "commit": commit,
+        "model_md5": model_hash(_git("show", f"{commit}:{PIPELINE_LOCK}")),
+        "metrics": {k: metrics.get(k) for k in METRICS_SHOWN},
+    }
+
+
+def model_version_event(context: dict, result: Any) -> Iterator[Metadata]:
+    """register_model: the version the commit has (new, or the one it already had)."""
+    match = re.search(VERSION_PATTERN, str(result or ""))
+    if match is None:
+        return
+    yield Metadata(
+        MODEL_VERSIONS, {**_version_facts(match.group(1)), "new": "registered" in str(result)}
+    )
+
+
+def prod_event(context: dict, result: Any) -> Iterator[Metadata]:
+    """promote: the deployment record (version, commit, md5, metrics, when)."""
+    import json
+
+    from batchserving.core.names import SERVING_DIR
+
+    record = json.loads((_repo() / SERVING_DIR / "model.json").read_text(encoding="utf-8"))
+    yield Metadata(
+        PROD_DEPLOYMENT,
+        {
+            "version": record.get("version"),
+            "commit": record.get("commit"),
+            "model_md5": record.get("model_md5"),
+            "metrics": {k: record.get("metrics", {}).get(k) for k in METRICS_SHOWN},
+            "promoted_at": record.get("promoted_at"),
+        },
+    )
+
+
+def predictions_event(context: dict, result: Any) -> Iterator[Metadata]:
+    """predict: the file written, its rows, and the model version that scored them."""
+    import csv
+
+    match = re.search(r"wrote (\d+) rows to (\S+)", str(result or ""))
+    if match is None:
+        return
+    path = _repo() / match.group(2)
+    with open(path, newline="", encoding="utf-8") as rows:
+        first = next(csv.DictReader(rows), {})
+    yield Metadata(
+        PREDICTIONS,
+        {
+            "path": match.group(2),
+            "rows": int(match.group(1)),
+            "model_version": first.get("model_version"),
+            "model_commit": first.get("model_commit"),
+        },
+    )
+
+
+def _issuance_at(run_at: str) -> str | None:
+    """The newest stored issuance (YYYYMMDDHHMM, KST) not after ``run_at``: the run's."""
+    from datetime import datetime
+
+    from batchserving.core.names import WEATHER_RAW_DIR
+
+    limit = datetime.fromisoformat(run_at).strftime("%Y%m%d%H%M")
+    names = [p.stem for p in (_repo() / WEATHER_RAW_DIR).glob("*.json") if p.stem <= limit]
+    return max(names, default=None)
+
+
+def weather_raw_event(context: dict, result: Any) -> Iterator[Metadata]:
+    """fetch: the issuance this run stored, and the data version's commit."""
+    run_at = context["task"].env.get("WEATHER_RUN_AT", "")
+    yield Metadata(WEATHER_RAW, {"issuance": _issuance_at(run_at), "commit": str(result)})
+
+
+def weather_tables_event(context: dict, result: Any) -> Iterator[Metadata]:
+    """preprocess: the issuances in the tables, the latest one, and the commit."""
+    import json
+
+    from batchserving.core.names import WEATHER_STATE_FILE
+
+    state = json.loads((_repo() / WEATHER_STATE_FILE).read_text(encoding="utf-8"))
+    done = sorted(state.get("done", []))
+    yield Metadata(
+        WEATHER_TABLES,
+        {
+            "latest_issuance": done[-1] if done else None,
+            "issuances": len(done),
+            "commit": str(result),
+        },
+    )
