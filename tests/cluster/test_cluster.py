@@ -432,6 +432,6 @@ def test_stopping_leaves_no_process_behind(story: Story) -> None:
     assert not pids_with_env(MARKER, str(cluster.data)), "a process of the cluster still runs"
     again = subprocess.run(down, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60)
     assert again.returncode == 0 and "No cluster is running" in again.stdout, again.stdout
-    print(
-        "\ncluster test timings (s): " + ", ".join(f"{k} {v:.0f}" for k, v in story.timings.items())
-    )
+    timings = ", ".join(f"{k} {v:.0f}" for k, v in story.timings.items())
+    killed = f"{story.crash['worker']} killed during `{story.crash['command'][:80]}`"
+    print(f"\ncluster test timings (s): {timings}; {killed}")
