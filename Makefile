@@ -1,5 +1,6 @@
 # Every target bootstraps .venv (uv, locked by uv.lock) and a project-local Airflow home.
 #   make demo | make test | make bench | make lint | make airflow | make run DAG=<dag_id>
+#   make cluster | make cluster-stop
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
@@ -19,14 +20,19 @@ export AIRFLOW__CORE__LOAD_EXAMPLES := False
 # Korean time by default (naive dates on the command line, logs); override in the environment.
 export AIRFLOW__CORE__DEFAULT_TIMEZONE ?= Asia/Seoul
 export PATH := $(BIN):$(PATH)
+# make cluster: every file of the local cluster (DB, registry, remote, keys, logs)
+CLUSTER_DATA ?= $(ROOT)/.cluster
 
-.PHONY: help setup browser demo test test-fast bench lint format run airflow rollback redeploy clean
+.PHONY: help setup browser demo test test-fast bench lint format run airflow rollback redeploy clean \
+	cluster cluster-stop cluster-packages
 
 help:
 	@echo "make demo      run the whole job through Airflow on the embedded default"
 	@echo "make test      run the tests (unit, DAG, integration, end-to-end)"
 	@echo "make run DAG=<dag_id>   run one DAG once (airflow dags test)"
 	@echo "make airflow   Airflow UI on http://127.0.0.1:8080"
+	@echo "make cluster   the cluster: PostgreSQL, Celery on Redis, 2 workers, S3 remote, git server"
+	@echo "make cluster-stop   stop every process make cluster started"
 	@echo "make rollback VERSION=vX.Y.Z   assign prod to an earlier version and deploy it"
 	@echo "make redeploy  deploy the current prod version into output/serving"
 	@echo "make bench     performance figures as ratios"
@@ -38,6 +44,11 @@ $(ROOT)/.uv/bin/uv:
 
 $(BIN)/.synced: $(UV) $(ROOT)/pyproject.toml $(ROOT)/uv.lock
 	$(UV) sync --frozen --python python3.11 --quiet
+	@touch $@
+
+# The cluster's extra (Celery, PostgreSQL and Redis clients, dvc-s3, SeaweedFS) on top.
+$(BIN)/.synced-cluster: $(BIN)/.synced
+	$(UV) sync --frozen --python python3.11 --extra cluster --quiet
 	@touch $@
 
 $(AIRFLOW_HOME)/.ready: $(BIN)/.synced
@@ -65,11 +76,20 @@ browser:
 	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
 		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver; fi
 
-test: $(BIN)/.synced browser
+# The cluster's servers (tests/cluster, make cluster): Debian packages, only where missing.
+cluster-packages:
+	@missing=""; \
+	ls /usr/lib/postgresql/*/bin/postgres > /dev/null 2>&1 || missing="$$missing postgresql"; \
+	command -v redis-server > /dev/null || missing="$$missing redis-server"; \
+	test -x /usr/sbin/sshd || missing="$$missing openssh-server"; \
+	if [ -n "$$missing" ]; then apt-get update -q && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; fi
+
+test: $(BIN)/.synced-cluster browser cluster-packages
 	$(BIN)/pytest
 
 test-fast: $(BIN)/.synced
-	$(BIN)/pytest -m "not e2e"
+	$(BIN)/pytest -m "not e2e and not cluster"
 
 bench: $(BIN)/.synced
 	$(BIN)/python -m benchmarks
@@ -101,6 +121,14 @@ redeploy: $(BIN)/.synced
 airflow: setup
 	@$(WORKSPACE)
 	AIRFLOW__API__HOST=127.0.0.1 AIRFLOW__API__PORT=8080 $(BIN)/airflow standalone
+
+# Start the cluster in $(CLUSTER_DATA) (or say it is up already); prints the UI and login.
+cluster: $(BIN)/.synced-cluster cluster-packages
+	$(BIN)/python -m scripts.cluster up --data $(CLUSTER_DATA)
+
+# Stop every process make cluster started, by pid; its data stays for the next make cluster.
+cluster-stop: $(BIN)/.synced-cluster
+	$(BIN)/python -m scripts.cluster down --data $(CLUSTER_DATA)
 
 clean:
 	rm -rf $(AIRFLOW_HOME) $(ROOT)/output $(ROOT)/dvc-remote

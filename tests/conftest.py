@@ -40,7 +40,13 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 # tests/<group>/... gets the marker of its group, so `pytest -m unit` etc. select by folder.
-GROUP_MARKERS = {"unit": "unit", "dags": "dag", "integration": "integration", "e2e": "e2e"}
+GROUP_MARKERS = {
+    "unit": "unit",
+    "dags": "dag",
+    "integration": "integration",
+    "e2e": "e2e",
+    "cluster": "cluster",
+}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -3,11 +3,5 @@
 Re-exported here for test code that imports it from its former place.
 """
 
-from scripts.airflow_server import (  # noqa: F401
-    AIRFLOW,
-    USER,
-    AirflowServer,
-    fernet_key,
-    free_port,
-    pids_with_env,
-)
+from scripts.airflow_api import fernet_key, free_port, pids_with_env  # noqa: F401
+from scripts.airflow_server import AIRFLOW, USER, AirflowServer  # noqa: F401

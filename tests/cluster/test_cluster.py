@@ -1,0 +1,437 @@
+"""The cluster end to end: PostgreSQL, Celery on Redis, two workers, an S3 remote, a git server.
+
+One cluster (``scripts.cluster``, as ``make cluster`` starts it) in a temp dir on free
+ports. All four DAGs are unpaused and triggered at the same moment, two rounds; between
+them a person pushes a params change to the git server. Then a worker is ``kill -9``-ed
+in the middle of a publish (``dvc push`` or ``git push`` in its process tree), restarted
+on the same workspace, and the next runs must succeed with no cleanup. Finally
+``batch_inference`` runs until each worker has served after the last promotion.
+
+Checked: every run and task instance succeeded on its first try, on both workers; the
+person's params were trained; on the git server every version's model is in the S3
+bucket, one version per model, distinct prod counters, one current prod, the person's
+commit on the branch; both workers serve the current prod; no secret in task logs, the
+metadata DB (``pg_dump``, rendered fields included; the connection table aside), the
+server's history or outputs; ``make cluster`` twice starts nothing new; stopping leaves no
+process behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import importlib.util
+import os
+import re
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+import yaml
+
+from batchserving.core.names import ARTIFACT, PREDICTIONS_DIR
+from batchserving.registry.dvclock import model_hash
+from scripts.airflow_api import cmdline, descendants, is_running, pids_with_env
+from scripts.cluster import BUCKET, MARKER, Cluster
+from tests.conftest import PROJECT_ROOT, git, snapshot_project
+from tests.e2e.checks import current_prod, files_under, git_history_blob, secret_hits
+from tests.e2e.conftest import EXPECTED_DAGS
+from tests.fakes.slack import SlackReceiver
+
+ROUNDS = 2
+PERSONS_N_ESTIMATORS = 40  # params.yaml train.n_estimators pushed between the rounds
+ROUND_TIMEOUT = 420
+PUBLISHING = ("dvc push", "git push")
+# Seconds without a heartbeat before the scheduler gives up on a killed worker's task.
+HEARTBEAT_TIMEOUT = 30
+MAX_INFERENCE_RUNS = 8
+PERSON = ["-c", "user.name=A Person", "-c", "user.email=person@example.invalid"]
+CLUSTER_PACKAGES = ("psycopg2", "redis", "s3fs", "airflow.providers.celery")
+
+
+@dataclass
+class Story:
+    """What happened to the cluster, for the checks."""
+
+    cluster: Cluster
+    slack: SlackReceiver
+    slack_url: str
+    person: Path  # the person's clone of the server's repo
+    person_commit: str = ""
+    rounds: list[dict[str, dict]] = field(default_factory=list)  # dag_id -> finished run
+    round_runs: list[tuple[str, str]] = field(default_factory=list)  # every run they made
+    crash: dict = field(default_factory=dict)
+    after_crash: dict[str, dict] = field(default_factory=dict)
+    inference: list[tuple[str, str]] = field(default_factory=list)  # (run_id, hostname)
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def missing_packages() -> list[str]:
+    found = []
+    for name in CLUSTER_PACKAGES:
+        try:
+            present = importlib.util.find_spec(name) is not None
+        except ModuleNotFoundError:
+            present = False
+        if not present:
+            found.append(name)
+    return found
+
+
+@pytest.fixture(scope="module")
+def cluster_started() -> Iterator[tuple[Cluster, SlackReceiver, str, Path]]:
+    """The cluster, stopped by pid at the end even when a test or the start fails."""
+    if missing := missing_packages():
+        pytest.fail(f"the cluster extra is not installed ({missing}): `make test` installs it")
+    # Not pytest's tmp_path: its parents are 0700, and PostgreSQL runs as `postgres`.
+    root = Path(tempfile.mkdtemp(prefix="cluster-test-"))
+    root.chmod(0o711)  # enterable, not listable
+    try:
+        with SlackReceiver() as slack:
+            slack_url = slack.url.replace("/T0/B0/X", f"/TCL/BCL/{secrets.token_hex(12)}")
+            cluster = Cluster(
+                data=root / "data",
+                source=snapshot_project(root / "source"),
+                slack_webhook=slack_url,
+                airflow_settings={
+                    ("scheduler", "task_instance_heartbeat_timeout"): str(HEARTBEAT_TIMEOUT)
+                },
+            )
+            try:
+                cluster.start()
+                cluster.wait_ready()
+                yield cluster, slack, slack_url, root
+            finally:
+                cluster.stop()
+                left = pids_with_env(MARKER, str(cluster.data))
+                assert not left, f"processes of the cluster left running: {left}"
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def person_pushes_params(cluster: Cluster, clone: Path, n_estimators: int) -> str:
+    """A person clones the server's repo with the key, edits params.yaml, commits, pushes."""
+    env = cluster.git_env(clone.parent)
+    if not clone.exists():
+        subprocess.run(
+            ["git", "clone", "--quiet", cluster.model_repo_url, str(clone)],
+            env=env,
+            check=True,
+            capture_output=True,
+        )
+    subprocess.run(["git", "pull", "--quiet"], cwd=clone, env=env, check=True)
+    params = clone / "params.yaml"
+    text, count = re.subn(
+        r"(?m)^(\s*n_estimators:\s*)\d+", rf"\g<1>{n_estimators}", params.read_text()
+    )
+    assert count == 1, "params.yaml has no train.n_estimators line"
+    params.write_text(text)
+    git(clone, *PERSON, "commit", "-q", "-m", f"Try n_estimators={n_estimators}", "params.yaml")
+    subprocess.run(["git", "push", "--quiet"], cwd=clone, env=env, check=True)
+    return git(clone, "rev-parse", "HEAD").strip()
+
+
+def trigger_round(cluster: Cluster, dag_ids: set[str], run_id: str) -> dict[str, dict]:
+    """Trigger every DAG at the same moment; wait until all of them finished."""
+    with ThreadPoolExecutor(len(dag_ids)) as pool:
+        started = dict(pool.map(lambda d: (d, cluster.trigger(d, run_id)), dag_ids))
+    return cluster.wait_for_runs(started, ROUND_TIMEOUT)
+
+
+def kill_worker_mid_publish(cluster: Cluster, run_id: str, timeout: float = 180) -> dict:
+    """``kill -9`` the worker (and every process under it) whose tree shows a push."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for worker in cluster.workers:
+            leader = cluster.pids[worker][0]
+            tree = descendants(leader)
+            pushing = [cmdline(p) for p in tree if any(s in cmdline(p) for s in PUBLISHING)]
+            if pushing:
+                for pid in [leader, *tree]:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
+                cluster.procs[worker].wait(timeout=30)
+                return {"worker": worker, "command": pushing[0], "pids": [leader, *tree]}
+        run = cluster.api("GET", f"/dags/simple_train/dagRuns/{run_id}")
+        assert run["state"] not in ("success", "failed"), (
+            f"no push seen before the run ended: {run}"
+        )
+        time.sleep(0.02)
+    raise AssertionError(f"no worker showed {PUBLISHING} within {timeout:.0f}s")
+
+
+def serve_on_both_workers(cluster: Cluster, story: Story) -> None:
+    """Run batch_inference until each worker has served since the last promotion."""
+    for n in range(1, MAX_INFERENCE_RUNS + 1):
+        run_id = f"cluster_inference_{n}"
+        cluster.wait_for_runs({"batch_inference": cluster.trigger("batch_inference", run_id)}, 120)
+        for ti in cluster.task_instances("batch_inference", run_id):
+            story.inference.append((run_id, ti["hostname"] or ""))
+        if {host for _, host in story.inference} >= set(cluster.workers):
+            return
+
+
+@pytest.fixture(scope="module")
+def story(cluster_started) -> Story:
+    cluster, slack, slack_url, root = cluster_started
+    story = Story(cluster, slack, slack_url, root / "person" / "model-repo")
+    story.timings["start"] = cluster.timings["total"]
+    dag_ids = cluster.wait_for_dags(EXPECTED_DAGS)
+    for dag_id in dag_ids:
+        cluster.unpause(dag_id)
+    for n in range(1, ROUNDS + 1):
+        if n == 2:
+            story.person_commit = person_pushes_params(cluster, story.person, PERSONS_N_ESTIMATORS)
+        t0 = time.monotonic()
+        story.rounds.append(trigger_round(cluster, dag_ids, f"cluster_round_{n}"))
+        story.timings[f"round_{n}"] = time.monotonic() - t0
+    # Every run so far, the ones unpausing scheduled included, belongs to the rounds.
+    runs = cluster.wait_until_idle(dag_ids, ROUND_TIMEOUT)
+    story.round_runs = [(r["dag_id"], r["dag_run_id"]) for r in runs]
+
+    t0 = time.monotonic()
+    crash_run = cluster.trigger("simple_train", "cluster_crash")
+    story.crash = kill_worker_mid_publish(cluster, crash_run)
+    cluster.start_worker(story.crash["worker"])  # same workspace, as a rebooted machine
+    cluster.wait_ready()
+    # The next runs, on either worker; the killed task holds the pool's slot until the
+    # scheduler has seen no heartbeat from it for HEARTBEAT_TIMEOUT seconds.
+    story.after_crash = trigger_round(
+        cluster, {"model_selection", "batch_inference"}, "cluster_next"
+    )
+    story.timings["crash_and_next"] = time.monotonic() - t0
+
+    t0 = time.monotonic()
+    serve_on_both_workers(cluster, story)
+    story.timings["inference_on_both"] = time.monotonic() - t0
+    for dag_id in dag_ids:  # nothing new starts while the checks read the results
+        cluster.pause(dag_id)
+    return story
+
+
+# --- helpers of the checks -----------------------------------------------------------------
+
+
+def failed_task_details(cluster: Cluster, dag_id: str, run_id: str) -> list[str]:
+    """Each task instance that did not succeed on its first try, with its log's tail."""
+    details = []
+    for ti in cluster.task_instances(dag_id, run_id):
+        ran = ti["state"] != "skipped" or ti["try_number"] > 0
+        if ran and (ti["state"] not in ("success", "skipped") or ti["try_number"] != 1):
+            where = f"{dag_id}/{run_id}/{ti['task_id']}"
+            details.append(f"{where}: {ti['state']} try {ti['try_number']} on {ti['hostname']}")
+            details.append(task_log_tail(cluster, dag_id, run_id, ti["task_id"]))
+    return details
+
+
+def task_log_tail(cluster: Cluster, dag_id: str, run_id: str, task_id: str) -> str:
+    logs = sorted(cluster.logs_dir.glob(f"dag_id={dag_id}/run_id={run_id}/task_id={task_id}/*"))
+    if not logs:
+        return "    (no log)"
+    lines = logs[-1].read_text(errors="replace").splitlines()
+    picked = [ln for ln in lines if '"level":"error"' in ln or "ERROR" in ln or "rror" in ln]
+    return "\n".join("    " + ln[:400] for ln in (picked or lines)[-8:])
+
+
+def server_tags(cluster: Cluster, pattern: str) -> list[str]:
+    return git(cluster.bare_repo, "tag", "--list", pattern).split()
+
+
+def version_md5s(cluster: Cluster) -> dict[str, str | None]:
+    """Each ``iris-model@v*`` tag on the server -> the model md5 its commit's dvc.lock pins."""
+    found = {}
+    for tag in server_tags(cluster, f"{ARTIFACT}@v*"):
+        shown = subprocess.run(
+            ["git", "show", f"{tag}^{{commit}}:dvc.lock"],
+            cwd=cluster.bare_repo,
+            capture_output=True,
+            text=True,
+        )
+        found[tag] = model_hash(shown.stdout if shown.returncode == 0 else None)
+    return found
+
+
+def bucket_md5s(cluster: Cluster) -> set[str]:
+    """The content hashes of every object in the S3 DVC remote (``files/md5/ab/cdef...``)."""
+    keys = cluster.s3().find(f"{BUCKET}/dvc/files/md5")
+    return {"".join(key.split("/")[-2:]) for key in keys}
+
+
+def person_clone_synced(story: Story) -> Path:
+    env = story.cluster.git_env(story.person.parent)
+    fetch = ["git", "fetch", "--quiet", "--tags", "--force", "--prune", "--prune-tags", "origin"]
+    subprocess.run(fetch, cwd=story.person, env=env, check=True)
+    subprocess.run(
+        ["git", "reset", "--quiet", "--hard", "origin/main"], cwd=story.person, check=True
+    )
+    return story.person
+
+
+def latest_prediction(workspace: Path) -> tuple[Path, list[dict]] | None:
+    files = sorted((workspace / PREDICTIONS_DIR).glob("*/*.csv"), key=lambda p: p.stat().st_mtime)
+    if not files:
+        return None
+    with open(files[-1], newline="", encoding="utf-8") as handle:
+        return files[-1], list(csv.DictReader(handle))
+
+
+# --- the checks ----------------------------------------------------------------------------
+
+
+def test_the_four_dags_load_on_the_cluster(story: Story) -> None:
+    assert story.cluster.import_errors() == []
+    assert story.cluster.dag_ids() == EXPECTED_DAGS
+
+
+def test_every_round_run_and_task_succeeds_on_its_first_try(story: Story) -> None:
+    cluster = story.cluster
+    assert len(story.rounds) == ROUNDS and all(set(r) == EXPECTED_DAGS for r in story.rounds)
+    problems = []
+    for dag_id, run_id in story.round_runs:
+        run = cluster.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}")
+        if run["state"] != "success":
+            problems.append(f"{dag_id}/{run_id}: run {run['state']}")
+        problems += failed_task_details(cluster, dag_id, run_id)
+    assert not problems, "\n".join(problems)
+
+
+def test_tasks_ran_on_both_workers(story: Story) -> None:
+    hosts = {
+        ti["hostname"]
+        for dag_id, run_id in story.round_runs
+        for ti in story.cluster.task_instances(dag_id, run_id)
+        if ti["hostname"]
+    }
+    assert hosts >= set(story.cluster.workers), f"task instances ran on {hosts}"
+
+
+def test_round_two_trained_the_persons_params(story: Story) -> None:
+    trained = {}
+    for tag in server_tags(story.cluster, f"{ARTIFACT}@v*"):
+        params = git(story.cluster.bare_repo, "show", f"{tag}^{{commit}}:params.yaml")
+        trained[tag] = yaml.safe_load(params)["train"]["n_estimators"]
+    assert PERSONS_N_ESTIMATORS in trained.values(), f"versions and their n_estimators: {trained}"
+
+
+def test_the_server_registry_is_consistent(story: Story) -> None:
+    cluster = story.cluster
+    versions = version_md5s(cluster)
+    assert versions, "the git server has no iris-model version tag"
+    in_bucket = bucket_md5s(cluster)
+    missing = {tag: md5 for tag, md5 in versions.items() if md5 not in in_bucket}
+    assert not missing, f"versions whose model is not in s3://{BUCKET}/dvc: {missing}"
+    by_md5: dict[str | None, list[str]] = {}
+    for tag, md5 in versions.items():
+        by_md5.setdefault(md5, []).append(tag)
+    assert all(len(tags) == 1 for tags in by_md5.values()), f"one model, many versions: {by_md5}"
+    counters = [int(t.rsplit("#", 1)[1]) for t in server_tags(cluster, f"{ARTIFACT}#prod#*")]
+    assert counters and len(counters) == len(set(counters)), f"prod counters: {counters}"
+    assert len(current_prod(person_clone_synced(story))) == 1, "not exactly one current prod"
+    branch = git(cluster.bare_repo, "rev-parse", "refs/heads/main").strip()
+    ancestor = subprocess.run(
+        ["git", "merge-base", "--is-ancestor", story.person_commit, branch],
+        cwd=cluster.bare_repo,
+    )
+    assert ancestor.returncode == 0, f"the person's {story.person_commit[:12]} left the branch"
+
+
+def test_both_workers_serve_the_current_prod(story: Story) -> None:
+    prod = current_prod(person_clone_synced(story))
+    assert len(prod) == 1, f"current prod: {prod}"
+    served = {}
+    for worker in story.cluster.workers:
+        latest = latest_prediction(story.cluster.workspace(worker))
+        assert latest, f"{worker} wrote no predictions (inference runs: {story.inference})"
+        path, rows = latest
+        served[worker] = {(r["model_version"], r["model_commit"]) for r in rows}
+        assert served[worker] == {(prod[0].version, prod[0].commit)}, (
+            f"{worker}'s {path.name} names {served[worker]}, prod is {prod[0]}"
+        )
+
+
+def test_a_worker_killed_mid_publish_leaves_the_next_runs_working(story: Story) -> None:
+    assert any(s in story.crash["command"] for s in PUBLISHING), story.crash
+    assert not any(is_running(pid) for pid in story.crash["pids"]), "a killed process lives"
+    problems = []
+    for dag_id, run in story.after_crash.items():
+        if run["state"] != "success":
+            problems.append(f"{dag_id}/{run['dag_run_id']}: run {run['state']}")
+            problems += failed_task_details(story.cluster, dag_id, run["dag_run_id"])
+    assert not problems, f"after killing {story.crash['worker']}:\n" + "\n".join(problems)
+
+
+def cluster_secrets(story: Story) -> dict[str, str]:
+    s = story.cluster.secrets
+    found = {
+        "S3 access key id": s.s3_access_key,
+        "S3 secret key": s.s3_secret_key,
+        "Slack webhook URL": story.slack_url,
+        "Slack webhook secret part": story.slack_url.rsplit("/", 1)[1],
+        "KMA key": s.fake_kma_key,
+        "KMA key (URL-encoded)": quote(s.fake_kma_key, safe=""),
+    }
+    key_lines = story.cluster.private_key.read_text().splitlines()[1:-1]
+    found.update({f"git private key line {i}": ln for i, ln in enumerate(key_lines) if ln})
+    return found
+
+
+def test_no_secret_in_logs_db_history_or_outputs(story: Story) -> None:
+    cluster = story.cluster
+    dump = cluster.pg_dump("--exclude-table-data=connection")
+    assert b"rendered_task_instance_fields" in dump and b"bash_command" in dump, (
+        "the dump holds no rendered fields: the check below would prove nothing"
+    )
+    workspaces = [cluster.workspace(w) / "output" for w in cluster.workers]
+    hits = secret_hits(
+        cluster_secrets(story),
+        [*files_under(cluster.logs_dir), *files_under(*workspaces)],
+        {"pg_dump": dump, "server git history": git_history_blob(cluster.bare_repo)},
+    )
+    assert not hits, "secrets leaked:\n" + "\n".join(hits)
+    # The connections were really used: a secret never read would prove nothing.
+    assert story.slack.messages, "no Slack message was sent through my_webhook"
+    assert bucket_md5s(cluster), "nothing was pushed to the S3 remote through dvc_remote"
+
+
+def test_make_cluster_twice_starts_nothing_new(story: Story) -> None:
+    before = dict(story.cluster.pids)
+    up = subprocess.run(
+        [sys.executable, "-m", "scripts.cluster", "up", "--data", str(story.cluster.data)],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert up.returncode == 0, up.stderr
+    assert "already up" in up.stdout and story.cluster.url in up.stdout, up.stdout
+    assert Cluster(data=story.cluster.data).pids == before
+
+
+def test_stopping_leaves_no_process_behind(story: Story) -> None:
+    cluster = story.cluster
+    pids = [pid for pid, _ in cluster.pids.values()]
+    story.timings["total_before_stop"] = sum(story.timings.values())
+    t0 = time.monotonic()
+    down = [sys.executable, "-m", "scripts.cluster", "down", "--data", str(cluster.data)]
+    result = subprocess.run(down, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120)
+    story.timings["stop"] = time.monotonic() - t0
+    assert result.returncode == 0, result.stderr
+    for proc in cluster.procs.values():
+        proc.poll()
+    assert not [pid for pid in pids if is_running(pid)], "a recorded process still runs"
+    assert not pids_with_env(MARKER, str(cluster.data)), "a process of the cluster still runs"
+    again = subprocess.run(down, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60)
+    assert again.returncode == 0 and "No cluster is running" in again.stdout, again.stdout
+    timings = ", ".join(f"{k} {v:.0f}" for k, v in story.timings.items())
+    killed = f"{story.crash['worker']} killed during `{story.crash['command'][:80]}`"
+    print(f"\ncluster test timings (s): {timings}; {killed}")
