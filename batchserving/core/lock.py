@@ -16,6 +16,7 @@ made on first use). It is checked to be a git and DVC workspace before any work 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -44,6 +45,21 @@ def command_env() -> dict[str, str]:
     env = dict(os.environ)
     env["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), env.get("PATH", "")])
     return env
+
+
+def reap_children_on_sigterm() -> None:
+    """Turn SIGTERM into KeyboardInterrupt, so a running ``subprocess.run`` kills and waits.
+
+    A task that times out or is killed gets SIGTERM for its whole process group. Without
+    this, a parent dies before its child and the child becomes an orphan nobody reaps at
+    once; DVC would then find the dead ``dvc`` pid still in its lock table and refuse the
+    next run ("is busy"). With it, every parent reaps its child before it exits.
+    """
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, interrupt)
 
 
 def run_locked(command: list[str]) -> int:
@@ -76,6 +92,7 @@ def main() -> None:
         sys.exit("usage: python -m batchserving.core.lock COMMAND [ARGS...]")
     from batchserving.registry.workspace import NotAModelRepo
 
+    reap_children_on_sigterm()
     try:
         sys.exit(run_locked(command))
     except NotAModelRepo as exc:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from batchserving.core.lock import reap_children_on_sigterm
 from batchserving.core.params import ParamsError
 from batchserving.core.repro import repro_or_restore
 from batchserving.registry.git import RegistryError, git, run_label
@@ -33,6 +34,7 @@ def main() -> None:
     parser.add_argument("--single-item", action="store_true", help="only the named stages")
     parser.add_argument("stages", nargs="+")
     args = parser.parse_args()
+    reap_children_on_sigterm()
     repo = workspace_path()
     pull = ["--with-deps", *args.stages]  # a fresh workspace needs the inputs too
 

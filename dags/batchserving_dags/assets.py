@@ -91,15 +91,20 @@ def prod_event(context: dict, result: Any) -> Iterator[Metadata]:
 
 
 def predictions_event(context: dict, result: Any) -> Iterator[Metadata]:
-    """predict: the file written, its rows, and the model version that scored them."""
-    import csv
+    """predict: the file written, its rows, and the model version that scored them.
+
+    The version is the serving record's (the file may be CSV or Parquet; the task refreshed
+    and read that record a moment ago, in this same workspace).
+    """
+    import json
+
+    from batchserving.core.names import SERVING_DIR
 
     match = re.search(r"wrote (\d+) rows to (\S+)", str(result or ""))
     if match is None:
         return
-    path = _repo() / match.group(2)
-    with open(path, newline="", encoding="utf-8") as rows:
-        first = next(csv.DictReader(rows), {})
+    first = json.loads((_repo() / SERVING_DIR / "model.json").read_text(encoding="utf-8"))
+    first = {"model_version": first.get("version"), "model_commit": first.get("commit")}
     yield Metadata(
         PREDICTIONS,
         {

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import DAGS_FOLDER, snapshot_project
+from tests.conftest import DAGS_FOLDER, git, snapshot_project
 from tests.fakes.slack import SlackReceiver
 
 EXPECTED_STATES = {"repro_evaluate": "success", "register_model": "failed"}
@@ -32,6 +32,10 @@ def broken_registry_repo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[P
     text, count = re.subn(r"(?m)^(\s*git_email:).*$", r"\1 not-an-email", params.read_text())
     assert count == 1
     params.write_text(text)
+    # Committed, as a person's push would be: training has nothing to commit, registering fails.
+    git(
+        repo, "-c", "user.name=Test", "-c", "user.email=test@example.invalid", "commit", "-qam", "x"
+    )
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MODEL_REPO", str(repo))
         yield repo
