@@ -19,6 +19,7 @@ class SlackReceiver:
         self.mode = mode
         self.delay = delay
         self.messages: list[dict] = []
+        self.arrivals: list[float] = []  # time.monotonic() of each message, as it arrived
         self._lock = threading.Lock()
         receiver = self
 
@@ -26,6 +27,7 @@ class SlackReceiver:
             def do_POST(self) -> None:  # noqa: N802 - http.server's naming
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 with receiver._lock:
+                    receiver.arrivals.append(time.monotonic())
                     receiver.messages.append(json.loads(body or b"{}"))
                 if receiver.mode == "slow":
                     time.sleep(receiver.delay)
