@@ -46,10 +46,11 @@ $(AIRFLOW_HOME)/.ready: $(BIN)/.synced
 	$(BIN)/python -m batchserving.core.airflow_setup
 	@touch $@
 
-# Byte-compile the DAG files and their helpers: the DAG processor parses them every 30 s,
-# and PYTHONDONTWRITEBYTECODE (set on some machines) would make it compile them each time.
+# Byte-compile the DAG files and their helpers (batchserving/core is imported at parse time):
+# the DAG processor parses them every 30 s, and PYTHONDONTWRITEBYTECODE (set on some
+# machines) would make it compile them each time.
 setup: $(AIRFLOW_HOME)/.ready
-	@$(BIN)/python -m compileall -q $(ROOT)/dags
+	@$(BIN)/python -m compileall -q $(ROOT)/dags $(ROOT)/batchserving/core
 
 # The same model repo for every local command: MODEL_REPO if set, else .model-repo/ (made on
 # first use); each target below names it at start.
