@@ -61,6 +61,33 @@ def run(cmd: list[str], cwd: Path | None = None, **kwargs) -> subprocess.Complet
     return result
 
 
+def locked_task(
+    repo: Path, *command: str, env: dict[str, str] | None = None, check: bool = True
+) -> subprocess.CompletedProcess:
+    """A task's command under the repo lock in workspace ``repo``, as the DAG tasks run it."""
+    result = subprocess.run(
+        [sys.executable, "-m", "batchserving.core.lock", *command],
+        cwd=PROJECT_ROOT,
+        env={**os.environ, "MODEL_REPO": str(repo), **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    if check:
+        assert result.returncode == 0, f"{command}:\n{result.stdout}\n{result.stderr}"
+    return result
+
+
+def last_line(output: str) -> str:
+    """What Airflow keeps as a command's XCom: its last output line ('' if none)."""
+    lines = output.strip().splitlines()
+    return lines[-1] if lines else ""
+
+
+# The promote task's command; the compare task's XCom follows it.
+PROMOTE = ("python", "-m", "batchserving.selection.promote", "promote", "--comparison-json")
+
+
 def git(repo: Path, *args: str) -> str:
     """Run git in ``repo``; return its output, failing the test if git fails."""
     return run(["git", *args], cwd=repo).stdout

@@ -24,7 +24,7 @@ from batchserving.registry.dvclock import LOCK_FILES, model_hash, pinned_files
 from batchserving.registry.git import RegistryError, git, run_label, show
 from batchserving.registry.remote import in_remote, remote_description
 from batchserving.registry.sync import synced
-from batchserving.registry.versions import latest_version, register_version
+from batchserving.registry.versions import latest_version, register_version, version_at
 from batchserving.registry.workspace import workspace_path
 
 
@@ -75,6 +75,9 @@ def register_commit(repo: Path, commit: str, identity: RegistryParams, label: st
             f"the model of {commit[:12]} (md5 {md5}) is not in the DVC remote "
             f"{remote_description(repo)}; run the training step again to push it"
         )
+    registered = version_at(repo, commit)
+    if registered is not None:
+        return f"registry: {commit[:12]} is already {ARTIFACT}@{registered.version}; no new version"
     latest = latest_version(repo)
     if latest is not None and model_hash(show(repo, latest.commit, "dvc.lock")) == md5:
         return (

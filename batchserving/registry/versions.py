@@ -91,6 +91,11 @@ def latest_version(git_dir: Path) -> ModelVersion | None:
     return _newest_version(git_dir)
 
 
+def version_at(git_dir: Path, commit: str) -> ModelVersion | None:
+    """The version registered on ``commit``, or None."""
+    return _newest_version(git_dir, f"--points-at={commit}")
+
+
 def prod_assignments(git_dir: Path) -> list[ModelVersion]:
     """Every ``prod`` assignment of the artifact, oldest first.
 
@@ -126,7 +131,7 @@ def current_prod(git_dir: Path) -> ModelVersion | None:
     if not newest:
         return None
     tag = newest[0]
-    version = _newest_version(git_dir, f"--points-at={tag.commit}")
+    version = version_at(git_dir, tag.commit)
     if version is None:
         raise RegistryError(f"{tag.name} names commit {tag.commit[:12]}, which has no version")
     return ModelVersion(version.version, tag.commit, tag.created, tag.name)

@@ -8,7 +8,6 @@ per session so the tests can look for them everywhere afterwards.
 
 from __future__ import annotations
 
-import importlib.util
 import secrets
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -17,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from batchserving.weather.fake_kma import FakeKma
 from scripts.airflow_server import AirflowServer
 from tests.conftest import snapshot_project
 from tests.fakes.slack import SlackReceiver
@@ -34,15 +34,11 @@ class E2E:
     slack: SlackReceiver
     slack_url: str  # secret: the webhook URL
     kma_key: str  # secret: the KMA service key
-    kma: object | None  # batchserving.weather.fake_kma.FakeKma, when that module exists
+    kma: FakeKma
 
 
-def start_fake_kma(stack: ExitStack, key: str):
-    """Start the fake KMA server accepting ``key`` (None if there is no fake)."""
-    if importlib.util.find_spec("batchserving.weather.fake_kma") is None:
-        return None
-    from batchserving.weather.fake_kma import FakeKma
-
+def start_fake_kma(stack: ExitStack, key: str) -> FakeKma:
+    """Start the fake KMA server accepting ``key``, stopped with ``stack``."""
     return stack.enter_context(FakeKma(key=key))
 
 

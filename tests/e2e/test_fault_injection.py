@@ -7,8 +7,8 @@ that existed are untouched, and the next run succeeds with no manual cleanup.
 Three kill points, each with the task's own command (``python -m batchserving.core.lock ...``) in a
 process group of its own, killed whole: mid-training (``dvc repro evaluate`` while the
 train stage runs), mid-promotion (after the ``iris-model#prod#N`` tag, before the
-deployment; held there by a git ``reference-transaction`` hook the test installs in its
-clone, as the natural window is ~0.1 s) and mid-weather-fetch (while the fake
+deployment; held there by a breakpoint the test injects into the promote command's
+interpreter, as the natural window is ~0.1 s) and mid-weather-fetch (while the fake
 KMA server holds its answer). The pieces: start the command with ``start_writer()``,
 ``kill_when()`` its output or process tree shows the point, then check with a
 ``RepoState`` captured before.
@@ -31,7 +31,7 @@ from filelock import FileLock
 
 from batchserving.core.names import LOCK_FILE, WEATHER_LOCK, WEATHER_PIPELINE
 from batchserving.weather.fake_kma import FakeKma
-from tests.conftest import PROJECT_ROOT, set_params, tree_digest
+from tests.conftest import PROJECT_ROOT, last_line, set_params, tree_digest
 from tests.e2e.checks import (
     LOCK_CONTENTION,
     Prod,
@@ -68,11 +68,6 @@ def run_writer(repo: Path, *command: str, env: dict[str, str] | None = None) -> 
     return output
 
 
-def xcom(output: str) -> str:
-    """What Airflow would keep as the task's XCom: its last output line."""
-    return output.strip().splitlines()[-1]
-
-
 TRAIN = ("python", "-m", "batchserving.registry.publish", "evaluate")
 REGISTER = ("python", "-m", "batchserving.registry.register")
 COMPARE = ("python", "-m", "batchserving.selection.compare")
@@ -81,12 +76,12 @@ COMPARE = ("python", "-m", "batchserving.selection.compare")
 def run_model_selection(repo: Path, promote: bool = True) -> tuple[str, str]:
     """The tasks of model_selection in order, each given the XCom it reads; (output, comparison)."""
     output = run_writer(repo, *TRAIN)
-    output += run_writer(repo, *REGISTER, "--commit", xcom(output))
+    output += run_writer(repo, *REGISTER, "--commit", last_line(output))
     compared = run_writer(repo, *COMPARE)
     output += compared
     if promote:
-        output += run_writer(repo, *promote_command(xcom(compared)))
-    return output, xcom(compared)
+        output += run_writer(repo, *promote_command(last_line(compared)))
+    return output, last_line(compared)
 
 
 def promote_command(comparison: str) -> tuple[str, ...]:
@@ -218,7 +213,7 @@ def assert_recovered(repo: Path, before: RepoState) -> None:
 
 def test_kill_during_training_leaves_no_stale_lock_and_no_damage(model_repo: Path) -> None:
     # A registered version exists before the crash.
-    run_writer(model_repo, *REGISTER, "--commit", xcom(run_writer(model_repo, *TRAIN)))
+    run_writer(model_repo, *REGISTER, "--commit", last_line(run_writer(model_repo, *TRAIN)))
     before = RepoState.capture(model_repo)
     assert [t for t in before.tags if t.startswith("iris-model@")] == ["iris-model@v0.0.1"]
 
@@ -236,7 +231,7 @@ def test_kill_during_training_leaves_no_stale_lock_and_no_damage(model_repo: Pat
     # The next run needs no cleanup: it trains, registers a new version, meets no busy lock.
     started = time.monotonic()
     output = run_writer(model_repo, *TRAIN)
-    output += run_writer(model_repo, *REGISTER, "--commit", xcom(output))
+    output += run_writer(model_repo, *REGISTER, "--commit", last_line(output))
     assert time.monotonic() - started < 120
     assert not [m for m in LOCK_CONTENTION if m in output], output
     assert "registered iris-model@v0.0.2" in output
@@ -248,24 +243,40 @@ def test_kill_during_training_leaves_no_stale_lock_and_no_damage(model_repo: Pat
 # -- kill -9 mid-promotion: after the prod tag, before the deployment --------------------
 
 
-def hold_after_prod_tag(repo: Path) -> Path:
-    """Install a git hook that holds the process once a prod tag is written; return its marker.
+HOLD_AFTER_ASSIGN = """\
+# Written by the fault test: hold this process right after GTO writes the prod tag.
+import pathlib
+import time
 
-    ``reference-transaction`` runs after git commits a ref update: when the update names a
-    prod tag, the hook touches the marker and sleeps, so the promotion stops right after
-    the tag and before the deployment, from outside the product's code.
+import gto.api
+
+_assign = gto.api.assign
+
+
+def assign(*args, **kwargs):
+    result = _assign(*args, **kwargs)
+    pathlib.Path({marker!r}).touch()
+    time.sleep(300)
+    return result
+
+
+gto.api.assign = assign
+"""
+
+
+def hold_after_prod_tag(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """A breakpoint injected from outside: (its marker, the environment that arms it).
+
+    GTO writes tags without the git CLI (no git hook sees them), so the test puts a
+    ``sitecustomize`` module on the promote command's ``PYTHONPATH`` that wraps
+    ``gto.api.assign``: once the prod tag is written it touches the marker and sleeps, so
+    the promotion stops right after the tag and before the deployment.
     """
-    marker = repo.parent / "prod-tag-written"
-    hook = repo / ".git" / "hooks" / "reference-transaction"
-    hook.write_text(
-        "#!/bin/sh\n"
-        '[ "$1" = committed ] || exit 0\n'
-        "grep -q 'refs/tags/iris-model#prod#' || exit 0\n"
-        f"touch '{marker}'\n"
-        "exec sleep 300\n"
-    )
-    hook.chmod(0o755)
-    return marker
+    marker = tmp_path / "prod-tag-written"
+    inject = tmp_path / "hold-after-assign"
+    inject.mkdir()
+    (inject / "sitecustomize.py").write_text(HOLD_AFTER_ASSIGN.format(marker=str(marker)))
+    return marker, {"PYTHONPATH": str(inject)}
 
 
 def assert_serves(repo: Path, prod: Prod) -> None:
@@ -298,10 +309,9 @@ def test_kill_between_prod_tag_and_deployment_keeps_old_deployment_and_recovers(
     before = RepoState.capture(model_repo)
 
     # The promotion is killed once the new prod tag exists, before the deployment starts.
-    marker = hold_after_prod_tag(model_repo)
-    promotion = start_writer(model_repo, *promote_command(comparison))
+    marker, armed = hold_after_prod_tag(model_repo.parent)
+    promotion = start_writer(model_repo, *promote_command(comparison), env=armed)
     output = kill_when(promotion, lambda _out, _cmds: marker.exists())
-    (model_repo / ".git" / "hooks" / "reference-transaction").unlink()
     assert "deployed" not in output
     new_tag = "iris-model#prod#2"
     after_kill = RepoState.capture(model_repo)

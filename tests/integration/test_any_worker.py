@@ -22,7 +22,16 @@ import yaml
 from batchserving.core.names import ARTIFACT, WEATHER_LOCK, WEATHER_PIPELINE
 from batchserving.registry.dvclock import model_hash
 from batchserving.weather.fake_kma import FakeKma
-from tests.conftest import PROJECT_ROOT, git, run, set_params, snapshot_project
+from tests.conftest import (
+    PROJECT_ROOT,
+    PROMOTE,
+    git,
+    last_line,
+    locked_task,
+    run,
+    set_params,
+    snapshot_project,
+)
 from tests.integration.dagrun import rendered_fields, run_dag, task_states
 
 PYTHON = sys.executable
@@ -51,15 +60,8 @@ class Cluster:
 
     def task(self, workspace: str, *command: str, check: bool = True, **extra: str) -> str:
         """A repo-writing task's command in ``workspace``; return its output (last line = XCom)."""
-        result = subprocess.run(
-            [PYTHON, "-m", "batchserving.core.lock", PYTHON, "-m", *command],
-            cwd=PROJECT_ROOT,
-            env=self.env(workspace, **extra),
-            capture_output=True,
-            text=True,
-        )
-        if check:
-            assert result.returncode == 0, f"{command}:\n{result.stdout}\n{result.stderr}"
+        env = self.env(workspace, **extra)
+        result = locked_task(self.root / workspace, PYTHON, "-m", *command, env=env, check=check)
         return result.stdout + result.stderr if not check else result.stdout
 
     def predict(self, workspace: str, logical_date: str, **extra: str) -> subprocess.Popen:
@@ -96,10 +98,6 @@ def cluster(tmp_path: Path) -> Cluster:
     return Cluster(tmp_path)
 
 
-def last_line(output: str) -> str:
-    return output.strip().splitlines()[-1]
-
-
 def in_remote(remote: Path, md5: str) -> bool:
     return (remote / "files" / "md5" / md5[:2] / md5[2:]).is_file()
 
@@ -119,9 +117,7 @@ def test_each_step_on_another_fresh_worker(cluster: Cluster) -> None:
     assert last_line(registered).startswith(f"registry: registered {ARTIFACT}@v0.0.1")
     comparison = last_line(cluster.task("ws-c", "batchserving.selection.compare"))
     assert json.loads(comparison)["decision"] == "promote"
-    promoted = cluster.task(
-        "ws-d", "batchserving.selection.promote", "promote", "--comparison-json", comparison
-    )
+    promoted = cluster.task("ws-d", *PROMOTE[2:], comparison)
     assert "promoted iris-model v0.0.1 to prod" in last_line(promoted)
     assert cluster.tags() == [f"{ARTIFACT}#prod#1", f"{ARTIFACT}@v0.0.1"]
     md5 = model_hash(git(cluster.server, "show", f"{commit}:dvc.lock"))

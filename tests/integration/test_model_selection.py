@@ -12,13 +12,12 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pendulum
 import pytest
 
-from tests.conftest import PROJECT_ROOT, run, set_params, tree_digest
+from tests.conftest import PROMOTE, last_line, locked_task, run, set_params, tree_digest
 from tests.integration.dagrun import load_dag, task_output, task_states
 
 TRAIN_KEYS = ("n_estimators", "max_depth", "test_size")
@@ -55,17 +54,13 @@ def deployment(repo: Path) -> dict:
 
 def repo_command(repo: Path, *command: str, check: bool = True) -> subprocess.CompletedProcess:
     """A stage command under the repo lock, exactly as the DAG tasks and `make` run it."""
-    env = {**os.environ, "MODEL_REPO": str(repo)}
-    result = subprocess.run(
-        [sys.executable, "-m", "batchserving.core.lock", *command],
-        cwd=PROJECT_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    if check:
-        assert result.returncode == 0, f"{command}:\n{result.stdout}\n{result.stderr}"
-    return result
+    return locked_task(repo, *command, check=check)
+
+
+def comparison_of(dag_run) -> dict:
+    """The comparison the run's compare task returned (its XCom, the JSON line it printed)."""
+    value = task_output(dag_run, "compare")
+    return value if isinstance(value, dict) else json.loads(value)
 
 
 def assert_serving_matches_prod(repo: Path) -> dict:
@@ -128,7 +123,7 @@ def test_selection_promotes_only_better_models(airflow_db, model_repo, slack_rec
     assert states["keep_champion"] == "success" and states["promote"] == "skipped", states
     assert versions(model_repo) == ["iris-model@v0.0.1", "iris-model@v0.0.2"]
     assert prod_version(model_repo) == "v0.0.1"
-    comparison = json.loads(task_output(dag_run, "compare"))
+    comparison = comparison_of(dag_run)
     assert comparison["champion"]["metrics_source"] == "scored on the current test rows"
     assert comparison["champion"]["metrics"]["n_test"] == 60
     assert comparison["evidence"]["n"] == 60
@@ -147,7 +142,7 @@ def test_selection_promotes_only_better_models(airflow_db, model_repo, slack_rec
     assert states["keep_champion"] == "success" and states["promote"] == "skipped", states
     assert versions(model_repo)[-1] == "iris-model@v0.0.3"
     assert prod_version(model_repo) == "v0.0.1"
-    comparison = json.loads(task_output(dag_run, "compare"))
+    comparison = comparison_of(dag_run)
     evidence = comparison["evidence"]
     assert (evidence["test"], evidence["alpha"], evidence["n"]) == ("mcnemar", 0.05, 45)
     assert (evidence["challenger_only"], evidence["champion_only"]) == (1, 0)
@@ -173,7 +168,7 @@ def test_selection_promotes_only_better_models(airflow_db, model_repo, slack_rec
     assert states["promote"] == "success" and states["keep_champion"] == "skipped", states
     assert prod_version(model_repo) == "v0.0.3"
     assert versions(model_repo)[-1] == "iris-model@v0.0.3"
-    comparison = json.loads(task_output(dag_run, "compare"))
+    comparison = comparison_of(dag_run)
     record = assert_serving_matches_prod(model_repo)
     assert record["metrics"]["f1_macro"] == comparison["challenger"]["metrics"]["f1_macro"]
     tagged = prod_tag_message(model_repo, "iris-model#prod#2")
@@ -221,16 +216,7 @@ def promoted_repo(model_repo: Path) -> Path:
     repo_command(model_repo, "python", "-m", "batchserving.registry.publish", "evaluate")
     repo_command(model_repo, "python", "-m", "batchserving.registry.register")
     compared = repo_command(model_repo, "python", "-m", "batchserving.selection.compare").stdout
-    comparison = compared.strip().splitlines()[-1]
-    repo_command(
-        model_repo,
-        "python",
-        "-m",
-        "batchserving.selection.promote",
-        "promote",
-        "--comparison-json",
-        comparison,
-    )
+    repo_command(model_repo, *PROMOTE, last_line(compared))
     assert prod_version(model_repo) == "v0.0.1"
     return model_repo
 
@@ -261,12 +247,8 @@ def test_bad_metrics_fail_compare_and_change_nothing(promoted_repo):
         # Without a comparison the promote step refuses too.
         result = repo_command(
             repo,
-            "python",
-            "-m",
-            "batchserving.selection.promote",
-            "promote",
-            "--comparison-json",
-            result.stdout.strip().splitlines()[-1] if result.stdout.strip() else "",
+            *PROMOTE,
+            last_line(result.stdout),
             check=False,
         )
         assert result.returncode != 0 and "not the compare step's JSON" in result.stderr
@@ -285,7 +267,7 @@ def test_a_floor_above_the_score_blocks_the_first_version(airflow_db, model_repo
     assert prod_version(model_repo) is None
     assert run(["git", "tag", "-l", "iris-model#prod*"], cwd=model_repo).stdout == ""
     assert not (model_repo / "output/serving").exists()
-    comparison = json.loads(task_output(dag_run, "compare"))
+    comparison = comparison_of(dag_run)
     assert comparison["decision"] == "keep" and comparison["evidence"] is None
     assert comparison["challenger"]["metrics"]["f1_macro"] < 0.95
     assert len(slack_receiver.texts) == 1
@@ -317,10 +299,11 @@ def test_bad_selection_params_fail_compare_and_change_nothing(promoted_repo):
 
 
 def test_prod_model_in_neither_cache_nor_remote_is_a_clear_error(promoted_repo):
+    """A machine without the deployment, whose cache and remote lost the model, is told so."""
     repo = promoted_repo
-    record = deployment(repo)
     shutil.rmtree(repo / ".dvc/cache")
     shutil.rmtree(repo / "dvc-remote")
+    shutil.rmtree(repo / "output/serving")
     result = repo_command(
         repo, "python", "-m", "batchserving.selection.promote", "redeploy", check=False
     )
@@ -328,7 +311,7 @@ def test_prod_model_in_neither_cache_nor_remote_is_a_clear_error(promoted_repo):
     assert "iris-model@v0.0.1" in result.stderr
     assert "neither the DVC cache nor the remote 'local'" in result.stderr
     assert str(repo / "dvc-remote") in result.stderr
-    assert deployment(repo) == record
+    assert not (repo / "output/serving").exists()  # no half deployment left behind
 
 
 def test_promote_resumes_after_a_kill_between_tag_and_deployment(promoted_repo):
@@ -336,17 +319,9 @@ def test_promote_resumes_after_a_kill_between_tag_and_deployment(promoted_repo):
     repo = promoted_repo
     shutil.rmtree(repo / "output/serving")
     output = repo_command(repo, "python", "-m", "batchserving.selection.compare").stdout
-    comparison = json.loads(output.strip().splitlines()[-1])
+    comparison = json.loads(last_line(output))
     assert comparison["decision"] == "redeploy", comparison
-    result = repo_command(
-        repo,
-        "python",
-        "-m",
-        "batchserving.selection.promote",
-        "promote",
-        "--comparison-json",
-        json.dumps(comparison),
-    )
+    result = repo_command(repo, *PROMOTE, json.dumps(comparison))
     assert result.stdout.strip().splitlines()[-1].startswith(":arrows_counterclockwise:")
     assert assert_serving_matches_prod(repo)["version"] == "v0.0.1"
     assert run(["git", "tag", "-l", "iris-model#prod*"], cwd=repo).stdout.split() == [
