@@ -23,7 +23,7 @@ export PATH := $(BIN):$(PATH)
 .PHONY: help setup browser demo test test-fast bench lint format run airflow rollback redeploy clean
 
 help:
-	@echo "make demo      run the whole job through Airflow on the embedded default"
+	@echo "make demo      run the whole job under Airflow's scheduler on the embedded default"
 	@echo "make test      run the tests (unit, DAG, integration, end-to-end)"
 	@echo "make run DAG=<dag_id>   run one DAG once (airflow dags test)"
 	@echo "make airflow   Airflow UI on http://127.0.0.1:8080"

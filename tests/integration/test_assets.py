@@ -22,8 +22,8 @@ pytestmark = pytest.mark.usefixtures("airflow_db")
 WEATHER_DATE = datetime(2026, 11, 25, 5, 45, tzinfo=UTC)  # 14:45 KST: issuance 14:30
 
 
-def asset_events() -> list[dict]:
-    """Every asset event in the metadata DB: asset name, source task, extras."""
+def asset_events(run_ids: set[str]) -> list[dict]:
+    """The asset events of these runs (the DB is shared by the session's tests)."""
     from airflow.models.asset import AssetEvent
     from airflow.utils.session import create_session
 
@@ -35,11 +35,12 @@ def asset_events() -> list[dict]:
                 "extra": event.extra,
             }
             for event in session.query(AssetEvent).order_by(AssetEvent.id)
+            if event.source_run_id in run_ids
         ]
 
 
-def events_of(name: str) -> list[dict]:
-    return [e for e in asset_events() if e["asset"] == name]
+def events_of(name: str, run_ids: set[str]) -> list[dict]:
+    return [e for e in asset_events(run_ids) if e["asset"] == name]
 
 
 def test_each_dag_declares_and_emits_its_assets_with_extras(
@@ -48,13 +49,15 @@ def test_each_dag_declares_and_emits_its_assets_with_extras(
     inference = load_dag("batch_inference")
     assert [a.name for a in inference.get_task("predict").inlets] == ["iris-model-prod"]
 
+    runs = set()
     for dag_id in ("simple_train", "model_selection", "batch_inference"):
         dagrun = run_dag(dag_id)
         assert dagrun.state == "success", (dag_id, task_states(dagrun))
+        runs.add(dagrun.run_id)
     commit = git(model_repo, "rev-list", "-n1", "iris-model@v0.0.1").strip()
     metrics = json.loads(git(model_repo, "show", f"{commit}:metrics.json"))
 
-    versions = events_of("iris-model")
+    versions = events_of("iris-model", runs)
     assert [e["task"] for e in versions] == [
         "simple_train.register_model",
         "model_selection.register_model",
@@ -66,12 +69,12 @@ def test_each_dag_declares_and_emits_its_assets_with_extras(
         assert len(event["extra"]["model_md5"]) == 32
         assert event["extra"]["metrics"]["f1_macro"] == metrics["f1_macro"]
 
-    (prod,) = events_of("iris-model-prod")
+    (prod,) = events_of("iris-model-prod", runs)
     assert prod["task"] == "model_selection.promote"
     assert prod["extra"]["version"] == "v0.0.1" and prod["extra"]["commit"] == commit
     assert prod["extra"]["model_md5"] == versions[0]["extra"]["model_md5"]
 
-    (predictions,) = events_of("iris-predictions")
+    (predictions,) = events_of("iris-predictions", runs)
     assert predictions["task"] == "batch_inference.predict"
     assert predictions["extra"]["model_version"] == "v0.0.1"
     assert predictions["extra"]["rows"] == 5
@@ -82,10 +85,11 @@ def test_each_dag_declares_and_emits_its_assets_with_extras(
         monkeypatch.setenv("AIRFLOW_CONN_KMA_API", json.dumps(conn))
         weather = run_dag("crawling_weather", logical_date=WEATHER_DATE)
     assert weather.state == "success", task_states(weather)
-    (raw,) = events_of("kma-forecast-raw")
+    runs.add(weather.run_id)
+    (raw,) = events_of("kma-forecast-raw", runs)
     assert raw["extra"]["issuance"] == "202611251430"
     assert raw["extra"]["commit"] == git(model_repo, "rev-parse", "HEAD~1").strip()
-    (tables,) = events_of("kma-forecast-tables")
+    (tables,) = events_of("kma-forecast-tables", runs)
     assert tables["extra"]["latest_issuance"] == "202611251430"
     assert tables["extra"]["issuances"] == 1
     assert tables["extra"]["commit"] == git(model_repo, "rev-parse", "HEAD").strip()
