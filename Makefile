@@ -27,7 +27,7 @@ CLUSTER_DATA ?= $(ROOT)/.cluster
 	cluster cluster-stop cluster-packages
 
 help:
-	@echo "make demo      run the whole job through Airflow on the embedded default"
+	@echo "make demo      run the whole job under Airflow's scheduler on the embedded default"
 	@echo "make test      run the tests (unit, DAG, integration, end-to-end)"
 	@echo "make run DAG=<dag_id>   run one DAG once (airflow dags test)"
 	@echo "make airflow   Airflow UI on http://127.0.0.1:8080"
@@ -57,10 +57,11 @@ $(AIRFLOW_HOME)/.ready: $(BIN)/.synced
 	$(BIN)/python -m batchserving.core.airflow_setup
 	@touch $@
 
-# Byte-compile the DAG files and their helpers: the DAG processor parses them every 30 s,
-# and PYTHONDONTWRITEBYTECODE (set on some machines) would make it compile them each time.
+# Byte-compile the DAG files and their helpers (batchserving/core is imported at parse time):
+# the DAG processor parses them every 30 s, and PYTHONDONTWRITEBYTECODE (set on some
+# machines) would make it compile them each time.
 setup: $(AIRFLOW_HOME)/.ready
-	@$(BIN)/python -m compileall -q $(ROOT)/dags
+	@$(BIN)/python -m compileall -q $(ROOT)/dags $(ROOT)/batchserving/core
 
 # The same model repo for every local command: MODEL_REPO if set, else .model-repo/ (made on
 # first use); each target below names it at start.

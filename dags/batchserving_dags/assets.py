@@ -8,23 +8,27 @@ right after the command succeeded, reads what the command left in the model repo
 asset, which Airflow attaches to the event. The UI shows these extras on the asset's
 page and in the asset graph's events.
 
-Only ``airflow.sdk`` is imported here at parse time; the hooks import what they read with
-when the task runs.
+Only ``Asset`` is imported here at parse time; the hooks import what they need when the
+task runs. The URIs use an ``x-`` scheme (a private one, in Airflow's convention): Airflow
+then looks up no provider's URI normalizer, which would cost every parse.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import Asset, Metadata
+from airflow.sdk import Asset
 
-MODEL_VERSIONS = Asset(name="iris-model", uri="model-repo://iris-model/versions")
-PROD_DEPLOYMENT = Asset(name="iris-model-prod", uri="model-repo://iris-model/prod")
-PREDICTIONS = Asset(name="iris-predictions", uri="model-repo://output/predictions")
-WEATHER_RAW = Asset(name="kma-forecast-raw", uri="model-repo://output/weather/raw")
-WEATHER_TABLES = Asset(name="kma-forecast-tables", uri="model-repo://output/weather/tables")
+if TYPE_CHECKING:
+    from airflow.sdk import Metadata
+
+MODEL_VERSIONS = Asset(name="iris-model", uri="x-model-repo://iris-model/versions")
+PROD_DEPLOYMENT = Asset(name="iris-model-prod", uri="x-model-repo://iris-model/prod")
+PREDICTIONS = Asset(name="iris-predictions", uri="x-model-repo://output/predictions")
+WEATHER_RAW = Asset(name="kma-forecast-raw", uri="x-model-repo://output/weather/raw")
+WEATHER_TABLES = Asset(name="kma-forecast-tables", uri="x-model-repo://output/weather/tables")
 
 VERSION_PATTERN = r"iris-model@(v\d+\.\d+\.\d+)"
 METRICS_SHOWN = ("accuracy", "f1_macro")
@@ -63,6 +67,8 @@ def _version_facts(version: str) -> dict[str, Any]:
 
 def model_version_event(context: dict, result: Any) -> Iterator[Metadata]:
     """register_model: the version the commit has (new, or the one it already had)."""
+    from airflow.sdk import Metadata
+
     match = re.search(VERSION_PATTERN, str(result or ""))
     if match is None:
         return
@@ -74,6 +80,8 @@ def model_version_event(context: dict, result: Any) -> Iterator[Metadata]:
 def prod_event(context: dict, result: Any) -> Iterator[Metadata]:
     """promote: the deployment record (version, commit, md5, metrics, when)."""
     import json
+
+    from airflow.sdk import Metadata
 
     from batchserving.core.names import SERVING_DIR
 
@@ -99,6 +107,8 @@ def predictions_event(context: dict, result: Any) -> Iterator[Metadata]:
     import json
 
     from batchserving.core.names import SERVING_DIR
+
+    from airflow.sdk import Metadata
 
     match = re.search(r"wrote (\d+) rows to (\S+)", str(result or ""))
     if match is None:
@@ -129,6 +139,8 @@ def _issuance_at(run_at: str) -> str | None:
 
 def weather_raw_event(context: dict, result: Any) -> Iterator[Metadata]:
     """fetch: the issuance this run stored, and the data version's commit."""
+    from airflow.sdk import Metadata
+
     run_at = context["task"].env.get("WEATHER_RUN_AT", "")
     yield Metadata(WEATHER_RAW, {"issuance": _issuance_at(run_at), "commit": str(result)})
 
@@ -136,6 +148,8 @@ def weather_raw_event(context: dict, result: Any) -> Iterator[Metadata]:
 def weather_tables_event(context: dict, result: Any) -> Iterator[Metadata]:
     """preprocess: the issuances in the tables, the latest one, and the commit."""
     import json
+
+    from airflow.sdk import Metadata
 
     from batchserving.core.names import WEATHER_STATE_FILE
 

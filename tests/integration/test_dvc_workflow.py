@@ -59,7 +59,7 @@ def test_fresh_clone_repro_and_experiments_need_no_key_and_an_experiment_is_a_ve
     out = dvc(clone, "repro")
     assert "fetch_weather" not in out and (clone / "metrics.json").is_file()
     assert not (clone / "output/weather").exists() and not (clone / WEATHER_LOCK).exists()
-    git(clone, *PERSON, "commit", "-q", "-am", "Baseline pipeline state")
+    git(clone, *PERSON, "commit", "-q", "--allow-empty", "-am", "Baseline pipeline state")
     first = run_dag("simple_train")
     assert first.state == "success", task_states(first)
 
@@ -97,7 +97,7 @@ def test_fresh_clone_repro_and_experiments_need_no_key_and_an_experiment_is_a_ve
 def test_weather_by_hand_then_an_applied_experiment_is_the_next_version(clone: Path) -> None:
     dvc(clone, "repro")
     model_lock = (clone / "dvc.lock").read_bytes()
-    git(clone, *PERSON, "commit", "-q", "-am", "Baseline pipeline state")
+    git(clone, *PERSON, "commit", "-q", "--allow-empty", "-am", "Baseline pipeline state")
     assert run_dag("simple_train").state == "success"
 
     # The weather pipeline by hand: one command, the model pipeline left alone.

@@ -8,6 +8,7 @@ the product code carries no test hook.
 from __future__ import annotations
 
 import json
+import re
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -34,6 +35,22 @@ def repo_state(repo: Path) -> dict:
         "status": git(repo, *status, "--", ".", ":!.dvc/tmp"),
         "output": tree_digest(repo / "output"),
     }
+
+
+def rwlock_holders(repo: Path) -> set[int]:
+    """Pids DVC's rwlock names as holders (left behind by a process that was killed)."""
+    path = repo / ".dvc" / "tmp" / "rwlock"
+    return set(map(int, re.findall(r'"pid": (\d+)', path.read_text()))) if path.exists() else set()
+
+
+def wait_gone(pids: set[int], timeout: float = 30) -> set[int]:
+    """Wait until none of ``pids`` exists (killed and reaped); return those still there."""
+    deadline = time.monotonic() + timeout
+    while (left := {p for p in pids if Path(f"/proc/{p}").exists()}) and (
+        time.monotonic() < deadline
+    ):
+        time.sleep(0.1)
+    return left
 
 
 def open_slots() -> int:
@@ -64,9 +81,12 @@ def test_hung_fetch_ends_by_its_timeout_frees_the_slot_changes_nothing_and_alert
         assert kma.request_count >= 1  # it did hang on the server's answer
         assert elapsed < KMA_DELAY / 2, f"the run took {elapsed:.0f}s: the timeout did not act"
         assert "AirflowTaskTimeout" in logs.out + logs.err
-        # Killed, not left running: its process group let go of the repo lock.
+        # Killed, not left running: its process group let go of the repo lock, and the dvc
+        # process DVC's rwlock names is gone once init has reaped it (DVC counts a holder
+        # as live while its pid exists).
         with FileLock(model_repo / LOCK_FILE, timeout=0):
             pass
+        assert wait_gone(rwlock_holders(model_repo)) == set()
         assert repo_state(model_repo) == before
         assert open_slots() == 1
         assert len(slack_receiver.texts) == 1, slack_receiver.texts
