@@ -81,10 +81,10 @@ def test_hung_fetch_ends_by_its_timeout_frees_the_slot_changes_nothing_and_alert
         assert kma.request_count >= 1  # it did hang on the server's answer
         assert elapsed < KMA_DELAY / 2, f"the run took {elapsed:.0f}s: the timeout did not act"
         assert "AirflowTaskTimeout" in logs.out + logs.err
-        # Killed, not left running: its process group let go of the repo lock, and the dvc
-        # process DVC's rwlock names is gone once init has reaped it (DVC counts a holder
-        # as live while its pid exists).
-        with FileLock(model_repo / LOCK_FILE, timeout=0):
+        # Killed, not left running: its process group lets go of the repo lock (each parent
+        # first reaps its child, a moment's work), and the dvc process DVC's rwlock names
+        # is gone (DVC counts a holder as live while its pid exists).
+        with FileLock(model_repo / LOCK_FILE, timeout=10):
             pass
         assert wait_gone(rwlock_holders(model_repo)) == set()
         assert repo_state(model_repo) == before
