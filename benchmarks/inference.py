@@ -101,7 +101,8 @@ def setup(work: Path) -> Path:
     md5 = file_md5(model_path)
     cached = work / ".dvc" / "cache" / "files" / "md5" / md5[:2] / md5[2:]
     subprocess.run(["git", "init", "-q"], cwd=work, check=True)
-    subprocess.run(["dvc", "init", "-q"], cwd=work, check=True)
+    dvc = str(Path(sys.executable).with_name("dvc"))  # the environment's, whatever PATH says
+    subprocess.run([dvc, "init", "-q"], cwd=work, check=True)
     cached.parent.mkdir(parents=True)
     shutil.copy(model_path, cached)
     (work / "dvc.yaml").write_text(f"artifacts:\n  {ARTIFACT}:\n    path: {MODEL_PATH}\n")

@@ -38,22 +38,23 @@ class _Tag:
     created: datetime
 
 
-def _tags(git_dir: Path, pattern: str, *options: str) -> list[_Tag]:
-    """The artifact's tags matching ``pattern``, read in one ``git for-each-ref``.
+TAG_FORMAT = "--format=%(refname:strip=2)%09%(objectname)%09%(*objectname)%09%(creatordate:unix)"
 
-    One git call, sorted and cut by git (``options``: ``--sort``, ``--count``,
-    ``--points-at``), so a lookup stays flat as the registry grows. Names are parsed by
-    GTO, so GTO's naming rules decide what a tag means.
+
+def _tags(git_dir: Path, pattern: str, *options: str) -> list[_Tag]:
+    """The artifact's tags matching ``pattern``, sorted and cut by git (``options``).
+
+    Two ``git for-each-ref`` calls: the names alone (sorting and cutting names reads no
+    tag object), then the commit and time of just the tags kept. A lookup thus reads a
+    handful of objects however many versions the registry holds. Names are parsed by GTO,
+    so GTO's naming rules decide what a tag means.
     """
     from gto.tag import parse_name
 
-    out = git(
-        git_dir,
-        "for-each-ref",
-        "--format=%(refname:strip=2)%09%(objectname)%09%(*objectname)%09%(creatordate:unix)",
-        *options,
-        f"refs/tags/{pattern}",
-    )
+    names = git(
+        git_dir, "for-each-ref", "--format=%(refname)", *options, f"refs/tags/{pattern}"
+    ).split()
+    out = git(git_dir, "for-each-ref", TAG_FORMAT, *names) if names else ""
     tags = []
     for line in out.splitlines():
         name, obj, peeled, created = line.split("\t")
@@ -92,8 +93,27 @@ def latest_version(git_dir: Path) -> ModelVersion | None:
 
 
 def version_at(git_dir: Path, commit: str) -> ModelVersion | None:
-    """The version registered on ``commit``, or None."""
-    return _newest_version(git_dir, f"--points-at={commit}")
+    """The version registered on ``commit``, or None.
+
+    ``git describe --exact-match`` reads the tags' peeled commits from packed-refs, where
+    filtering with ``--points-at`` would read every tag object.
+    """
+    from gto.tag import parse_name
+
+    name = git(
+        git_dir,
+        "describe",
+        "--exact-match",
+        "--tags",
+        "--match",
+        f"{ARTIFACT}@*",
+        commit,
+        check=False,
+    ).strip()
+    parsed = parse_name(name, raise_on_fail=False) if name else None
+    if not parsed or not parsed.get("version"):
+        return None
+    return ModelVersion(parsed["version"], commit)
 
 
 def prod_assignments(git_dir: Path) -> list[ModelVersion]:
@@ -119,15 +139,10 @@ def prod_assignments(git_dir: Path) -> list[ModelVersion]:
 def current_prod(git_dir: Path) -> ModelVersion | None:
     """The champion: the version of the newest prod assignment, or None (bootstrap).
 
-    Newest by tag time, then by GTO's counter (git applies the last ``--sort`` first).
+    Newest is the highest GTO counter (``#prod#N``): counters are computed after a sync
+    and published atomically, so they grow with time, and sorting names reads no object.
     """
-    newest = _tags(
-        git_dir,
-        f"{ARTIFACT}#{PROD_STAGE}#*",
-        "--sort=-v:refname",
-        "--sort=-creatordate",
-        "--count=1",
-    )
+    newest = _tags(git_dir, f"{ARTIFACT}#{PROD_STAGE}#*", "--sort=-v:refname", "--count=1")
     if not newest:
         return None
     tag = newest[0]
