@@ -106,9 +106,9 @@ def predictions_event(context: dict, result: Any) -> Iterator[Metadata]:
     """
     import json
 
-    from batchserving.core.names import SERVING_DIR
-
     from airflow.sdk import Metadata
+
+    from batchserving.core.names import SERVING_DIR
 
     match = re.search(r"wrote (\d+) rows to (\S+)", str(result or ""))
     if match is None:
