@@ -48,11 +48,8 @@ from scripts.airflow_api import (
     stop_processes,
     wait_until,
 )
-from scripts.airflow_server import DEFAULT_TIMEZONE
+from scripts.airflow_server import AIRFLOW, DEFAULT_TIMEZONE, PROJECT_ROOT, VENV_BIN
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-VENV_BIN = Path(sys.executable).parent
-AIRFLOW = str(VENV_BIN / "airflow")
 DEFAULT_DATA = PROJECT_ROOT / ".cluster"
 MARKER = "BATCHSERVING_CLUSTER"  # in the environment of every process a cluster starts
 BUCKET = "model-registry"

@@ -79,7 +79,7 @@ def publish(repo: Path, new_tags: set[str]) -> None:
     dvc_push(repo)
     if origin_url() is None:
         return
-    branch = server_branch(repo)
+    branch = git(repo, "symbolic-ref", "--short", "HEAD").strip()  # sync checked it out
     refs = [f"HEAD:refs/heads/{branch}", *(f"refs/tags/{t}" for t in sorted(new_tags))]
     result = subprocess.run(
         ["git", "push", "--atomic", "--porcelain", ORIGIN, *refs],
