@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from datetime import UTC, datetime, timedelta, timezone
 from urllib.parse import quote
 from xml.sax.saxutils import escape
@@ -274,6 +275,11 @@ XML_TEXT = st.text(
 )
 
 
+# Texts the advice reads (tested on their own above) would change the expected advice.
+REFINING_TEXT = re.compile(r"^\s*SERVICE_KEY_IS_NULL\s*$|최근\s*\d+\s*일", re.IGNORECASE)
+PLAIN_TEXT = XML_TEXT.filter(lambda text: not REFINING_TEXT.search(text))
+
+
 def gateway_xml_classic(code: str, message: str, as_int: bool) -> bytes:
     return (
         "<OpenAPI_ServiceResponse><cmmMsgHeader><errMsg>SERVICE ERROR</errMsg>"
@@ -323,7 +329,7 @@ STATUSES = [200, 400, 401, 403, 404, 429, 500, 502, 503]
 @pytest.mark.parametrize("form", FORMS, ids=[f.__name__ for f in FORMS])
 @pytest.mark.parametrize("code", ERROR_CODES)
 @settings(max_examples=20, deadline=None)
-@given(message=XML_TEXT, as_int=st.booleans())
+@given(message=PLAIN_TEXT, as_int=st.booleans())
 def test_the_code_in_the_envelope_decides_not_the_status(
     code: str, form, message: str, as_int: bool
 ) -> None:
