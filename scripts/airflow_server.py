@@ -105,6 +105,8 @@ class AirflowServer(AirflowRestClient):
             "AIRFLOW_HOME": str(self.home),
             "MODEL_REPO": str(self.model_repo),
             "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
+            # plugins/ui_timezone.py: the UI starts in [core] default_timezone.
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT_ROOT / "plugins"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
             "AIRFLOW__CORE__PARALLELISM": "4",  # 2 cores: a few task processes at a time

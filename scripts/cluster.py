@@ -637,6 +637,8 @@ class Cluster(AirflowRestClient):
         api = self.ports["api"]
         return {
             ("core", "dags_folder"): str(PROJECT_ROOT / "dags"),
+            # plugins/ui_timezone.py: the UI starts in [core] default_timezone.
+            ("core", "plugins_folder"): str(PROJECT_ROOT / "plugins"),
             ("core", "load_examples"): "False",
             ("core", "executor"): "CeleryExecutor",
             ("core", "parallelism"): "8",
