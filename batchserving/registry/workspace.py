@@ -13,7 +13,9 @@ in its local config (``.dvc/config.local``), never in the committed ``.dvc/confi
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -77,14 +79,36 @@ def configure_remote(path: Path, environ: Mapping[str, str] = os.environ) -> Non
         _run([*dvc, "modify", "--local", SHARED_REMOTE, "endpointurl", endpoint], cwd=path)
 
 
+def clone_into_place(path: Path, source: str, environ: Mapping[str, str]) -> None:
+    """Clone ``source`` beside ``path``, then rename the clone into place in one step.
+
+    Several tasks may start on a worker whose workspace is still missing; each clones
+    into its own temp dir, the first rename wins (a rename onto a missing or empty
+    directory) and the others drop their copy. No one ever sees a half-made clone.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    clone = Path(tempfile.mkdtemp(prefix=f"{path.name}.clone-", dir=path.parent))
+    try:
+        _run(["git", "clone", "--quiet", source, str(clone)], env=environ)
+        try:
+            clone.rename(path)
+        except OSError as exc:
+            if path.is_dir() and any(path.iterdir()):
+                return  # another task's clone is in place: use that one
+            raise NotAModelRepo(
+                f"cannot put the workspace at {path} ({exc.strerror}); make MODEL_REPO a "
+                "writable path that is missing or an empty directory"
+            ) from exc
+        print(f"workspace: cloned {path} from {source}", flush=True)
+    finally:
+        shutil.rmtree(clone, ignore_errors=True)
+
+
 def ensure_workspace(environ: Mapping[str, str] = os.environ) -> Path:
     """The workspace, cloned first when missing or empty, validated, its remote configured."""
     path = workspace_path(environ)
     if not path.exists() or (path.is_dir() and not any(path.iterdir())):
-        source = origin_url(environ) or str(PROJECT_ROOT)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        _run(["git", "clone", "--quiet", source, str(path)], env=environ)
-        print(f"workspace: cloned {path} from {source}", flush=True)
+        clone_into_place(path, origin_url(environ) or str(PROJECT_ROOT), environ)
     validate(path)
     configure_remote(path, environ)
     return path

@@ -221,6 +221,30 @@ def test_two_workers_register_at_once(cluster: Cluster) -> None:
     assert len(set(md5s)) == 2 and all(in_remote(cluster.remote, m) for m in md5s)
 
 
+def test_tasks_starting_at_once_on_a_new_worker_make_one_workspace(cluster: Cluster) -> None:
+    """Four processes find the workspace missing at the same moment: all get the same clone."""
+    starters = [
+        subprocess.Popen(
+            [PYTHON, "-m", "batchserving.registry.workspace"],
+            cwd=PROJECT_ROOT,
+            env=cluster.env("new-worker"),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
+    outputs = [process.communicate(timeout=120) for process in starters]
+    assert [p.returncode for p in starters] == [0] * 4, outputs
+    workspace = cluster.root / "new-worker"
+    assert sum("workspace: cloned" in out for out, _ in outputs) == 1, outputs
+    assert git(workspace, "rev-parse", "HEAD") == git(cluster.server, "rev-parse", "HEAD")
+    assert not git(workspace, "status", "--porcelain").strip()
+    assert sorted(p.name for p in cluster.root.iterdir() if "new-worker" in p.name) == [
+        "new-worker"
+    ]  # no clone left behind
+
+
 def test_an_unreachable_server_fails_writers_clearly(cluster: Cluster) -> None:
     cluster.task("ws-a", "batchserving.registry.publish", "evaluate")
     head = git(cluster.root / "ws-a", "rev-parse", "HEAD")
