@@ -29,10 +29,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from batchserving import DAGS_FOLDER, PROJECT_ROOT
 from benchmarks.common import Figure
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-DAGS_FOLDER = PROJECT_ROOT / "dags"
 # What the DAG files import from the project, byte-compiled as `make setup` does.
 HELPER_PACKAGES = (DAGS_FOLDER, PROJECT_ROOT / "batchserving" / "core")
 PAIRS = 21  # (baseline, file) parses per DAG file

@@ -70,7 +70,7 @@ with DAG(
     predict = ProjectBashOperator(
         task_id="predict",
         bash_command=PREDICT_COMMAND,
-        cwd=PROJECT_ROOT,
+        cwd=str(PROJECT_ROOT),
         env={
             "PREDICT_LOGICAL_DATE": "{{ (dag_run.logical_date or dag_run.run_after).isoformat() }}",
             "PREDICT_RUN_ID": "{{ run_id }}",

@@ -27,6 +27,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from batchserving import DAGS_FOLDER, PLUGINS_FOLDER
 from scripts.airflow_api import (
     ADMIN,
     FAST_SCHEDULING,
@@ -38,7 +39,6 @@ from scripts.airflow_api import (
     stop_processes,
 )
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
 AIRFLOW = str(VENV_BIN / "airflow")
 USER = ADMIN
@@ -104,9 +104,9 @@ class AirflowServer(AirflowRestClient):
             "PATH": os.pathsep.join([str(VENV_BIN), base.get("PATH", "")]),
             "AIRFLOW_HOME": str(self.home),
             "MODEL_REPO": str(self.model_repo),
-            "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_FOLDER),
             # plugins/ui_timezone.py: the UI starts in [core] default_timezone.
-            "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT_ROOT / "plugins"),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(PLUGINS_FOLDER),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
             "AIRFLOW__CORE__PARALLELISM": "4",  # 2 cores: a few task processes at a time

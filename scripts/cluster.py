@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from batchserving import DAGS_FOLDER, PLUGINS_FOLDER, PROJECT_ROOT
 from scripts.airflow_api import (
     ADMIN,
     FAST_SCHEDULING,
@@ -48,7 +49,7 @@ from scripts.airflow_api import (
     stop_processes,
     wait_until,
 )
-from scripts.airflow_server import AIRFLOW, DEFAULT_TIMEZONE, PROJECT_ROOT, VENV_BIN
+from scripts.airflow_server import AIRFLOW, DEFAULT_TIMEZONE, VENV_BIN
 
 DEFAULT_DATA = PROJECT_ROOT / ".cluster"
 MARKER = "BATCHSERVING_CLUSTER"  # in the environment of every process a cluster starts
@@ -636,9 +637,9 @@ class Cluster(AirflowRestClient):
         """The configuration every Airflow component reads (``AIRFLOW_HOME/airflow.cfg``)."""
         api = self.ports["api"]
         return {
-            ("core", "dags_folder"): str(PROJECT_ROOT / "dags"),
+            ("core", "dags_folder"): str(DAGS_FOLDER),
             # plugins/ui_timezone.py: the UI starts in [core] default_timezone.
-            ("core", "plugins_folder"): str(PROJECT_ROOT / "plugins"),
+            ("core", "plugins_folder"): str(PLUGINS_FOLDER),
             ("core", "load_examples"): "False",
             ("core", "executor"): "CeleryExecutor",
             ("core", "parallelism"): "8",

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-DAGS_FOLDER = PROJECT_ROOT / "dags"
+from batchserving import DAGS_FOLDER, PROJECT_ROOT
+
 VENV_BIN = Path(sys.executable).parent
 
 

@@ -19,7 +19,8 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+from batchserving import PROJECT_ROOT
+
 DEFAULT_WORKSPACE = PROJECT_ROOT / ".model-repo"
 SHARED_REMOTE = "shared"
 

@@ -9,15 +9,14 @@ shims under Celery, say) never runs our code.
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
 
 from airflow.providers.standard.operators.bash import BashOperator
 
+from batchserving import PROJECT_ROOT
 from batchserving.core.names import POOL
 from batchserving_dags import assets
 
-PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PYTHON = '"$PROJECT_PYTHON"'
 
 
@@ -60,7 +59,7 @@ def repo_task(
     return operator(
         task_id=task_id,
         bash_command=f"exec {PYTHON} -m batchserving.core.lock {PYTHON} -m {command}",
-        cwd=PROJECT_ROOT,
+        cwd=str(PROJECT_ROOT),
         pool=POOL,
         append_env=True,  # keep PATH, MODEL_REPO and the rest of the worker's environment
         **kwargs,
