@@ -12,6 +12,7 @@ from batchserving.core.names import (
     METRICS_FILE,
     MODEL_PATH,
     PARAMS_FILE,
+    PIPELINE,
     PIPELINE_LOCK,
     TRAIN_STAGE,
     WEATHER_LOCK,
@@ -20,7 +21,7 @@ from batchserving.core.names import (
 
 # Git-tracked files the pipelines write themselves; each lock file also pins its tracked deps.
 PIPELINE_FILES = (
-    "dvc.yaml",
+    PIPELINE,
     PIPELINE_LOCK,
     WEATHER_PIPELINE,
     WEATHER_LOCK,

@@ -18,7 +18,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from batchserving.core.names import ARTIFACT, EVALUATE_STAGE, MODEL_PATH
+from batchserving.core.names import (
+    ARTIFACT,
+    EVALUATE_STAGE,
+    MODEL_PATH,
+    PARAMS_FILE,
+    PIPELINE_LOCK,
+)
 from batchserving.core.params import ParamsError, RegistryParams
 from batchserving.registry.dvclock import LOCK_FILES, model_hash, pinned_files
 from batchserving.registry.git import RegistryError, git, run_label, show
@@ -51,7 +57,7 @@ def commit_pipeline_state(repo: Path, label: str) -> str | None:
     if not files:
         print("registry: pipeline state unchanged; nothing to commit", flush=True)
         return None
-    identity = RegistryParams.load(repo / "params.yaml")
+    identity = RegistryParams.load(repo / PARAMS_FILE)
     git(repo, "add", "--", *files)
     message = f"{label}: update pipeline state\n\nChanged: {', '.join(files)}\n"
     git(repo, "commit", "--no-verify", "-q", "-m", message, "--", *files, env=identity.git_env())
@@ -66,7 +72,7 @@ def register_commit(repo: Path, commit: str, identity: RegistryParams, label: st
     The model must already be in the DVC remote (the step that trained it pushed it):
     a version is never tagged whose model another worker could not fetch.
     """
-    md5 = model_hash(show(repo, commit, "dvc.lock"))
+    md5 = model_hash(show(repo, commit, PIPELINE_LOCK))
     if md5 is None:
         raise RegistryError(
             f"commit {commit[:12]}'s dvc.lock pins no {MODEL_PATH}; "
@@ -81,7 +87,7 @@ def register_commit(repo: Path, commit: str, identity: RegistryParams, label: st
     if registered is not None:
         return f"registry: {commit[:12]} is already {ARTIFACT}@{registered.version}; no new version"
     latest = latest_version(repo)
-    if latest is not None and model_hash(show(repo, latest.commit, "dvc.lock")) == md5:
+    if latest is not None and model_hash(show(repo, latest.commit, PIPELINE_LOCK)) == md5:
         return (
             f"registry: model unchanged since {ARTIFACT}@{latest.version} "
             f"(md5 {md5}); no new version"
@@ -98,7 +104,7 @@ def main() -> None:
     args = parser.parse_args()
     repo = workspace_path()
     try:
-        identity = RegistryParams.load(repo / "params.yaml")
+        identity = RegistryParams.load(repo / PARAMS_FILE)
 
         def step() -> str:
             commit = git(repo, "rev-parse", "--verify", f"{args.commit or 'HEAD'}^{{commit}}")

@@ -6,7 +6,7 @@ import re
 import subprocess
 from pathlib import Path
 
-from batchserving.core.names import ARTIFACT
+from batchserving.core.names import ARTIFACT, PIPELINE_LOCK
 from batchserving.registry.dvclock import model_hash
 from batchserving.registry.git import RegistryError, show
 from batchserving.registry.versions import ModelVersion
@@ -59,7 +59,7 @@ def fetch_model(repo: Path, version: ModelVersion, dest: Path) -> Path:
                 ARTIFACT, version=version.version, out=str(dest), force=True
             )
     except (DvcException, FileNotFoundError) as exc:
-        md5 = model_hash(show(repo, version.commit, "dvc.lock"))
+        md5 = model_hash(show(repo, version.commit, PIPELINE_LOCK))
         raise RegistryError(
             f"the model of {ARTIFACT}@{version.version} (md5 {md5}) is in neither "
             f"the DVC cache nor the remote {remote_description(repo)}: {exc}. Push it from a "

@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from batchserving import PROJECT_ROOT
+from batchserving.core.names import PIPELINE
 
 DEFAULT_WORKSPACE = PROJECT_ROOT / ".model-repo"
 SHARED_REMOTE = "shared"
@@ -60,7 +61,7 @@ def validate(path: Path) -> Path:
             f"MODEL_REPO={path} is not the top of a git repository; point MODEL_REPO at a "
             "clone of this project, or at an empty directory to clone into"
         )
-    if not (path / ".dvc").is_dir() or not (path / "dvc.yaml").is_file():
+    if not (path / ".dvc").is_dir() or not (path / PIPELINE).is_file():
         raise NotAModelRepo(
             f"MODEL_REPO={path} is not a DVC repository (no .dvc/ or dvc.yaml); "
             "point MODEL_REPO at a clone of this project"

@@ -34,6 +34,8 @@ from batchserving.core.names import (
     EVALUATE_STAGE,
     METRICS_FILE,
     MODEL_PATH,
+    PARAMS_FILE,
+    PIPELINE_LOCK,
     SERVING_DIR,
 )
 from batchserving.core.params import ParamsError, SelectionParams, TrainParams
@@ -59,7 +61,7 @@ def test_rows(repo: Path) -> Any:
     """The workspace's current test rows (the split of its params.yaml)."""
     from batchserving.training.iris import load_dataset, split_rows
 
-    params = TrainParams.load(repo / "params.yaml")
+    params = TrainParams.load(repo / PARAMS_FILE)
     _, test = split_rows(load_dataset(str(repo / DATA_PATH)), params.test_size, params.random_state)
     return test
 
@@ -98,8 +100,8 @@ def challenger_of(repo: Path, metric: str) -> tuple[ModelVersion, dict[str, Any]
             f"no {ARTIFACT} version is registered; run the register step "
             "(`python -m batchserving.registry.register register`) first"
         )
-    workspace_lock = (repo / "dvc.lock").read_text(encoding="utf-8")
-    if model_hash(workspace_lock) != model_hash(show(repo, latest.commit, "dvc.lock")):
+    workspace_lock = (repo / PIPELINE_LOCK).read_text(encoding="utf-8")
+    if model_hash(workspace_lock) != model_hash(show(repo, latest.commit, PIPELINE_LOCK)):
         raise SelectionError(
             f"the workspace model (dvc.lock) is not {ARTIFACT}@{latest.version}, the "
             "latest version; bring the pipeline up to date and register it first"
@@ -239,7 +241,7 @@ def main() -> None:
     repo = workspace_path()
     try:
         sync(repo, pull=["--with-deps", EVALUATE_STAGE])
-        comparison = compare(repo, SelectionParams.load(repo / "params.yaml"), run_label())
+        comparison = compare(repo, SelectionParams.load(repo / PARAMS_FILE), run_label())
     except (ParamsError, SelectionError, RegistryError) as exc:
         sys.exit(f"selection: {exc}; nothing was promoted")
     if args.output:

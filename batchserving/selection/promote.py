@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from batchserving.core.names import ARTIFACT, PROD_STAGE, SERVING_DIR, STAGING_DIR
+from batchserving.core.names import ARTIFACT, PARAMS_FILE, PROD_STAGE, SERVING_DIR, STAGING_DIR
 from batchserving.core.params import ParamsError, RegistryParams
 from batchserving.registry.git import RegistryError, run_label
 from batchserving.registry.remote import fetch_model
@@ -171,7 +171,7 @@ def run(args: argparse.Namespace, repo: Path) -> str:
     if args.action == "redeploy":
         sync(repo, pull=[])
         return f"redeploy: {deploy_current_prod(repo)}"
-    identity = RegistryParams.load(repo / "params.yaml")
+    identity = RegistryParams.load(repo / PARAMS_FILE)
     if args.action == "rollback":
         summary = synced(lambda: rollback(repo, args.version, identity, run_label()), [], repo)
     else:

@@ -20,6 +20,7 @@ from typing import Any
 from batchserving.core.names import (
     ARTIFACT,
     METRICS_FILE,
+    PIPELINE_LOCK,
     PROD_STAGE,
     SERVING_DIR,
     SERVING_REGISTRY,
@@ -123,7 +124,7 @@ def refresh_serving(repo: Path) -> None:
             return
     except DeploymentError:
         pass
-    md5 = model_hash(show(mirror, prod.commit, "dvc.lock"))
+    md5 = model_hash(show(mirror, prod.commit, PIPELINE_LOCK))
     if md5 is None:
         raise DeploymentError(f"{ARTIFACT}@{prod.version}'s dvc.lock pins no model")
     serving_dir.mkdir(parents=True, exist_ok=True)
