@@ -30,7 +30,7 @@ SERVING_REGISTRY = ".dvc/tmp/serving-registry.git"
 # The weather pipeline has a dvc.yaml of its own, so `dvc repro` and `dvc exp run` at the
 # root run only the model pipeline and never need a KMA key. Its lock file is the weather
 # data version; stages are addressed as PIPELINE:STAGE.
-PIPELINE = "dvc.yaml"
+PIPELINE = "dvc.yaml"  # the model pipeline, at the root
 PIPELINE_LOCK = "dvc.lock"
 WEATHER_PIPELINE = "weather/dvc.yaml"
 WEATHER_LOCK = "weather/dvc.lock"
