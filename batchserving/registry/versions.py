@@ -119,11 +119,12 @@ def version_at(git_dir: Path, commit: str) -> ModelVersion | None:
 def prod_assignments(git_dir: Path) -> list[ModelVersion]:
     """Every ``prod`` assignment of the artifact, oldest first.
 
-    Ordered by tag time, then by GTO's tag counter, so that the last one is the version
-    ``gto show`` and ``dvc artifacts get --stage prod`` resolve (the newest prod tag).
+    Ordered by GTO's tag counter (``#prod#N``), as ``current_prod`` picks the newest: the
+    counters are computed after a sync and published atomically, so they follow the order
+    of the assignments whatever the clocks of the workers that made them.
     """
     tags = [t for t in _tags(git_dir, f"{ARTIFACT}#{PROD_STAGE}#*") if t.parsed.get("stage")]
-    tags.sort(key=lambda t: (t.created, t.parsed.get("counter") or 0))
+    tags.sort(key=lambda t: (t.parsed.get("counter") or 0, t.created))
     by_commit: dict[str, str] = {}
     for version, commit in sorted(
         registered_versions(git_dir).items(), key=lambda v: _semver(v[0])
