@@ -27,6 +27,7 @@ from pathlib import Path
 
 from batchserving.core.names import PREDICTIONS_DIR, SERVING_DIR, WEATHER_HISTORY_DIR
 from batchserving.registry.workspace import NotAModelRepo, describe, ensure_workspace
+from batchserving.serving.deployment import read_record
 from scripts.airflow_server import USER, AirflowServer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -114,16 +115,16 @@ def summary(repo: Path) -> None:
     say("\nSummary")
     say(f"  model repo          {repo}")
     say(f"  versions registered {' '.join(tags.stdout.split()) or 'none'}")
-    record_path = repo / SERVING_DIR / "model.json"
-    if record_path.exists():
-        record = json.loads(record_path.read_text(encoding="utf-8"))
+    try:
+        record = read_record(repo / SERVING_DIR)
+    except FileNotFoundError:
+        say("  prod version        none deployed")
+    else:
         metrics = record.get("metrics", {})
         say(
             f"  prod version        {record['version']} (commit {record['commit'][:12]}): "
             f"accuracy {metrics.get('accuracy')}, macro F1 {metrics.get('f1_macro')}"
         )
-    else:
-        say("  prod version        none deployed")
     predictions = sorted((repo / PREDICTIONS_DIR).glob("*/*.csv"))
     if predictions:
         rows = len(predictions[-1].read_text(encoding="utf-8").splitlines()) - 1

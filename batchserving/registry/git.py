@@ -33,6 +33,12 @@ def git(repo: Path, *args: str, check: bool = True, env: Mapping[str, str] | Non
     return result.stdout
 
 
+def last_lines(text: str, count: int = 3) -> str:
+    """The last ``count`` non-empty lines of a command's output, on one line: why it failed."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return " | ".join(lines[-count:])
+
+
 def show(repo: Path, revision: str, path: str) -> str | None:
     """The text of ``path`` at ``revision``, or None if it has no such file."""
     result = subprocess.run(

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from batchserving.core.names import ARTIFACT, PIPELINE_LOCK
 from batchserving.registry.dvclock import model_hash
-from batchserving.registry.git import RegistryError, show
+from batchserving.registry.git import RegistryError, last_lines, show
 from batchserving.registry.versions import ModelVersion
 
 
@@ -29,9 +29,9 @@ def dvc_push(repo: Path) -> None:
     """Send the workspace's DVC outputs to the default remote; errors say why."""
     result = subprocess.run(["dvc", "push"], cwd=repo, capture_output=True, text=True)
     if result.returncode != 0:
-        reason = (result.stderr.strip() or result.stdout.strip()).splitlines()
+        reason = last_lines(result.stderr.strip() or result.stdout, 5)
         raise RegistryError(
-            f"dvc push to {remote_description(repo)} failed: {' | '.join(reason[-5:])}; "
+            f"dvc push to {remote_description(repo)} failed: {reason}; "
             "check the remote with `dvc remote list` and its credentials"
         )
     print("registry: dvc push done", flush=True)

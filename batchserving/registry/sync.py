@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from batchserving.registry.git import RegistryError, git
+from batchserving.registry.git import RegistryError, git, last_lines
 from batchserving.registry.remote import dvc_push
 from batchserving.registry.workspace import origin_url
 
@@ -48,8 +48,8 @@ def dvc_pull(repo: Path, targets: list[str]) -> None:
         ["dvc", "pull", "--allow-missing", *targets], cwd=repo, capture_output=True, text=True
     )
     if result.returncode != 0:
-        reason = (result.stderr.strip() or result.stdout.strip()).splitlines()[-3:]
-        raise RegistryError(f"dvc pull {' '.join(targets)} failed: {' | '.join(reason)}")
+        reason = last_lines(result.stderr.strip() or result.stdout)
+        raise RegistryError(f"dvc pull {' '.join(targets)} failed: {reason}")
 
 
 def sync(repo: Path, pull: list[str]) -> None:
@@ -90,14 +90,9 @@ def publish(repo: Path, new_tags: set[str]) -> None:
     if result.returncode != 0:
         text = f"{result.stdout}\n{result.stderr}"
         if "[rejected]" in text or "non-fast-forward" in text or "already exists" in text:
-            raise PushRejected(f"the server refused the push ({_reason(text)})")
-        raise RegistryError(f"git push to {ORIGIN} failed: {_reason(text)}")
+            raise PushRejected(f"the server refused the push ({last_lines(text)})")
+        raise RegistryError(f"git push to {ORIGIN} failed: {last_lines(text)}")
     print(f"publish: pushed {branch}{' and ' + ', '.join(sorted(new_tags)) if new_tags else ''}")
-
-
-def _reason(text: str) -> str:
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return " | ".join(lines[-3:])
 
 
 def synced(step: Callable[[], T], pull: list[str], repo: Path) -> T:

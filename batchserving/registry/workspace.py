@@ -21,6 +21,7 @@ from pathlib import Path
 
 from batchserving import PROJECT_ROOT
 from batchserving.core.names import PIPELINE
+from batchserving.registry.git import last_lines
 
 DEFAULT_WORKSPACE = PROJECT_ROOT / ".model-repo"
 SHARED_REMOTE = "shared"
@@ -46,8 +47,8 @@ def _run(args: list[str], cwd: Path | None = None, env: Mapping[str, str] | None
         args, cwd=cwd, capture_output=True, text=True, check=False, env=dict(env or os.environ)
     )
     if result.returncode != 0:
-        reason = (result.stderr.strip() or result.stdout.strip()).splitlines()[-3:]
-        raise NotAModelRepo(f"`{' '.join(args[:3])} ...` failed: {' | '.join(reason)}")
+        reason = last_lines(result.stderr.strip() or result.stdout)
+        raise NotAModelRepo(f"`{' '.join(args[:3])} ...` failed: {reason}")
     return result.stdout
 
 

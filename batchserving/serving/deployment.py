@@ -81,10 +81,15 @@ def deploy_model(serving_dir: Path, model_src: Path, record: dict[str, Any]) -> 
     return Deployment(target, record)
 
 
+def read_record(serving_dir: Path) -> dict[str, Any]:
+    """``model.json`` as it stands, the model file unchecked (``read_deployment`` checks it)."""
+    return json.loads((serving_dir / RECORD_FILE).read_text(encoding="utf-8"))
+
+
 def _current_md5(serving_dir: Path) -> str | None:
     """The md5 the current record names, if there is a readable one."""
     try:
-        return json.loads((serving_dir / RECORD_FILE).read_text(encoding="utf-8"))["model_md5"]
+        return read_record(serving_dir)["model_md5"]
     except (OSError, ValueError, KeyError, TypeError):
         return None
 

@@ -132,9 +132,9 @@ def refresh_serving(repo: Path) -> None:
         model_file = Path(tmp) / "model.joblib"
         try:
             fetch_object(repo, md5, model_file)
+        except DeploymentError:
+            raise  # fetched, but not the model prod pins: never serve it
         except (OSError, RuntimeError) as exc:
-            if isinstance(exc, DeploymentError):
-                raise
             cached_or_raise(serving_dir, f"model {md5} not fetched: {type(exc).__name__}")
             return
         deploy_version(mirror, serving_dir, model_file, prod)

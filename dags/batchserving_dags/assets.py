@@ -40,6 +40,14 @@ def _repo():
     return workspace_path()
 
 
+def _serving_record() -> dict[str, Any]:
+    """The deployment record the task just wrote or read, in this workspace."""
+    from batchserving.core.names import SERVING_DIR
+    from batchserving.serving.deployment import read_record
+
+    return read_record(_repo() / SERVING_DIR)
+
+
 def _git(*args: str) -> str:
     import subprocess
 
@@ -79,13 +87,9 @@ def model_version_event(context: dict, result: Any) -> Iterator[Metadata]:
 
 def prod_event(context: dict, result: Any) -> Iterator[Metadata]:
     """promote: the deployment record (version, commit, md5, metrics, when)."""
-    import json
-
     from airflow.sdk import Metadata
 
-    from batchserving.core.names import SERVING_DIR
-
-    record = json.loads((_repo() / SERVING_DIR / "model.json").read_text(encoding="utf-8"))
+    record = _serving_record()
     yield Metadata(
         PROD_DEPLOYMENT,
         {
@@ -104,24 +108,19 @@ def predictions_event(context: dict, result: Any) -> Iterator[Metadata]:
     The version is the serving record's (the file may be CSV or Parquet; the task refreshed
     and read that record a moment ago, in this same workspace).
     """
-    import json
-
     from airflow.sdk import Metadata
-
-    from batchserving.core.names import SERVING_DIR
 
     match = re.search(r"wrote (\d+) rows to (\S+)", str(result or ""))
     if match is None:
         return
-    first = json.loads((_repo() / SERVING_DIR / "model.json").read_text(encoding="utf-8"))
-    first = {"model_version": first.get("version"), "model_commit": first.get("commit")}
+    record = _serving_record()
     yield Metadata(
         PREDICTIONS,
         {
             "path": match.group(2),
             "rows": int(match.group(1)),
-            "model_version": first.get("model_version"),
-            "model_commit": first.get("model_commit"),
+            "model_version": record.get("version"),
+            "model_commit": record.get("commit"),
         },
     )
 
