@@ -47,6 +47,12 @@ def as_env(settings: Mapping[tuple[str, str], str]) -> dict[str, str]:
     return {f"AIRFLOW__{s.upper()}__{k.upper()}": v for (s, k), v in settings.items()}
 
 
+def tail_file(path: Path, lines: int) -> str:
+    """The last ``lines`` lines of a process's log file ("" if it has none yet)."""
+    text = path.read_text(errors="replace") if path.exists() else ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nobody listens on right now."""
     with socket.socket() as sock:

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from batchserving import DAGS_FOLDER, PLUGINS_FOLDER
+from batchserving.core.atomic import write_private
 from scripts.airflow_api import (
     ADMIN,
     FAST_SCHEDULING,
@@ -37,6 +38,7 @@ from scripts.airflow_api import (
     free_port,
     start_process,
     stop_processes,
+    tail_file,
 )
 
 VENV_BIN = Path(sys.executable).parent
@@ -146,8 +148,7 @@ class AirflowServer(AirflowRestClient):
         if known.get(USER):
             self.password = known[USER]
             return
-        path.write_text(json.dumps({**known, USER: self.password}), encoding="utf-8")
-        path.chmod(0o600)
+        write_private(path, json.dumps({**known, USER: self.password}))
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -178,9 +179,7 @@ class AirflowServer(AirflowRestClient):
         return self.health().get("scheduler", {}).get("status") == "healthy"
 
     def tail(self, name: str, lines: int = 40) -> str:
-        path = self.home / f"{name}.out"
-        text = path.read_text(errors="replace") if path.exists() else ""
-        return "\n".join(text.splitlines()[-lines:])
+        return tail_file(self.home / f"{name}.out", lines)
 
     def stop(self, grace: float = 15) -> list[int]:
         """Stop every process started here (and stray descendants); return pids SIGKILLed."""

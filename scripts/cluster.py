@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from batchserving import DAGS_FOLDER, PLUGINS_FOLDER, PROJECT_ROOT
+from batchserving.core.atomic import write_private
 from scripts.airflow_api import (
     ADMIN,
     FAST_SCHEDULING,
@@ -47,6 +48,7 @@ from scripts.airflow_api import (
     start_process,
     start_time,
     stop_processes,
+    tail_file,
     wait_until,
 )
 from scripts.airflow_server import AIRFLOW, DEFAULT_TIMEZONE, VENV_BIN
@@ -96,15 +98,6 @@ def run(cmd: list[str], what: str, **kwargs: Any) -> str:
     return result.stdout
 
 
-def private_file(path: Path, text: str) -> Path:
-    """Write ``text`` to ``path`` readable by its owner only (created 0600, never wider)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.touch(mode=0o600)
-    path.chmod(0o600)
-    path.write_text(text, encoding="utf-8")
-    return path
-
-
 def answers(port: int) -> bool:
     """Whether something accepts TCP connections on 127.0.0.1:``port``."""
     with socket.socket() as sock:
@@ -130,7 +123,7 @@ class Secrets:
         if path.exists():
             return cls(**json.loads(path.read_text(encoding="utf-8")))
         made = cls()
-        private_file(path, json.dumps(made.__dict__, indent=2))
+        write_private(path, json.dumps(made.__dict__, indent=2))
         return made
 
 
@@ -217,9 +210,7 @@ class Cluster(AirflowRestClient):
         return self.data / "logs" / f"{name}.log"
 
     def tail(self, name: str, lines: int = 30) -> str:
-        path = self.log(name)
-        text = path.read_text(errors="replace") if path.exists() else ""
-        return "\n".join(text.splitlines()[-lines:])
+        return tail_file(self.log(name), lines)
 
     def diagnostics(self) -> str:
         return "\n".join(f"--- {name} ---\n{self.tail(name)}" for name in self.pids)
@@ -391,7 +382,7 @@ class Cluster(AirflowRestClient):
         if as_user:
             self._check_reachable(sockets, as_user["user"])
         if not (pgdata / "PG_VERSION").exists():
-            pwfile = private_file(self.data / "postgres" / ".pw", self.secrets.postgres_password)
+            pwfile = write_private(self.data / "postgres" / ".pw", self.secrets.postgres_password)
             if as_user:
                 os.chown(pwfile, as_user["user"], as_user["group"])
             cmd = [str(bindir / "initdb"), "-D", str(pgdata), "-U", "airflow", "-E", "UTF8"]
@@ -489,7 +480,7 @@ class Cluster(AirflowRestClient):
                 }
             ]
         }
-        config = private_file(weed_dir / "s3.json", json.dumps(identity))
+        config = write_private(weed_dir / "s3.json", json.dumps(identity))
         cmd = [self._weed(), "server", f"-dir={weed_dir}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1"]
         for part in ("master", "volume", "filer", "s3"):
             port = self.ports["s3"] if part == "s3" else free_port()
@@ -606,7 +597,7 @@ class Cluster(AirflowRestClient):
     def git_env(self, tmp: Path | None = None) -> dict[str, str]:
         """git's environment to reach the server with the cluster's key (the harness's own
         use: a person's clone in the tests, the start-up check)."""
-        known = private_file((tmp or self.ssh_dir) / "known_hosts", self.known_hosts + "\n")
+        known = write_private((tmp or self.ssh_dir) / "known_hosts", self.known_hosts + "\n")
         ssh = f"ssh -i {self.private_key} -o UserKnownHostsFile={known} -o IdentitiesOnly=yes"
         return {**self.env(), "GIT_SSH_COMMAND": f"{ssh} -o BatchMode=yes"}
 
@@ -671,9 +662,9 @@ class Cluster(AirflowRestClient):
         for (section, key), value in self.airflow_config().items():
             sections.setdefault(section, []).append(f"{key} = {value}")
         text = "".join(f"[{s}]\n" + "\n".join(lines) + "\n\n" for s, lines in sections.items())
-        private_file(self.home / "airflow.cfg", text)
+        write_private(self.home / "airflow.cfg", text)
         passwords = json.dumps({ADMIN: self.secrets.admin_password})
-        private_file(self.home / "passwords.json", passwords)
+        write_private(self.home / "passwords.json", passwords)
 
     def _start_airflow(self) -> None:
         self._write_airflow_config()
@@ -716,7 +707,7 @@ class Cluster(AirflowRestClient):
         audit log keeps a REST request's body (logins unmasked) and a CLI command's
         arguments, so the values go through neither."""
         with tempfile.TemporaryDirectory(prefix="cluster-connections-") as tmp:
-            path = private_file(Path(tmp) / "connections.json", json.dumps(self.connections()))
+            path = write_private(Path(tmp) / "connections.json", json.dumps(self.connections()))
             cmd = [AIRFLOW, "connections", "import", "--overwrite", str(path)]
             run(cmd, "creating the connections", env=self.env())
 

@@ -1,7 +1,8 @@
 """Atomic file writes: write to a temp file beside the target, fsync, then rename.
 
 A reader (or a process killed mid-write) never sees a half-written file: the target
-is either the old content or the new one. This is the one helper for output files.
+is either the old content or the new one. This is the one helper for output files, and
+for secrets on disk (``write_private``: readable by the owner only from the first byte).
 """
 
 from __future__ import annotations
@@ -15,30 +16,31 @@ from pathlib import Path
 from typing import IO, Any
 
 
-def _create_temp(target: Path) -> Path:
+def _create_temp(target: Path, mode: int = 0o666) -> Path:
     """A new empty file beside ``target`` with the mode a plain ``open(path, "w")`` gives.
 
     Created with mode 0666 so the kernel applies the process umask itself (mkstemp's files
     are 0600, and reading the umask means flipping it, which is unsafe with threads).
+    A narrower ``mode`` (0600 for secrets) is never widened by the umask.
     """
     while True:
         tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
         try:
-            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode))
         except FileExistsError:
             continue
         return tmp
 
 
 @contextlib.contextmanager
-def atomic_path(target: str | os.PathLike[str]) -> Generator[Path, None, None]:
+def atomic_path(target: str | os.PathLike[str], mode: int = 0o666) -> Generator[Path, None, None]:
     """Yield a temp path beside ``target``; on success rename it over ``target``.
 
     On any exception the temp file is removed and ``target`` is left as it was.
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _create_temp(target)
+    tmp = _create_temp(target, mode)
     try:
         yield tmp
         with open(tmp, "rb+") as fh:
@@ -62,6 +64,13 @@ def write_text(target: str | os.PathLike[str], text: str) -> None:
     """Atomically write ``text`` (UTF-8) to ``target``."""
     with atomic_open(target, "w", encoding="utf-8", newline="\n") as fh:
         fh.write(text)
+
+
+def write_private(target: str | os.PathLike[str], text: str) -> Path:
+    """Atomically write ``text`` to ``target``, readable by its owner only (0600) throughout."""
+    with atomic_path(target, mode=0o600) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(target)
 
 
 def write_json(target: str | os.PathLike[str], data: Any) -> None:

@@ -39,20 +39,17 @@ def _connection(conn_id: str) -> Any | None:
         return None
 
 
-def _private(path: Path, text: str) -> Path:
-    path.touch(mode=0o600)
-    path.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
-    return path
-
-
 def git_env(tmp: Path) -> dict[str, str]:
     """The git server's credentials as environment variables (and files in ``tmp``)."""
+    from batchserving.core.atomic import write_private
+
     conn = _connection(GIT_CONN_ID)
     if conn is None:
         return {}
     extra = conn.extra_dejson
     if extra.get("private_key"):
-        key = _private(tmp / "git-key", extra["private_key"])
+        text = extra["private_key"]
+        key = write_private(tmp / "git-key", text if text.endswith("\n") else text + "\n")
         known = tmp / "known_hosts"
         known.write_text(extra.get("known_hosts", ""), encoding="utf-8")
         checking = "yes" if extra.get("known_hosts") else "accept-new"
@@ -61,7 +58,7 @@ def git_env(tmp: Path) -> dict[str, str]:
         return {"GIT_SSH_COMMAND": f"{command} {options}"}
     if conn.password:
         askpass = tmp / "git-askpass"
-        _private(askpass, ASKPASS).chmod(0o700)
+        write_private(askpass, ASKPASS).chmod(0o700)
         return {
             "GIT_ASKPASS": str(askpass),
             "GIT_TERMINAL_PROMPT": "0",

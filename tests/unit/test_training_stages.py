@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from batchserving.core.atomic import write_json, write_text
+from batchserving.core.atomic import write_json, write_private, write_text
 from batchserving.core.params import ParamsError, RegistryParams, TrainParams, load_mapping
 from batchserving.registry.dvclock import model_hash, pinned_files
 from batchserving.training.iris import CLASSES, FEATURES, split_rows
@@ -154,6 +154,24 @@ def test_atomic_write_survives_sigkill_mid_write(tmp_path: Path) -> None:
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert target.read_text() == "old\n"
+
+
+def test_a_private_file_is_never_readable_by_others(tmp_path: Path, monkeypatch) -> None:
+    """0600 from its creation, also when it replaces a file others could read."""
+    target = tmp_path / "secret"
+    target.write_text("old")
+    target.chmod(0o644)
+    seen_modes = []
+    real_replace = os.replace
+
+    def replace(src, dst):  # the temp file's mode, the moment before it becomes the target
+        seen_modes.append(os.stat(src).st_mode & 0o777)
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    write_private(target, "s3cr3t")
+    assert seen_modes == [0o600]
+    assert target.stat().st_mode & 0o777 == 0o600 and target.read_text() == "s3cr3t"
 
 
 def test_pinned_files_cover_the_weather_pipeline() -> None:
