@@ -54,14 +54,14 @@ $(BIN)/.synced-cluster: $(BIN)/.synced
 $(AIRFLOW_HOME)/.ready: $(BIN)/.synced
 	@mkdir -p $(AIRFLOW_HOME)
 	$(BIN)/airflow db migrate > $(AIRFLOW_HOME)/db-migrate.log 2>&1 || (tail -20 $(AIRFLOW_HOME)/db-migrate.log; exit 1)
-	$(BIN)/python -m batchserving.core.airflow_setup
+	cd $(ROOT)/dags && $(BIN)/python -m batchserving_dags
 	@touch $@
 
-# Byte-compile the DAG files and their helpers (batchserving/core is imported at parse time):
-# the DAG processor parses them every 30 s, and PYTHONDONTWRITEBYTECODE (set on some
-# machines) would make it compile them each time.
+# Byte-compile the DAG files and their helpers (all the project code a parse imports): the
+# DAG processor parses them every 30 s, and PYTHONDONTWRITEBYTECODE (set on some machines)
+# would make it compile them each time.
 setup: $(AIRFLOW_HOME)/.ready
-	@$(BIN)/python -m compileall -q $(ROOT)/dags $(ROOT)/batchserving/core
+	@$(BIN)/python -m compileall -q $(ROOT)/dags
 
 # The same model repo for every local command: MODEL_REPO if set, else .model-repo/ (made on
 # first use); each target below names it at start.

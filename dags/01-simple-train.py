@@ -44,7 +44,7 @@ with DAG(
         "owner": "ml-platform",
         "retries": 2,
         "retry_delay": timedelta(minutes=2),
-        "on_failure_callback": failure_alert(),
+        "on_failure_callback": [failure_alert],
     },
 ) as dag:
     repro_evaluate, register_model = update_and_register()

@@ -32,7 +32,7 @@ from airflow.providers.standard.operators.python import BranchPythonOperator, Py
 from airflow.sdk import DAG, Label, TriggerRule
 from batchserving_dags import assets, selection
 from batchserving_dags.model_repo import repo_task, update_and_register
-from batchserving_dags.slack_notifier import failure_alert
+from batchserving_dags.slack_notifier import failure_alert, summary_alert
 
 # The DAG processor pre-imports the `airflow` modules a DAG file names (not those of its
 # helpers) before it forks the parse: naming BashOperator's module above makes the helpers'
@@ -52,7 +52,7 @@ with DAG(
         "owner": "ml-platform",
         "retries": 2,
         "retry_delay": timedelta(minutes=2),
-        "on_failure_callback": failure_alert(),
+        "on_failure_callback": [failure_alert],
     },
 ) as dag:
     repro_evaluate, register_model = update_and_register()
@@ -72,7 +72,7 @@ with DAG(
         selection.PROMOTE_TASK,
         'batchserving.selection.promote promote --comparison-json "$COMPARISON_JSON"',
         env={"COMPARISON_JSON": selection.COMPARISON_TEMPLATE},
-        on_success_callback=selection.summary_alert(selection.PROMOTE_TASK),
+        on_success_callback=[summary_alert(selection.PROMOTE_TASK)],
         execution_timeout=timedelta(minutes=15),
         outlets=[assets.PROD_DEPLOYMENT],
         post_execute=assets.prod_event,
@@ -80,7 +80,7 @@ with DAG(
     keep_champion = PythonOperator(
         task_id=selection.KEEP_TASK,
         python_callable=selection.keep_message,
-        on_success_callback=selection.summary_alert(selection.KEEP_TASK),
+        on_success_callback=[summary_alert(selection.KEEP_TASK)],
         execution_timeout=timedelta(minutes=1),
     )
     join = EmptyOperator(

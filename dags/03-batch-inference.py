@@ -35,7 +35,7 @@ import airflow.providers.standard.operators.bash  # noqa: F401 - see below
 import pendulum
 from airflow.sdk import DAG
 from batchserving_dags import assets
-from batchserving_dags.model_repo import PROJECT_ROOT, PYTHON, ProjectBashOperator
+from batchserving_dags.model_repo import PYTHON, ProjectBashOperator
 from batchserving_dags.slack_notifier import failure_alert
 
 # Run values reach the command through the environment, never pasted into the shell text:
@@ -64,13 +64,12 @@ with DAG(
         "owner": "ml-platform",
         "retries": 1,
         "retry_delay": timedelta(minutes=1),
-        "on_failure_callback": failure_alert(),
+        "on_failure_callback": [failure_alert],
     },
 ) as dag:
     predict = ProjectBashOperator(
         task_id="predict",
         bash_command=PREDICT_COMMAND,
-        cwd=str(PROJECT_ROOT),
         env={
             "PREDICT_LOGICAL_DATE": "{{ (dag_run.logical_date or dag_run.run_after).isoformat() }}",
             "PREDICT_RUN_ID": "{{ run_id }}",
@@ -78,7 +77,7 @@ with DAG(
             "PREDICT_OUTPUT": "{{ (dag_run.conf or {}).get('output_path', '') }}",
         },
         append_env=True,  # keep PATH, MODEL_REPO and the rest of the worker's environment
-        skip_on_exit_code=99,  # batchserving.serving.predict: nothing deployed yet
+        skip_on_exit_code=(99,),  # batchserving.serving.predict: nothing deployed yet
         execution_timeout=timedelta(minutes=20),
         # Consumes the prod deployment (the schedule stays every 5 minutes); produces
         # the predictions file, its event naming the model version that scored it.

@@ -41,8 +41,6 @@ from batchserving_dags.kma_connection import KmaBashOperator
 from batchserving_dags.model_repo import repo_task
 from batchserving_dags.slack_notifier import failure_alert
 
-from batchserving.core.names import WEATHER_PIPELINE
-
 
 def kst_iso(instant) -> str:
     """An Airflow date (UTC) as ISO 8601 in Korean time, e.g. 2026-11-25T14:45:00+09:00."""
@@ -69,12 +67,12 @@ with DAG(
         "owner": "data-platform",
         "retries": 2,
         "retry_delay": timedelta(minutes=5),
-        "on_failure_callback": failure_alert(),
+        "on_failure_callback": [failure_alert],
     },
 ) as dag:
     fetch = repo_task(
         "fetch",
-        f"batchserving.registry.publish --single-item {WEATHER_PIPELINE}:fetch_weather",
+        "batchserving.registry.publish --pipeline weather --single-item fetch_weather",
         operator=KmaBashOperator,
         env={"WEATHER_RUN_AT": "{{ (dag_run.logical_date or dag_run.run_after) | kst_iso }}"},
         # KMA's own retries, back-off and step-back stay well inside this.
@@ -85,7 +83,7 @@ with DAG(
     # --single-item: fetch_weather is always_changed and must not run again without its key.
     preprocess = repo_task(
         "preprocess",
-        f"batchserving.registry.publish --single-item {WEATHER_PIPELINE}:preprocess_weather",
+        "batchserving.registry.publish --pipeline weather --single-item preprocess_weather",
         execution_timeout=timedelta(minutes=5),
         inlets=[assets.WEATHER_RAW],
         outlets=[assets.WEATHER_TABLES],

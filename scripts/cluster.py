@@ -669,8 +669,8 @@ class Cluster(AirflowRestClient):
     def _start_airflow(self) -> None:
         self._write_airflow_config()
         run([AIRFLOW, "db", "migrate"], "airflow db migrate", env=self.env())
-        setup = [sys.executable, "-m", "batchserving.core.airflow_setup"]
-        run(setup, "creating the pool", env=self.env(), cwd=PROJECT_ROOT)
+        setup = [sys.executable, "-m", "batchserving_dags"]
+        run(setup, "creating the pool", env=self.env(), cwd=DAGS_FOLDER)
         for name in ("api-server", "scheduler", "dag-processor"):
             self._spawn(name, [AIRFLOW, name])
         self._token = None

@@ -113,7 +113,7 @@ def set_params(repo: Path, section: str, **values: object) -> None:
 def airflow_db() -> None:
     """An initialised metadata DB with the project's pool, made as `make setup` makes it."""
     run(["airflow", "db", "migrate"])
-    run([sys.executable, "-m", "batchserving.core.airflow_setup"])
+    run([sys.executable, "-m", "batchserving_dags"], cwd=DAGS_FOLDER)
 
 
 def tree_digest(root: Path) -> dict[str, str]:

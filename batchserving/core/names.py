@@ -1,9 +1,9 @@
-"""Every name the parts share, defined once: paths, the artifact, the stages, the pool.
+"""Every name the parts share, defined once: paths, the artifact, the stages.
 
 Read by ``dvc.yaml`` (``vars``: DVC reads the literal assignments of this file), the
-DAGs, the Makefile (through ``batchserving.core.airflow_setup``), the stages and the
-tests. Keep it to literal assignments: DVC parses it without running it, and the DAG
-processor imports it at every parse.
+commands the DAGs run, the stages and the tests. Keep it to literal assignments: DVC
+parses it without running it. The DAG files do not import it (a parse imports nothing of
+the project but the dags folder); the Airflow pool is named in ``dags/batchserving_dags``.
 """
 
 # The pipeline's files, relative to the model repo's root.
@@ -42,8 +42,3 @@ EVALUATE_STAGE = "evaluate"
 # The model artifact (dvc.yaml `artifacts:`, GTO tags iris-model@vX.Y.Z, iris-model#prod#N).
 ARTIFACT = "iris-model"
 PROD_STAGE = "prod"
-
-# The Airflow pool of every task that writes the model repo.
-POOL = "model_repo"
-POOL_SLOTS = 1
-POOL_DESCRIPTION = "Writers of the model repo (dvc, git, gto): one at a time"

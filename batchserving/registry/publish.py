@@ -1,7 +1,7 @@
 """Bring pipeline stages up to date and publish the result: the repo-writing task command.
 
-    python -m batchserving.registry.publish evaluate                   # prepare, train, evaluate
-    python -m batchserving.registry.publish --single-item weather/dvc.yaml:fetch_weather
+    python -m batchserving.registry.publish evaluate                 # prepare, train, evaluate
+    python -m batchserving.registry.publish --pipeline weather --single-item fetch_weather
 
 Sync, work, publish (``batchserving.registry.sync``): start from the server's state with
 the stages' outputs pulled from the DVC remote (so an unchanged pipeline is not rerun),
@@ -17,6 +17,7 @@ import argparse
 import sys
 
 from batchserving.core.lock import reap_children_on_sigterm
+from batchserving.core.names import PIPELINE, WEATHER_PIPELINE
 from batchserving.core.params import ParamsError
 from batchserving.core.repro import repro_or_restore
 from batchserving.registry.git import RegistryError, git, run_label
@@ -24,24 +25,37 @@ from batchserving.registry.register import commit_pipeline_state
 from batchserving.registry.sync import synced
 from batchserving.registry.workspace import workspace_path
 
+# The pipelines by name: the DAGs name them, so a DAG parse never imports the paths.
+PIPELINES = {"model": PIPELINE, "weather": WEATHER_PIPELINE}
+
 
 class StageFailed(RegistryError):
     """``dvc repro`` failed; its own output says why."""
 
 
+def stage_targets(pipeline: str, stages: list[str]) -> list[str]:
+    """DVC's addresses of ``stages`` of the named pipeline (the root's need no file)."""
+    path = PIPELINES[pipeline]
+    return stages if path == PIPELINE else [f"{path}:{stage}" for stage in stages]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--pipeline", choices=sorted(PIPELINES), default="model", help="whose stages these are"
+    )
     parser.add_argument("--single-item", action="store_true", help="only the named stages")
     parser.add_argument("stages", nargs="+")
     args = parser.parse_args()
     reap_children_on_sigterm()
     repo = workspace_path()
-    pull = ["--with-deps", *args.stages]  # a fresh workspace needs the inputs too
+    targets = stage_targets(args.pipeline, args.stages)
+    pull = ["--with-deps", *targets]  # a fresh workspace needs the inputs too
 
     def step() -> str:
-        code = repro_or_restore(args.stages, single_item=args.single_item)
+        code = repro_or_restore(targets, single_item=args.single_item)
         if code != 0:
-            raise StageFailed(f"`dvc repro {' '.join(args.stages)}` failed (exit {code})")
+            raise StageFailed(f"`dvc repro {' '.join(targets)}` failed (exit {code})")
         commit_pipeline_state(repo, run_label())
         return git(repo, "rev-parse", "HEAD").strip()
 

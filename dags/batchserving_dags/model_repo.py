@@ -13,9 +13,7 @@ from datetime import timedelta
 
 from airflow.providers.standard.operators.bash import BashOperator
 
-from batchserving import PROJECT_ROOT
-from batchserving.core.names import POOL
-from batchserving_dags import assets
+from batchserving_dags import POOL, assets
 
 PYTHON = '"$PROJECT_PYTHON"'
 
@@ -26,11 +24,17 @@ class ProjectBashOperator(BashOperator):
     ``$PROJECT_PYTHON`` is this task process's interpreter; the git server's and the DVC
     remote's credentials (``batchserving_dags.credentials``) are added to the command's
     environment only, with any file they need in a temp dir removed when the task ends.
+    Commands run in the project's root unless ``cwd`` says otherwise, so a relative path
+    in a run's conf means what it means by hand. The project's package is imported only
+    here, when the task runs: the DAG parse never pays for it.
     """
 
     def execute(self, context):
         import tempfile
 
+        from batchserving import PROJECT_ROOT
+
+        self.cwd = self.cwd or str(PROJECT_ROOT)
         with tempfile.TemporaryDirectory(prefix="task-credentials-") as tmp:
             self._credentials_dir = tmp
             return super().execute(context)
@@ -59,9 +63,12 @@ def repo_task(
     return operator(
         task_id=task_id,
         bash_command=f"exec {PYTHON} -m batchserving.core.lock {PYTHON} -m {command}",
-        cwd=str(PROJECT_ROOT),
         pool=POOL,
         append_env=True,  # keep PATH, MODEL_REPO and the rest of the worker's environment
+        # No exit code means "skipped" (BashOperator's default is 99). A tuple, not an
+        # int: Airflow checks the value against `Container`, and for an int that check
+        # walks every registered container class in each parse.
+        skip_on_exit_code=(),
         **kwargs,
     )
 

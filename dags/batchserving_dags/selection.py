@@ -10,8 +10,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from batchserving_dags.slack_notifier import SlackAlert
-
 COMPARE_TASK = "compare"
 # The promote task gets the comparison in its environment (JSON in one variable).
 COMPARISON_TEMPLATE = "{{ ti.xcom_pull(task_ids='compare') }}"
@@ -68,8 +66,3 @@ def keep_message(ti: Any) -> str:
         f"Why: {comparison['reason']}. Deltas: {deltas or 'none'}. "
         f"{evidence_line(comparison.get('evidence'))}"
     )
-
-
-def summary_alert(task_id: str) -> SlackAlert:
-    """Success alert whose text is the task's return value (its XCom): one line, no secrets."""
-    return SlackAlert(f"{{{{ ti.xcom_pull(task_ids='{task_id}') }}}}")

@@ -3,15 +3,21 @@
 Connection ``my_webhook`` (type ``slackwebhook``, the webhook URL as password) is read
 when an alert is sent, never when a DAG file is parsed. A missing connection or a
 Slack outage is logged as a warning and never changes the task's outcome; each
-attempt is bounded by ``timeout`` seconds.
+attempt is bounded by ``SLACK_TIMEOUT_SECONDS``.
+
+The alerts are plain callbacks, passed in a list (``[failure_alert]``,
+``[summary_alert(task_id)]``): the notifier is built when an alert is sent, so a DAG
+parse creates no notifier at all, and a list spares Airflow's check of a lone callback
+against ``Collection`` (which, for a class the parsing process has not met before, walks
+every registered collection class at each parse).
 """
 
 from __future__ import annotations
 
-import copy
+import functools
 import re
-
-from airflow.sdk.bases.notifier import BaseNotifier
+from collections.abc import Callable
+from typing import Any
 
 SLACK_CONN_ID = "my_webhook"
 SLACK_TIMEOUT_SECONDS = 10
@@ -27,59 +33,48 @@ FAILURE_TEXT = (
 URL_PATTERN = r"https?://\S+"
 
 
-class SlackAlert(BaseNotifier):
-    """Post ``text`` (a Jinja template rendered with the task context) to Slack."""
+def post_alert(text: str, context: Any) -> None:
+    """Render ``text`` (Jinja, with the task's context) and post it; never raise.
 
-    template_fields = ("text",)
+    The Slack provider's notifier renders and sends it; a fresh one per alert, so a
+    process that runs several tasks (``dag.test()``) renders each alert from its template.
+    """
+    import logging
 
-    def __init__(
-        self,
-        text: str,
-        conn_id: str = SLACK_CONN_ID,
-        timeout: int = SLACK_TIMEOUT_SECONDS,
-    ) -> None:
-        super().__init__()
-        self.text = text
-        self.conn_id = conn_id
-        self.timeout = timeout
+    from airflow.exceptions import AirflowNotFoundException
+    from airflow.providers.slack.notifications.slack_webhook import SlackWebhookNotifier
+    from airflow.sdk import BaseHook
 
-    def __call__(self, *args) -> None:
-        """Render and send from a copy, so the template stays for the next task and run.
-
-        BaseNotifier renders its template fields in place; one instance sits in every
-        task's default_args, and a process that runs several tasks (``dag.test()``)
-        would otherwise resend the first rendered text.
-        """
-        BaseNotifier.__call__(copy.copy(self), *args)
-
-    def notify(self, context) -> None:
-        """Send the message; log and swallow every failure (alerts never fail a task)."""
-        from airflow.exceptions import AirflowNotFoundException
-        from airflow.providers.slack.notifications.slack_webhook import SlackWebhookNotifier
-        from airflow.sdk import BaseHook
-
-        try:
-            BaseHook.get_connection(self.conn_id)
-        except AirflowNotFoundException:
-            self.log.warning(
-                "Slack alert not sent: connection %r is not configured "
-                "(add it with `airflow connections add %s --conn-type slackwebhook "
-                "--conn-password <webhook URL>`)",
-                self.conn_id,
-                self.conn_id,
-            )
-            return
-        try:
-            SlackWebhookNotifier(
-                slack_webhook_conn_id=self.conn_id, text=self.text, timeout=self.timeout
-            ).notify(context)
-        except Exception as exc:  # noqa: BLE001 - an outage must not change the task's outcome
-            reason = re.sub(URL_PATTERN, "<webhook>", str(exc))[:300]
-            self.log.warning("Slack alert not sent (%s: %s)", type(exc).__name__, reason)
-        else:
-            self.log.info("Slack alert sent through connection %r", self.conn_id)
+    log = logging.getLogger(__name__)
+    try:
+        BaseHook.get_connection(SLACK_CONN_ID)
+    except AirflowNotFoundException:
+        log.warning(
+            "Slack alert not sent: connection %r is not configured "
+            "(add it with `airflow connections add %s --conn-type slackwebhook "
+            "--conn-password <webhook URL>`)",
+            SLACK_CONN_ID,
+            SLACK_CONN_ID,
+        )
+        return
+    notifier = SlackWebhookNotifier(
+        slack_webhook_conn_id=SLACK_CONN_ID, text=text, timeout=SLACK_TIMEOUT_SECONDS
+    )
+    try:
+        notifier.render_template_fields(context)
+        notifier.notify(context)
+    except Exception as exc:  # noqa: BLE001 - an outage must not change the task's outcome
+        reason = re.sub(URL_PATTERN, "<webhook>", str(exc))[:300]
+        log.warning("Slack alert not sent (%s: %s)", type(exc).__name__, reason)
+    else:
+        log.info("Slack alert sent through connection %r", SLACK_CONN_ID)
 
 
-def failure_alert() -> SlackAlert:
+def failure_alert(context: Any) -> None:
     """The task-level failure alert every DAG puts in its ``default_args``."""
-    return SlackAlert(FAILURE_TEXT)
+    post_alert(FAILURE_TEXT, context)
+
+
+def summary_alert(task_id: str) -> Callable[[Any], None]:
+    """Success alert whose text is the task's return value (its XCom): one line, no secrets."""
+    return functools.partial(post_alert, f"{{{{ ti.xcom_pull(task_ids='{task_id}') }}}}")

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import pytest
 
-from batchserving.core.names import POOL
+from dags.batchserving_dags import POOL
 from tests.conftest import DAGS_FOLDER
 
 # dag_id -> cron expression, all in Asia/Seoul .
@@ -74,6 +74,55 @@ def test_dag_settings(dagbag) -> None:
         assert dag.max_active_runs == 1, dag_id
         assert dag.tags, dag_id
         assert dag.doc_md and dag.doc_md.strip(), dag_id
+
+
+# Run in a fresh interpreter: which modules a DAG parse adds to what the DAG processor's
+# parent has (Airflow and the `airflow.*` modules the DAG files name, pre-imported).
+PARSE_IMPORTS = """
+import importlib, json, sys
+from pathlib import Path
+import airflow
+from airflow.utils.file import iter_airflow_imports
+files = [Path(p) for p in sys.argv[1:]]
+for path in files:
+    for module in iter_airflow_imports(str(path)):
+        importlib.import_module(module)
+from airflow.dag_processing.dagbag import BundleDagBag
+before = set(sys.modules)
+for path in files:
+    bag = BundleDagBag(dag_folder=path, bundle_path=path.parent)
+    assert bag.dags and not bag.import_errors, (path, bag.import_errors)
+print(json.dumps(sorted(set(sys.modules) - before)))
+"""
+
+
+def test_a_parse_imports_only_the_dags_folder() -> None:
+    """The helpers import nothing the parse would pay for: no project package, no library.
+
+    The DAG processor pre-imports only the ``airflow`` modules a DAG file names; anything
+    else a helper imports is imported again at every parse of every file.
+    """
+    import json
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-c", PARSE_IMPORTS, *map(str, DAG_FILES)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    added = json.loads(result.stdout.strip().splitlines()[-1])
+    others = [
+        name
+        for name in added
+        if name.split(".")[0] != "batchserving_dags"
+        and not name.startswith("unusual_prefix_")  # the DAG files' own modules
+        and name != "airflow.version"  # imported lazily by Airflow itself
+    ]
+    assert others == [], f"a DAG parse imports {others}"
+    assert "batchserving_dags.credentials" not in added  # read when a task runs
 
 
 def test_task_defaults(dagbag) -> None:

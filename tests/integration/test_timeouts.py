@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 from filelock import FileLock
 
-from batchserving.core.names import LOCK_FILE, POOL
+from batchserving.core.names import LOCK_FILE
 from batchserving.weather.fake_kma import FakeKma
+from dags.batchserving_dags import POOL
 from tests.conftest import git, tree_digest
 from tests.integration.dagrun import load_dag, task_states
 
