@@ -112,31 +112,30 @@ def challenger_of(repo: Path, metric: str) -> tuple[ModelVersion, dict[str, Any]
 def champion_part(
     repo: Path, champion: ModelVersion, challenger_metrics: dict[str, Any], params: SelectionParams
 ) -> tuple[dict[str, Any], Evidence]:
-    """The champion's side and the paired evidence: both models on the current test rows."""
+    """The champion's side and the paired evidence: both models on the current test rows.
+
+    Each model predicts the rows once; its scores and the paired evidence use those.
+    """
     from batchserving.training.iris import FEATURES, TARGET
-    from batchserving.training.metrics import score_model
+    from batchserving.training.metrics import score_predictions
 
     test = test_rows(repo)
     champion_model, challenger_model = load_models(repo, champion)
+    truth = test[TARGET].to_numpy()
+    by_champion = champion_model.predict(test[FEATURES])
+    by_challenger = challenger_model.predict(test[FEATURES])
     metric = params.primary_metric
-    challenger_score = score_model(challenger_model, test)[metric]
+    challenger_score = score_predictions(truth, by_challenger)[metric]
     if challenger_score != challenger_metrics[metric]:
         raise SelectionError(
             f"{METRICS_FILE} says {metric} {challenger_metrics[metric]} but the workspace model "
             f"scores {challenger_score} on the test rows; run `dvc repro evaluate` to rewrite it"
         )
-    evidence = gather(
-        params.test,
-        params.alpha,
-        metric,
-        test[TARGET].to_numpy(),
-        champion_model.predict(test[FEATURES]),
-        challenger_model.predict(test[FEATURES]),
-    )
+    evidence = gather(params.test, params.alpha, metric, truth, by_champion, by_challenger)
     part = {
         "version": champion.version,
         "commit": champion.commit,
-        "metrics": score_model(champion_model, test),
+        "metrics": score_predictions(truth, by_champion),
         "metrics_source": "scored on the current test rows",
         "prod_tag": champion.tag,
     }

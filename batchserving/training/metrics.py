@@ -16,18 +16,22 @@ DIGITS = 6
 
 def score_model(model: Any, test: pd.DataFrame) -> dict[str, Any]:
     """Accuracy, macro F1 and per-class F1 of ``model`` on ``test``."""
+    return score_predictions(test[TARGET], model.predict(test[FEATURES]))
+
+
+def score_predictions(truth: Any, predicted: Any) -> dict[str, Any]:
+    """The scores of ``score_model`` for predictions already made (one per test row)."""
     from sklearn.metrics import accuracy_score, f1_score
 
-    predicted = model.predict(test[FEATURES])
-    per_class = f1_score(test[TARGET], predicted, labels=CLASSES, average=None, zero_division=0)
+    per_class = f1_score(truth, predicted, labels=CLASSES, average=None, zero_division=0)
     return {
-        "accuracy": round(float(accuracy_score(test[TARGET], predicted)), DIGITS),
+        "accuracy": round(float(accuracy_score(truth, predicted)), DIGITS),
         "f1_macro": round(
-            float(f1_score(test[TARGET], predicted, average="macro", zero_division=0)), DIGITS
+            float(f1_score(truth, predicted, average="macro", zero_division=0)), DIGITS
         ),
         "f1_per_class": {
             name: round(float(score), DIGITS)
             for name, score in zip(CLASSES, per_class, strict=True)
         },
-        "n_test": len(test),
+        "n_test": len(predicted),
     }
