@@ -19,8 +19,7 @@ from pathlib import Path
 import pytest
 
 from batchserving import DAGS_FOLDER, PROJECT_ROOT
-
-VENV_BIN = Path(sys.executable).parent
+from scripts.airflow_server import VENV_BIN
 
 
 def pytest_configure(config: pytest.Config) -> None:
