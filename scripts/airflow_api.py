@@ -250,8 +250,17 @@ class AirflowRestClient:
         """What to show when a wait times out (the components' output)."""
         return ""
 
+    def check_running(self) -> None:
+        """Raise if a component this client started has exited (none started here)."""
+
     def _wait(self, ready: Callable[[], Any], timeout: float, what: str, poll=0.5) -> Any:
-        return wait_until(ready, timeout, what, poll, self.diagnostics)
+        """Poll ``ready()``; fail at once, with its output, if a component has exited."""
+
+        def ready_while_running() -> Any:
+            self.check_running()
+            return ready()
+
+        return wait_until(ready_while_running, timeout, what, poll, self.diagnostics)
 
     def token(self) -> str:
         if self._token is None:

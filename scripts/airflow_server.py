@@ -118,7 +118,10 @@ class AirflowServer(AirflowRestClient):
             # Connections are stored encrypted (Fernet), as in any real deployment; the
             # scheduler signs task tokens that the API server checks (JWT secret).
             **{k: v for k, v in secrets_env.items() if v},
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{self.db_path}",
+            # SQLite has one writer at a time. Its default wait for the lock (5 s) is too
+            # short on a busy 2-core machine: the scheduler died of "database is locked"
+            # in a test run. A minute lets every component wait its turn.
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{self.db_path}?timeout=60",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{USER}:admin",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(self.password_path),
             "AIRFLOW__API__HOST": "127.0.0.1",
@@ -171,11 +174,13 @@ class AirflowServer(AirflowRestClient):
         self._wait(lambda: self._healthy(), timeout, "the API server to answer")
         self.timings["api_up"] = time.monotonic() - t0
 
-    def _healthy(self) -> bool:
+    def check_running(self) -> None:
         for name, proc in self.procs.items():
             if proc.poll() is not None:
                 code = proc.returncode
                 raise RuntimeError(f"airflow {name} exited with {code}:\n{self.tail(name)}")
+
+    def _healthy(self) -> bool:
         return self.health().get("scheduler", {}).get("status") == "healthy"
 
     def tail(self, name: str, lines: int = 40) -> str:
