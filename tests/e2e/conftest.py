@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from batchserving.weather.fake_kma import FakeKma
+from dags.batchserving_dags import POOL, POOL_DESCRIPTION, POOL_SLOTS
 from scripts.airflow_server import AirflowServer
 from tests.conftest import snapshot_project
 from tests.fakes.slack import SlackReceiver
@@ -57,7 +58,7 @@ def e2e(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2E]:
         server = AirflowServer(home=root / "airflow-home", model_repo=repo)
         stack.callback(server.stop)  # runs even when start() fails half way
         server.start()
-        server.add_pool("model_repo", 1, "Writers of the model repo (dvc, git, gto)")
+        server.add_pool(POOL, POOL_SLOTS, POOL_DESCRIPTION)
         server.add_connection("my_webhook", "slackwebhook", password=slack_url)
         if kma:
             server.add_connection("kma_api", "http", host=kma.base_url, password=kma_key)
