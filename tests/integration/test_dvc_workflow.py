@@ -52,6 +52,24 @@ def experiments(repo: Path) -> dict[str, dict]:
     return found
 
 
+def test_the_committed_lock_pins_the_code_as_committed(clone: Path) -> None:
+    """No dep of the model pipeline differs from what dvc.lock says: a clone retrains nothing.
+
+    A stage's module edited without regenerating dvc.lock would make every new workspace
+    rerun the pipeline at its first task and commit the lock there.
+    """
+    status = json.loads(dvc(clone, "status", "--json", "dvc.yaml"))
+    stale = sorted(
+        f"{stage}: {path}"
+        for stage, changes in status.items()
+        for change in changes
+        if isinstance(change, dict)
+        for path, state in change.get("changed deps", {}).items()
+        if state == "modified"
+    )
+    assert stale == [], f"dvc.lock is stale ({stale}): run `dvc repro` and commit dvc.lock"
+
+
 def test_fresh_clone_repro_and_experiments_need_no_key_and_an_experiment_is_a_version(
     clone: Path,
 ) -> None:
