@@ -118,10 +118,10 @@ class AirflowServer(AirflowRestClient):
             # Connections are stored encrypted (Fernet), as in any real deployment; the
             # scheduler signs task tokens that the API server checks (JWT secret).
             **{k: v for k, v in secrets_env.items() if v},
-            # SQLite has one writer at a time. Its default wait for the lock (5 s) is too
-            # short on a busy 2-core machine: the scheduler died of "database is locked"
-            # in a test run. A minute lets every component wait its turn.
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{self.db_path}?timeout=60",
+            # SQLite has one writer at a time. Its default wait for the lock (5 s) is short
+            # on a busy 2-core machine (the scheduler died of "database is locked" in a
+            # test run); 15 s stays within a REST client's 30 s request timeout.
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{self.db_path}?timeout=15",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{USER}:admin",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(self.password_path),
             "AIRFLOW__API__HOST": "127.0.0.1",

@@ -30,7 +30,7 @@ def test_a_wait_fails_at_once_naming_the_component_that_exited(tmp_path: Path) -
     assert "database is locked" in str(raised.value)
 
 
-def test_sqlite_waits_a_minute_for_its_one_writer(tmp_path: Path) -> None:
+def test_sqlite_waits_longer_than_its_default_for_its_one_writer(tmp_path: Path) -> None:
     server = AirflowServer(home=tmp_path, model_repo=tmp_path / "repo")
     conn = server.env()["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
-    assert conn == f"sqlite:///{tmp_path / 'airflow.db'}?timeout=60"
+    assert conn == f"sqlite:///{tmp_path / 'airflow.db'}?timeout=15"
