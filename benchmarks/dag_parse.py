@@ -29,7 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from batchserving import DAGS_FOLDER
+from batchserving import DAGS_FOLDER, PROJECT_ROOT
 from benchmarks.common import Figure
 
 PAIRS = 41  # (baseline, file) parses per DAG file
@@ -95,7 +95,7 @@ def pairs_in_fresh_parent(path: Path, baseline: Path, env: dict[str, str]) -> li
         capture_output=True,
         text=True,
         check=False,
-        cwd=Path(__file__).resolve().parents[1],
+        cwd=PROJECT_ROOT,
     )
     if result.returncode != 0:
         raise RuntimeError(f"parsing {path} failed:\n{result.stderr[-2000:]}")

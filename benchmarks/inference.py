@@ -25,9 +25,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+from batchserving import PROJECT_ROOT
 from benchmarks.common import Figure, median_seconds
 
-ROOT = Path(__file__).resolve().parents[1]
 LARGE_ROWS = 5_000_000
 SMALL_ROWS = 500_000
 
@@ -62,7 +62,7 @@ def child(cmd: list[str], cwd: Path) -> tuple[float, float, str]:
         "rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024\n"
         "print(json.dumps([wall, rss, out]))\n"
     )
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONWARNINGS": "ignore"}
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "PYTHONWARNINGS": "ignore"}
     result = subprocess.run(
         [sys.executable, "-c", code, *cmd], cwd=cwd, env=env, capture_output=True, text=True
     )
@@ -92,12 +92,12 @@ def setup(work: Path) -> Path:
     from batchserving.training.iris import CLASSES, FEATURES
     from stages.train import fit_model
 
-    shutil.copy(ROOT / "params.yaml", work / "params.yaml")
+    shutil.copy(PROJECT_ROOT / "params.yaml", work / "params.yaml")
     iris = load_iris()
     frame = pd.DataFrame(iris.data, columns=FEATURES)
     frame["species"] = [CLASSES[i] for i in iris.target]
     model_path = work / "model.joblib"
-    joblib.dump(fit_model(frame, TrainParams.load(ROOT / "params.yaml")), model_path)
+    joblib.dump(fit_model(frame, TrainParams.load(PROJECT_ROOT / "params.yaml")), model_path)
     md5 = file_md5(model_path)
     cached = work / ".dvc" / "cache" / "files" / "md5" / md5[:2] / md5[2:]
     subprocess.run(["git", "init", "-q"], cwd=work, check=True)

@@ -25,18 +25,18 @@ from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 
+from batchserving import PROJECT_ROOT
 from batchserving.core.names import PREDICTIONS_DIR, SERVING_DIR, WEATHER_HISTORY_DIR
 from batchserving.registry.workspace import NotAModelRepo, describe, ensure_workspace
 from batchserving.serving.deployment import read_record
 from scripts.airflow_server import USER, AirflowServer
 
-ROOT = Path(__file__).resolve().parents[1]
 DAG_IDS = ["simple_train", "model_selection", "batch_inference", "crawling_weather"]
 FAKE_KEY = "demo-simulated-key"
 UI_URL = "http://127.0.0.1:8080"
 RUN_TIMEOUT = 600  # seconds for one DAG run (they take well under a minute here)
 # The project's Airflow home (the Makefile exports it; the same default otherwise).
-AIRFLOW_HOME = Path(os.environ.get("AIRFLOW_HOME") or ROOT / ".airflow")
+AIRFLOW_HOME = Path(os.environ.get("AIRFLOW_HOME") or PROJECT_ROOT / ".airflow")
 # The password file `airflow standalone` (make airflow) reads: one login for both.
 PASSWORDS_FILE = "simple_auth_manager_passwords.json.generated"
 # Settings of the user's environment that the Airflow processes must see.
@@ -48,7 +48,7 @@ def say(text: str = "") -> None:
     print(text, flush=True)
 
 
-def run(cmd: list[str], cwd: Path = ROOT, **kwargs) -> subprocess.CompletedProcess:
+def run(cmd: list[str], cwd: Path = PROJECT_ROOT, **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, check=False, **kwargs)
 
 
@@ -64,7 +64,7 @@ def fake_kma_server() -> Generator[str, None, None]:
     """The local fake KMA server (simulated forecasts); yields its base URL."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "batchserving.weather.fake_kma", "--port", "0", "--key", FAKE_KEY],
-        cwd=ROOT,
+        cwd=PROJECT_ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
@@ -150,7 +150,7 @@ def look_further(repo: Path, password: str) -> None:
     say("\nLook further:")
     say(f"  make airflow        then open {UI_URL}  (login {USER} / {password})")
     say("                      the runs above with their graphs, task logs, XComs and assets")
-    say(f"  cd {repo} && export PATH={ROOT / '.venv/bin'}:$PATH")
+    say(f"  cd {repo} && export PATH={PROJECT_ROOT / '.venv/bin'}:$PATH")
     say("  gto show  |  git tag  |  dvc metrics show  |  dvc exp show  |  dvc plots show")
     say("  dvc metrics diff iris-model@v0.0.1 HEAD   # once two versions exist")
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from batchserving import PROJECT_ROOT
 from batchserving.weather.fake_kma import FakeKma
 from dags.batchserving_dags import POOL, POOL_DESCRIPTION, POOL_SLOTS
 from scripts.airflow_server import AirflowServer
@@ -68,6 +69,6 @@ def e2e(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2E]:
 @pytest.fixture(scope="session")
 def screenshots_dir() -> Path:
     """Where the UI test leaves its screenshots for people to look at (project output/)."""
-    path = Path(__file__).resolve().parents[2] / "output" / "screenshots"
+    path = PROJECT_ROOT / "output" / "screenshots"
     path.mkdir(parents=True, exist_ok=True)
     return path

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import run, set_params
+from tests.conftest import PROJECT_ROOT, run, set_params
 from tests.integration.dagrun import run_dag, task_output, task_states
 
 pytestmark = pytest.mark.usefixtures("airflow_db")
@@ -116,7 +116,7 @@ def test_model_repo_is_checked_before_any_work(tmp_path: Path, kind: str) -> Non
         run(["git", "init", "-q"], cwd=path)
     result = subprocess.run(
         ["python", "-m", "batchserving.core.lock", "dvc", "repro", "evaluate"],
-        cwd=Path(__file__).resolve().parents[2],
+        cwd=PROJECT_ROOT,
         env={**os.environ, "MODEL_REPO": str(path)},
         capture_output=True,
         text=True,

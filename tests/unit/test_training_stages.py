@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from batchserving import PROJECT_ROOT
 from batchserving.core.atomic import write_json, write_private, write_text
 from batchserving.core.params import ParamsError, RegistryParams, TrainParams, load_mapping
 from batchserving.registry.dvclock import model_hash, pinned_files
@@ -148,7 +149,7 @@ def test_atomic_write_survives_sigkill_mid_write(tmp_path: Path) -> None:
         [sys.executable, "-c", script],
         stdout=subprocess.PIPE,
         text=True,
-        cwd=Path(__file__).resolve().parents[2],
+        cwd=PROJECT_ROOT,
     )
     assert proc.stdout.readline().strip() == "writing"
     os.kill(proc.pid, signal.SIGKILL)

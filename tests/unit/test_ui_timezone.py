@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import json
-from pathlib import Path
 
 import httpx
 import pytest
@@ -13,7 +12,9 @@ from starlette.applications import Starlette
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from starlette.routing import Route
 
-PLUGIN = Path(__file__).resolve().parents[2] / "plugins" / "ui_timezone.py"
+from batchserving import PLUGINS_FOLDER
+
+PLUGIN = PLUGINS_FOLDER / "ui_timezone.py"
 PAGE = '<!doctype html><html><head><meta charset="UTF-8" /></head><body></body></html>'
 
 
