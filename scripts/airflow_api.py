@@ -318,9 +318,9 @@ class AirflowRestClient:
         self.api("PATCH", f"/dags/{dag_id}", json={"is_paused": True})
 
     def trigger(self, dag_id: str, run_id: str, attempts: int = 5) -> str:
-        """Create a run. SQLite has one writer: four triggers at the same moment, beside a
-        busy scheduler, can meet "database is locked" (HTTP 500), so a 500 is retried a few
-        times; a retry that finds the run already created (409) counts as created."""
+        """Create a run. SQLite has one writer: a trigger beside a busy scheduler can meet
+        "database is locked" (HTTP 500), so a 500 is retried a few times; a retry that finds
+        the run already created (409) counts as created."""
         now = datetime.now(UTC).isoformat()
         body = {"dag_run_id": run_id, "logical_date": now}
         for attempt in range(1, attempts + 1):

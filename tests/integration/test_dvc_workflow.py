@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from batchserving.core.names import WEATHER_LOCK, WEATHER_PIPELINE
+from batchserving.core.names import PIPELINE, WEATHER_LOCK, WEATHER_PIPELINE
 from batchserving.weather.fake_kma import FakeKma
 from tests.conftest import git, run
 from tests.integration.dagrun import run_dag, task_states
@@ -58,7 +58,7 @@ def test_the_committed_lock_pins_the_code_as_committed(clone: Path) -> None:
     A stage's module edited without regenerating dvc.lock would make every new workspace
     rerun the pipeline at its first task and commit the lock there.
     """
-    status = json.loads(dvc(clone, "status", "--json", "dvc.yaml"))
+    status = json.loads(dvc(clone, "status", "--json", PIPELINE))
     stale = sorted(
         f"{stage}: {path}"
         for stage, changes in status.items()

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import PROJECT_ROOT, run, set_params
+from batchserving import PROJECT_ROOT
+from tests.conftest import run, set_params
 from tests.integration.dagrun import run_dag, task_output, task_states
 
 pytestmark = pytest.mark.usefixtures("airflow_db")
