@@ -23,8 +23,7 @@ from datetime import timedelta
 import airflow.providers.standard.operators.bash  # noqa: F401 - see below
 import pendulum
 from airflow.sdk import DAG
-from batchserving_dags.model_repo import update_and_register
-from batchserving_dags.slack_notifier import failure_alert
+from batchserving_dags import failure_alert, update_and_register
 
 # The DAG processor pre-imports the `airflow` modules a DAG file names (not those of its
 # helpers) before it forks the parse: naming BashOperator's module above makes the helpers'

@@ -30,9 +30,21 @@ import pendulum
 from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.providers.standard.operators.python import BranchPythonOperator, PythonOperator
 from airflow.sdk import DAG, Label, TriggerRule
-from batchserving_dags import assets, selection
-from batchserving_dags.model_repo import repo_task, update_and_register
-from batchserving_dags.slack_notifier import failure_alert, summary_alert
+from batchserving_dags import (
+    COMPARE_TASK,
+    COMPARISON_TEMPLATE,
+    KEEP_TASK,
+    MODEL_VERSIONS,
+    PROD_DEPLOYMENT,
+    PROMOTE_TASK,
+    choose_branch,
+    failure_alert,
+    keep_message,
+    prod_event,
+    repo_task,
+    summary_alert,
+    update_and_register,
+)
 
 # The DAG processor pre-imports the `airflow` modules a DAG file names (not those of its
 # helpers) before it forks the parse: naming BashOperator's module above makes the helpers'
@@ -57,30 +69,30 @@ with DAG(
 ) as dag:
     repro_evaluate, register_model = update_and_register()
     compare = repo_task(
-        selection.COMPARE_TASK,
+        COMPARE_TASK,
         "batchserving.selection.compare",
         execution_timeout=timedelta(minutes=10),
-        inlets=[assets.MODEL_VERSIONS, assets.PROD_DEPLOYMENT],
+        inlets=[MODEL_VERSIONS, PROD_DEPLOYMENT],
     )
     choose_branch = BranchPythonOperator(
         task_id="choose_branch",
-        python_callable=selection.choose_branch,
+        python_callable=choose_branch,
         execution_timeout=timedelta(minutes=1),
     )
     # The promote task's last output line (its XCom) is the summary that goes to Slack.
     promote = repo_task(
-        selection.PROMOTE_TASK,
+        PROMOTE_TASK,
         'batchserving.selection.promote promote --comparison-json "$COMPARISON_JSON"',
-        env={"COMPARISON_JSON": selection.COMPARISON_TEMPLATE},
-        on_success_callback=[summary_alert(selection.PROMOTE_TASK)],
+        env={"COMPARISON_JSON": COMPARISON_TEMPLATE},
+        on_success_callback=[summary_alert(PROMOTE_TASK)],
         execution_timeout=timedelta(minutes=15),
-        outlets=[assets.PROD_DEPLOYMENT],
-        post_execute=assets.prod_event,
+        outlets=[PROD_DEPLOYMENT],
+        post_execute=prod_event,
     )
     keep_champion = PythonOperator(
-        task_id=selection.KEEP_TASK,
-        python_callable=selection.keep_message,
-        on_success_callback=[summary_alert(selection.KEEP_TASK)],
+        task_id=KEEP_TASK,
+        python_callable=keep_message,
+        on_success_callback=[summary_alert(KEEP_TASK)],
         execution_timeout=timedelta(minutes=1),
     )
     join = EmptyOperator(

@@ -34,9 +34,14 @@ from datetime import timedelta
 import airflow.providers.standard.operators.bash  # noqa: F401 - see below
 import pendulum
 from airflow.sdk import DAG
-from batchserving_dags import assets
-from batchserving_dags.model_repo import PYTHON, ProjectBashOperator
-from batchserving_dags.slack_notifier import failure_alert
+from batchserving_dags import (
+    PREDICTIONS,
+    PROD_DEPLOYMENT,
+    PYTHON,
+    ProjectBashOperator,
+    failure_alert,
+    predictions_event,
+)
 
 # Run values reach the command through the environment, never pasted into the shell text:
 # a run id or a conf path with quotes or `;` in it stays one argument.
@@ -81,7 +86,7 @@ with DAG(
         execution_timeout=timedelta(minutes=20),
         # Consumes the prod deployment (the schedule stays every 5 minutes); produces
         # the predictions file, its event naming the model version that scored it.
-        inlets=[assets.PROD_DEPLOYMENT],
-        outlets=[assets.PREDICTIONS],
-        post_execute=assets.predictions_event,
+        inlets=[PROD_DEPLOYMENT],
+        outlets=[PREDICTIONS],
+        post_execute=predictions_event,
     )

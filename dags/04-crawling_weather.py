@@ -36,10 +36,15 @@ from datetime import timedelta
 import airflow.providers.standard.operators.bash  # noqa: F401 - see below
 import pendulum
 from airflow.sdk import DAG
-from batchserving_dags import assets
-from batchserving_dags.kma_connection import KmaBashOperator
-from batchserving_dags.model_repo import repo_task
-from batchserving_dags.slack_notifier import failure_alert
+from batchserving_dags import (
+    WEATHER_RAW,
+    WEATHER_TABLES,
+    KmaBashOperator,
+    failure_alert,
+    repo_task,
+    weather_raw_event,
+    weather_tables_event,
+)
 
 
 def kst_iso(instant) -> str:
@@ -77,17 +82,17 @@ with DAG(
         env={"WEATHER_RUN_AT": "{{ (dag_run.logical_date or dag_run.run_after) | kst_iso }}"},
         # KMA's own retries, back-off and step-back stay well inside this.
         execution_timeout=timedelta(minutes=10),
-        outlets=[assets.WEATHER_RAW],
-        post_execute=assets.weather_raw_event,
+        outlets=[WEATHER_RAW],
+        post_execute=weather_raw_event,
     )
     # --single-item: fetch_weather is always_changed and must not run again without its key.
     preprocess = repo_task(
         "preprocess",
         "batchserving.registry.publish --pipeline weather --single-item preprocess_weather",
         execution_timeout=timedelta(minutes=5),
-        inlets=[assets.WEATHER_RAW],
-        outlets=[assets.WEATHER_TABLES],
-        post_execute=assets.weather_tables_event,
+        inlets=[WEATHER_RAW],
+        outlets=[WEATHER_TABLES],
+        post_execute=weather_tables_event,
     )
 
     fetch >> preprocess

@@ -11,13 +11,21 @@ own temp dir), never into a template field, a log line or a file the worker keep
   endpoint (extra ``endpoint_url``) as the ``AWS_*`` variables DVC's S3 client reads.
 
 A missing connection adds nothing: by hand, the environment (or ssh agent) is used.
+``ProjectBashOperator`` (declared in the package) calls ``project_env`` when its task
+runs; this module is imported only then.
 """
 
 from __future__ import annotations
 
 import shlex
+import sys
 from pathlib import Path
 from typing import Any
+
+from airflow.sdk import BaseHook
+from airflow.sdk.exceptions import AirflowNotFoundException
+
+from batchserving.core.atomic import write_private
 
 GIT_CONN_ID = "model_repo_git"
 REMOTE_CONN_ID = "dvc_remote"
@@ -30,9 +38,6 @@ esac
 
 
 def _connection(conn_id: str) -> Any | None:
-    from airflow.sdk import BaseHook
-    from airflow.sdk.exceptions import AirflowNotFoundException
-
     try:
         return BaseHook.get_connection(conn_id)
     except AirflowNotFoundException:
@@ -41,8 +46,6 @@ def _connection(conn_id: str) -> Any | None:
 
 def git_env(tmp: Path) -> dict[str, str]:
     """The git server's credentials as environment variables (and files in ``tmp``)."""
-    from batchserving.core.atomic import write_private
-
     conn = _connection(GIT_CONN_ID)
     if conn is None:
         return {}
@@ -81,3 +84,12 @@ def remote_env() -> dict[str, str]:
     if endpoint:
         env["AWS_ENDPOINT_URL"] = endpoint
     return env
+
+
+def project_env(credentials_dir: str) -> dict[str, str]:
+    """What a project command adds to its environment: its interpreter, the credentials.
+
+    ``PROJECT_PYTHON`` is this task process's interpreter; files the credentials need go
+    in ``credentials_dir`` (the task's temp dir, removed when the task ends).
+    """
+    return {"PROJECT_PYTHON": sys.executable, **git_env(Path(credentials_dir)), **remote_env()}

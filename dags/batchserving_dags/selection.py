@@ -1,8 +1,9 @@
-"""Callables of ``model_selection`` that only read the comparison (no dvc, gto or sklearn).
+"""What ``model_selection``'s branch and keep message decide, from the comparison alone.
 
 The compare task (``python -m batchserving.selection.compare``) prints the comparison as
-its last output line, its XCom: the branch, the keep message and the promote task read
-it from there, so each of them may run on any worker.
+its last output line, its XCom; ``choose_branch`` and ``keep_champion`` (their callables
+are declared in the package) read it here when they run, on whichever worker. No dvc,
+gto or sklearn. Imported only when those tasks run.
 """
 
 from __future__ import annotations
@@ -10,11 +11,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-COMPARE_TASK = "compare"
-# The promote task gets the comparison in its environment (JSON in one variable).
-COMPARISON_TEMPLATE = "{{ ti.xcom_pull(task_ids='compare') }}"
-PROMOTE_TASK = "promote"
-KEEP_TASK = "keep_champion"
+from batchserving.selection.rule import evidence_line
+from batchserving_dags import COMPARE_TASK, KEEP_TASK, PROMOTE_TASK
+
 # "redeploy": prod is right but output/serving is not; the promote task deploys it.
 PROMOTE_DECISIONS = ("promote", "redeploy")
 
@@ -34,8 +33,8 @@ def read_comparison(ti: Any) -> dict[str, Any]:
     return comparison
 
 
-def choose_branch(ti: Any) -> str:
-    """BranchPythonOperator callable: ``promote`` or ``keep_champion``, from the comparison."""
+def branch_for(ti: Any) -> str:
+    """The task the branch follows: ``promote`` or ``keep_champion``, from the comparison."""
     comparison = read_comparison(ti)
     decision = comparison.get("decision")
     if decision not in (*PROMOTE_DECISIONS, "keep"):
@@ -44,10 +43,8 @@ def choose_branch(ti: Any) -> str:
     return PROMOTE_TASK if decision in PROMOTE_DECISIONS else KEEP_TASK
 
 
-def keep_message(ti: Any) -> str:
+def keep_text(ti: Any) -> str:
     """The Slack text of ``keep_champion``: who stays in prod and why, with the evidence."""
-    from batchserving.selection.rule import evidence_line
-
     comparison = read_comparison(ti)
     metric = comparison["rule"]["primary_metric"]
     champion, challenger = comparison["champion"], comparison["challenger"]

@@ -97,7 +97,7 @@ print(json.dumps(sorted(set(sys.modules) - before)))
 
 
 def test_a_parse_imports_only_the_dags_folder() -> None:
-    """The helpers import nothing the parse would pay for: no project package, no library.
+    """A parse imports one module of ours, the DAG helpers' package: nothing it runs later.
 
     The DAG processor pre-imports only the ``airflow`` modules a DAG file names; anything
     else a helper imports is imported again at every parse of every file.
@@ -117,12 +117,11 @@ def test_a_parse_imports_only_the_dags_folder() -> None:
     others = [
         name
         for name in added
-        if name.split(".")[0] != "batchserving_dags"
-        and not name.startswith("unusual_prefix_")  # the DAG files' own modules
+        if not name.startswith("unusual_prefix_")  # the DAG files' own modules
         and name != "airflow.version"  # imported lazily by Airflow itself
     ]
-    assert others == [], f"a DAG parse imports {others}"
-    assert "batchserving_dags.credentials" not in added  # read when a task runs
+    # The helper package itself, none of its run-time modules (alerts, credentials, ...).
+    assert others == ["batchserving_dags"], f"a DAG parse imports {others}"
 
 
 def test_task_defaults(dagbag) -> None:

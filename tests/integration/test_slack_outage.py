@@ -65,7 +65,7 @@ def closed_port_url() -> str:
 def test_slack_outage_changes_no_outcome(
     slack: str, simple_train, broken_registry_repo: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from dags.batchserving_dags.slack_notifier import SLACK_TIMEOUT_SECONDS
+    from dags.batchserving_dags.alerts import SLACK_TIMEOUT_SECONDS
 
     receiver = None
     if slack == "absent":

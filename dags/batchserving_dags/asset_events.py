@@ -1,56 +1,60 @@
-"""What the DAGs produce and consume, as Airflow assets, and the extras of their events.
+"""The extras of the DAGs' asset events, read from the model repo after a task's command.
 
-Producers declare ``outlets``; ``batch_inference`` declares ``prod`` as its inlet (its
-schedule stays every 5 minutes). A BashOperator cannot set an event's extras itself, so
-each producing task gets a ``post_execute`` hook from here: it runs in the task process
-right after the command succeeded, reads what the command left in the model repo (git,
+The assets are declared in the package (``batchserving_dags``): producers name them as
+``outlets``, ``batch_inference`` and ``compare`` as inlets. A BashOperator cannot set an
+event's extras itself, so each producing task has a ``post_execute`` hook (declared in
+the package) that runs the function of the same name here, in the task process, right
+after the command succeeded: it reads what the command left in the model repo (git,
 ``dvc.lock``, ``model.json``, the predictions file) and yields ``Metadata`` for the
 asset, which Airflow attaches to the event. The UI shows these extras on the asset's
-page and in the asset graph's events.
-
-Only ``Asset`` is imported here at parse time; the hooks import what they need when the
-task runs. The URIs use an ``x-`` scheme (a private one, in Airflow's convention): Airflow
-then looks up no provider's URI normalizer, which would cost every parse.
+page and in the asset graph's events. Imported only when a task runs.
 """
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from datetime import datetime
+from pathlib import Path
+from typing import Any
 
-from airflow.sdk import Asset
+from airflow.sdk import Metadata
 
-if TYPE_CHECKING:
-    from airflow.sdk import Metadata
-
-MODEL_VERSIONS = Asset(name="iris-model", uri="x-model-repo://iris-model/versions")
-PROD_DEPLOYMENT = Asset(name="iris-model-prod", uri="x-model-repo://iris-model/prod")
-PREDICTIONS = Asset(name="iris-predictions", uri="x-model-repo://output/predictions")
-WEATHER_RAW = Asset(name="kma-forecast-raw", uri="x-model-repo://output/weather/raw")
-WEATHER_TABLES = Asset(name="kma-forecast-tables", uri="x-model-repo://output/weather/tables")
+from batchserving.core.names import (
+    ARTIFACT,
+    METRICS_FILE,
+    PIPELINE_LOCK,
+    SERVING_DIR,
+    WEATHER_RAW_DIR,
+    WEATHER_STATE_FILE,
+)
+from batchserving.registry.dvclock import model_hash
+from batchserving.registry.workspace import workspace_path
+from batchserving.serving.deployment import read_record
+from batchserving_dags import (
+    MODEL_VERSIONS,
+    PREDICTIONS,
+    PROD_DEPLOYMENT,
+    WEATHER_RAW,
+    WEATHER_TABLES,
+)
 
 VERSION_PATTERN = r"iris-model@(v\d+\.\d+\.\d+)"
 METRICS_SHOWN = ("accuracy", "f1_macro")
 
 
-def _repo():
-    from batchserving.registry.workspace import workspace_path
-
+def _repo() -> Path:
     return workspace_path()
 
 
 def _serving_record() -> dict[str, Any]:
     """The deployment record the task just wrote or read, in this workspace."""
-    from batchserving.core.names import SERVING_DIR
-    from batchserving.serving.deployment import read_record
-
     return read_record(_repo() / SERVING_DIR)
 
 
 def _git(*args: str) -> str:
-    import subprocess
-
     return subprocess.run(
         ["git", *args], cwd=_repo(), capture_output=True, text=True, check=True
     ).stdout.strip()
@@ -58,11 +62,6 @@ def _git(*args: str) -> str:
 
 def _version_facts(version: str) -> dict[str, Any]:
     """Commit, model md5 and metrics of a registered version, read from its tag."""
-    import json
-
-    from batchserving.core.names import ARTIFACT, METRICS_FILE, PIPELINE_LOCK
-    from batchserving.registry.dvclock import model_hash
-
     commit = _git("rev-list", "-n1", f"{ARTIFACT}@{version}")
     metrics = json.loads(_git("show", f"{commit}:{METRICS_FILE}"))
     return {
@@ -75,8 +74,6 @@ def _version_facts(version: str) -> dict[str, Any]:
 
 def model_version_event(context: dict, result: Any) -> Iterator[Metadata]:
     """register_model: the version the commit has (new, or the one it already had)."""
-    from airflow.sdk import Metadata
-
     match = re.search(VERSION_PATTERN, str(result or ""))
     if match is None:
         return
@@ -87,8 +84,6 @@ def model_version_event(context: dict, result: Any) -> Iterator[Metadata]:
 
 def prod_event(context: dict, result: Any) -> Iterator[Metadata]:
     """promote: the deployment record (version, commit, md5, metrics, when)."""
-    from airflow.sdk import Metadata
-
     record = _serving_record()
     yield Metadata(
         PROD_DEPLOYMENT,
@@ -108,8 +103,6 @@ def predictions_event(context: dict, result: Any) -> Iterator[Metadata]:
     The version is the serving record's (the file may be CSV or Parquet; the task refreshed
     and read that record a moment ago, in this same workspace).
     """
-    from airflow.sdk import Metadata
-
     match = re.search(r"wrote (\d+) rows to (\S+)", str(result or ""))
     if match is None:
         return
@@ -127,10 +120,6 @@ def predictions_event(context: dict, result: Any) -> Iterator[Metadata]:
 
 def _issuance_at(run_at: str) -> str | None:
     """The newest stored issuance (YYYYMMDDHHMM, KST) not after ``run_at``: the run's."""
-    from datetime import datetime
-
-    from batchserving.core.names import WEATHER_RAW_DIR
-
     limit = datetime.fromisoformat(run_at).strftime("%Y%m%d%H%M")
     names = [p.stem for p in (_repo() / WEATHER_RAW_DIR).glob("*.json") if p.stem <= limit]
     return max(names, default=None)
@@ -138,20 +127,12 @@ def _issuance_at(run_at: str) -> str | None:
 
 def weather_raw_event(context: dict, result: Any) -> Iterator[Metadata]:
     """fetch: the issuance this run stored, and the data version's commit."""
-    from airflow.sdk import Metadata
-
     run_at = context["task"].env.get("WEATHER_RUN_AT", "")
     yield Metadata(WEATHER_RAW, {"issuance": _issuance_at(run_at), "commit": str(result)})
 
 
 def weather_tables_event(context: dict, result: Any) -> Iterator[Metadata]:
     """preprocess: the issuances in the tables, the latest one, and the commit."""
-    import json
-
-    from airflow.sdk import Metadata
-
-    from batchserving.core.names import WEATHER_STATE_FILE
-
     state = json.loads((_repo() / WEATHER_STATE_FILE).read_text(encoding="utf-8"))
     done = sorted(state.get("done", []))
     yield Metadata(

@@ -1,23 +1,22 @@
 """Slack alerts for every DAG, through the Slack provider's webhook notifier.
 
-Connection ``my_webhook`` (type ``slackwebhook``, the webhook URL as password) is read
-when an alert is sent, never when a DAG file is parsed. A missing connection or a
-Slack outage is logged as a warning and never changes the task's outcome; each
-attempt is bounded by ``SLACK_TIMEOUT_SECONDS``.
-
-The alerts are plain callbacks, passed in a list (``[failure_alert]``,
-``[summary_alert(task_id)]``): the notifier is built when an alert is sent, so a DAG
-parse creates no notifier at all, and a list spares Airflow's check of a lone callback
-against ``Collection`` (which, for a class the parsing process has not met before, walks
-every registered collection class at each parse).
+The callbacks the DAGs name (``failure_alert``, ``summary_alert(task_id)``) are declared
+in the package; they call ``post_alert`` here, in the task process, when an alert is
+sent. Connection ``my_webhook`` (type ``slackwebhook``, the webhook URL as password) is
+read then, never when a DAG file is parsed. A missing connection or a Slack outage is
+logged as a warning and never changes the task's outcome; each attempt is bounded by
+``SLACK_TIMEOUT_SECONDS``. Imported only when an alert is sent.
 """
 
 from __future__ import annotations
 
-import functools
+import logging
 import re
-from collections.abc import Callable
 from typing import Any
+
+from airflow.exceptions import AirflowNotFoundException
+from airflow.providers.slack.notifications.slack_webhook import SlackWebhookNotifier
+from airflow.sdk import BaseHook
 
 SLACK_CONN_ID = "my_webhook"
 SLACK_TIMEOUT_SECONDS = 10
@@ -29,8 +28,9 @@ FAILURE_TEXT = (
 )
 
 # Exception texts from HTTP clients may quote the webhook URL, which is the secret.
-# (A pattern string, not re.compile: compiling at import would cost every DAG parse.)
-URL_PATTERN = r"https?://\S+"
+URL_PATTERN = re.compile(r"https?://\S+")
+
+log = logging.getLogger(__name__)
 
 
 def post_alert(text: str, context: Any) -> None:
@@ -39,13 +39,6 @@ def post_alert(text: str, context: Any) -> None:
     The Slack provider's notifier renders and sends it; a fresh one per alert, so a
     process that runs several tasks (``dag.test()``) renders each alert from its template.
     """
-    import logging
-
-    from airflow.exceptions import AirflowNotFoundException
-    from airflow.providers.slack.notifications.slack_webhook import SlackWebhookNotifier
-    from airflow.sdk import BaseHook
-
-    log = logging.getLogger(__name__)
     try:
         BaseHook.get_connection(SLACK_CONN_ID)
     except AirflowNotFoundException:
@@ -64,17 +57,7 @@ def post_alert(text: str, context: Any) -> None:
         notifier.render_template_fields(context)
         notifier.notify(context)
     except Exception as exc:  # noqa: BLE001 - an outage must not change the task's outcome
-        reason = re.sub(URL_PATTERN, "<webhook>", str(exc))[:300]
+        reason = URL_PATTERN.sub("<webhook>", str(exc))[:300]
         log.warning("Slack alert not sent (%s: %s)", type(exc).__name__, reason)
     else:
         log.info("Slack alert sent through connection %r", SLACK_CONN_ID)
-
-
-def failure_alert(context: Any) -> None:
-    """The task-level failure alert every DAG puts in its ``default_args``."""
-    post_alert(FAILURE_TEXT, context)
-
-
-def summary_alert(task_id: str) -> Callable[[Any], None]:
-    """Success alert whose text is the task's return value (its XCom): one line, no secrets."""
-    return functools.partial(post_alert, f"{{{{ ti.xcom_pull(task_ids='{task_id}') }}}}")
