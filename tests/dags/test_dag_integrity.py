@@ -169,3 +169,24 @@ def test_branches_of_model_selection_are_labelled(dagbag) -> None:
     assert set(labels) == {"promote", "keep_champion"}
     assert all(labels.values()), labels
     assert dag.get_task("join").trigger_rule == TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS
+
+
+def test_every_producer_has_an_event_hook_that_runs(dagbag) -> None:
+    """Each task with outlets has a post-execute hook Airflow collects ``Metadata`` from.
+
+    The hooks are declared by name at parse time and import their code when the task runs:
+    a name without its function in ``asset_events`` would only fail after the command.
+    """
+    import inspect
+
+    from dags.batchserving_dags import asset_events
+
+    producers = [task for dag in dagbag.dags.values() for task in dag.tasks if task.outlets]
+    assert len(producers) == 6, [task.task_id for task in producers]
+    for task in producers:
+        hook = task._post_execute_hook
+        where = f"{task.dag_id}.{task.task_id}"
+        assert hook is not None, f"{where} produces an asset event without extras"
+        # Airflow collects what a hook yields only from a generator function.
+        assert inspect.isgeneratorfunction(hook), where
+        assert inspect.isgeneratorfunction(getattr(asset_events, hook.__name__)), where
