@@ -37,7 +37,7 @@ from batchserving_dags import (
     MODEL_VERSIONS,
     PROD_DEPLOYMENT,
     PROMOTE_TASK,
-    choose_branch,
+    branch_for,
     failure_alert,
     keep_message,
     prod_event,
@@ -76,7 +76,7 @@ with DAG(
     )
     choose_branch = BranchPythonOperator(
         task_id="choose_branch",
-        python_callable=choose_branch,
+        python_callable=branch_for,
         execution_timeout=timedelta(minutes=1),
     )
     # The promote task's last output line (its XCom) is the summary that goes to Slack.

@@ -193,15 +193,15 @@ KEEP_TASK = "keep_champion"
 COMPARISON_TEMPLATE = "{{ ti.xcom_pull(task_ids='compare') }}"
 
 
-def choose_branch(ti: Any) -> str:
+def branch_for(ti: Any) -> str:
     """BranchPythonOperator callable: ``promote`` or ``keep_champion``, from the comparison."""
-    from batchserving_dags.selection import branch_for
+    from batchserving_dags import selection
 
-    return branch_for(ti)
+    return selection.branch_for(ti)
 
 
 def keep_message(ti: Any) -> str:
     """The Slack text of ``keep_champion``: who stays in prod and why, with the evidence."""
-    from batchserving_dags.selection import keep_text
+    from batchserving_dags import selection
 
-    return keep_text(ti)
+    return selection.keep_message(ti)

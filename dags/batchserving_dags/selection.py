@@ -43,7 +43,7 @@ def branch_for(ti: Any) -> str:
     return PROMOTE_TASK if decision in PROMOTE_DECISIONS else KEEP_TASK
 
 
-def keep_text(ti: Any) -> str:
+def keep_message(ti: Any) -> str:
     """The Slack text of ``keep_champion``: who stays in prod and why, with the evidence."""
     comparison = read_comparison(ti)
     metric = comparison["rule"]["primary_metric"]
