@@ -14,9 +14,9 @@ import logging
 import re
 from typing import Any
 
-from airflow.exceptions import AirflowNotFoundException
 from airflow.providers.slack.notifications.slack_webhook import SlackWebhookNotifier
 from airflow.sdk import BaseHook
+from airflow.sdk.exceptions import AirflowNotFoundException
 
 SLACK_CONN_ID = "my_webhook"
 SLACK_TIMEOUT_SECONDS = 10
