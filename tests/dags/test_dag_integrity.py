@@ -96,7 +96,7 @@ print(json.dumps(sorted(set(sys.modules) - before)))
 """
 
 
-def test_a_parse_imports_only_the_dags_folder() -> None:
+def test_a_parse_imports_only_the_helper_package() -> None:
     """A parse imports one module of ours, the DAG helpers' package: nothing it runs later.
 
     The DAG processor pre-imports only the ``airflow`` modules a DAG file names; anything
