@@ -8,8 +8,8 @@ from datetime import timedelta
 
 import pytest
 
+from batchserving import DAGS_FOLDER
 from dags.batchserving_dags import POOL
-from tests.conftest import DAGS_FOLDER
 
 # dag_id -> cron expression, all in Asia/Seoul .
 EXPECTED_SCHEDULES = {

@@ -29,9 +29,10 @@ from pathlib import Path
 
 from filelock import FileLock
 
+from batchserving import PROJECT_ROOT
 from batchserving.core.names import LOCK_FILE, WEATHER_LOCK, WEATHER_PIPELINE
 from batchserving.weather.fake_kma import FakeKma
-from tests.conftest import PROJECT_ROOT, last_line, set_params, tree_digest
+from tests.conftest import last_line, set_params, tree_digest
 from tests.e2e.checks import (
     LOCK_CONTENTION,
     Prod,

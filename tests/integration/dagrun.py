@@ -6,7 +6,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from tests.conftest import DAGS_FOLDER
+from batchserving import DAGS_FOLDER
 
 
 def load_dag(dag_id: str, retries: int | None = 0) -> Any:

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import DAGS_FOLDER, git, snapshot_project
+from batchserving import DAGS_FOLDER
+from tests.conftest import git, snapshot_project
 from tests.fakes.slack import SlackReceiver
 
 EXPECTED_STATES = {"repro_evaluate": "success", "register_model": "failed"}

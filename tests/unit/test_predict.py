@@ -18,6 +18,7 @@ import pytest
 from sklearn.datasets import load_iris
 from sklearn.ensemble import RandomForestClassifier
 
+from batchserving import PROJECT_ROOT
 from batchserving.serving.deployment import deploy_model
 from batchserving.serving.predict import prediction_path
 from batchserving.serving.scoring import (
@@ -29,7 +30,6 @@ from batchserving.serving.scoring import (
 )
 from batchserving.serving.tables import InputError
 from batchserving.training.iris import CLASSES, FEATURES
-from tests.conftest import PROJECT_ROOT
 
 LINEAGE = Lineage("v1.2.3", "c" * 40, "scheduled__2026-03-01T09:25:00+00:00")
 DATE = datetime(2026, 3, 1, 9, 25, tzinfo=UTC)
