@@ -1,14 +1,15 @@
-"""The DVC remote: push the workspace's outputs, fetch a version's model by its hash."""
+"""The DVC remote: push the workspace's outputs, fetch a version's model by its pinned hash."""
 
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
-from batchserving.core.names import ARTIFACT, PIPELINE_LOCK
-from batchserving.registry.dvclock import model_hash
-from batchserving.registry.git import RegistryError, last_lines, show
+from batchserving.core.names import ARTIFACT
+from batchserving.registry.git import RegistryError, last_lines
+from batchserving.registry.integrity import ModelIntegrityError, pinned_md5, verify_model
 from batchserving.registry.versions import ModelVersion
 
 
@@ -45,24 +46,35 @@ def in_remote(repo: Path, md5: str) -> bool:
         return dvc_repo.cloud.get_remote_odb().exists(md5)
 
 
-def fetch_model(repo: Path, version: ModelVersion, dest: Path) -> Path:
-    """Download ``version``'s model to ``dest`` from the DVC cache, else the default remote.
+def fetch_model(repo: Path, version: ModelVersion, dest: Path, git_dir: Path | None = None) -> Path:
+    """Copy ``version``'s model to ``dest`` from the DVC cache, else the default remote, verified.
 
-    The same lookup as ``dvc artifacts get . iris-model --version vX.Y.Z``.
+    The object is looked up by the md5 that the version's ``dvc.lock`` pins (read from
+    ``git_dir``, by default the workspace) and checked against it after the copy: a copy
+    that does not match is deleted and raises ``ModelIntegrityError``, so nothing
+    downstream (an assignment, a deployment, an unpickling) ever sees it.
     """
     from dvc.exceptions import DvcException
     from dvc.repo import Repo
 
+    what = f"{ARTIFACT}@{version.version}"
+    md5 = pinned_md5(git_dir or repo, version.version, version.commit)
     try:
         with Repo(str(repo)) as dvc_repo:
-            dvc_repo.artifacts.download(
-                ARTIFACT, version=version.version, out=str(dest), force=True
-            )
-    except (DvcException, FileNotFoundError) as exc:
-        md5 = model_hash(show(repo, version.commit, PIPELINE_LOCK))
+            cached = Path(dvc_repo.cache.local.oid_to_path(md5))
+            if cached.is_file():
+                shutil.copyfile(cached, dest)
+            else:
+                odb = dvc_repo.cloud.get_remote_odb()
+                odb.fs.get_file(odb.oid_to_path(md5), str(dest))
+    except (DvcException, OSError) as exc:
         raise RegistryError(
-            f"the model of {ARTIFACT}@{version.version} (md5 {md5}) is in neither "
-            f"the DVC cache nor the remote {remote_description(repo)}: {exc}. Push it from a "
-            "machine that has it (`dvc push`), or choose another version"
+            f"the model of {what} (md5 {md5}) is in neither the DVC cache nor the remote "
+            f"{remote_description(repo)} ({type(exc).__name__}). Push it from a machine that "
+            "has it (`dvc push`), or choose another version"
         ) from None
-    return dest
+    try:
+        return verify_model(dest, what, md5)
+    except ModelIntegrityError:
+        dest.unlink(missing_ok=True)
+        raise

@@ -77,6 +77,8 @@ def configure_remote(path: Path, environ: Mapping[str, str] = os.environ) -> Non
         return
     dvc = ["dvc", "remote"]
     _run([*dvc, "add", "--local", "--force", "--default", SHARED_REMOTE, url], cwd=path)
+    # DVC re-hashes what it downloads: an object altered in the bucket fails the pull.
+    _run([*dvc, "modify", "--local", SHARED_REMOTE, "verify", "true"], cwd=path)
     endpoint = environ.get("AWS_ENDPOINT_URL")
     if endpoint:
         _run([*dvc, "modify", "--local", SHARED_REMOTE, "endpointurl", endpoint], cwd=path)

@@ -41,6 +41,7 @@ from batchserving.core.names import (
 from batchserving.core.params import ParamsError, SelectionParams, TrainParams
 from batchserving.registry.dvclock import model_hash
 from batchserving.registry.git import RegistryError, run_label, show
+from batchserving.registry.integrity import load_verified, pinned_md5
 from batchserving.registry.remote import fetch_model
 from batchserving.registry.sync import sync
 from batchserving.registry.versions import ModelVersion, latest_version, prod_assignments
@@ -54,7 +55,7 @@ from batchserving.selection.rule import (
     metric_deltas,
     parse_metrics,
 )
-from batchserving.serving.deployment import DeploymentError, read_deployment
+from batchserving.serving.deployment import DeploymentError, read_deployment, serves
 
 
 def test_rows(repo: Path) -> Any:
@@ -66,18 +67,25 @@ def test_rows(repo: Path) -> Any:
     return test
 
 
-def load_models(repo: Path, champion: ModelVersion) -> tuple[Any, Any]:
-    """The champion's model (fetched from the registry) and the workspace's challenger model."""
-    import joblib
+def load_models(repo: Path, champion: ModelVersion, challenger: ModelVersion) -> tuple[Any, Any]:
+    """The champion's model (fetched from the registry) and the workspace's challenger model.
 
+    Each is unpickled only after its bytes match the md5 its version's dvc.lock pins.
+    """
     challenger_path = repo / MODEL_PATH
     if not challenger_path.is_file():
         raise SelectionError(
             f"{challenger_path} is missing; run `dvc repro evaluate` (or `dvc pull`) to restore it"
         )
+    challenger_md5 = pinned_md5(repo, challenger.version, challenger.commit)
     with tempfile.TemporaryDirectory(dir=repo / ".dvc" / "tmp") as tmp:
-        champion_model = joblib.load(fetch_model(repo, champion, Path(tmp) / "model.joblib"))
-    return champion_model, joblib.load(challenger_path)
+        champion_file = fetch_model(repo, champion, Path(tmp) / "model.joblib")
+        champion_md5 = pinned_md5(repo, champion.version, champion.commit)
+        champion_model = load_verified(
+            champion_file, f"{ARTIFACT}@{champion.version}", champion_md5
+        )
+    what = f"{ARTIFACT}@{challenger.version} (the workspace model)"
+    return champion_model, load_verified(challenger_path, what, challenger_md5)
 
 
 def deployed_version(repo: Path) -> str | None:
@@ -110,7 +118,10 @@ def challenger_of(repo: Path, metric: str) -> tuple[ModelVersion, dict[str, Any]
 
 
 def champion_part(
-    repo: Path, champion: ModelVersion, challenger_metrics: dict[str, Any], params: SelectionParams
+    repo: Path,
+    champion: ModelVersion,
+    challenger: tuple[ModelVersion, dict[str, Any]],
+    params: SelectionParams,
 ) -> tuple[dict[str, Any], Evidence]:
     """The champion's side and the paired evidence: both models on the current test rows.
 
@@ -119,8 +130,9 @@ def champion_part(
     from batchserving.training.iris import FEATURES, TARGET
     from batchserving.training.metrics import score_predictions
 
+    challenger_version, challenger_metrics = challenger
     test = test_rows(repo)
-    champion_model, challenger_model = load_models(repo, champion)
+    champion_model, challenger_model = load_models(repo, champion, challenger_version)
     truth = test[TARGET].to_numpy()
     by_champion = champion_model.predict(test[FEATURES])
     by_challenger = challenger_model.predict(test[FEATURES])
@@ -200,7 +212,7 @@ def compare(repo: Path, params: SelectionParams, label: str) -> dict[str, Any]:
     challenger, challenger_metrics = challenger_of(repo, metric)
     assignments = prod_assignments(repo)
     champion, evidence = (
-        champion_part(repo, assignments[-1], challenger_metrics, params)
+        champion_part(repo, assignments[-1], (challenger, challenger_metrics), params)
         if assignments
         else (None, None)
     )
@@ -209,7 +221,8 @@ def compare(repo: Path, params: SelectionParams, label: str) -> dict[str, Any]:
     )
     if decision == KEEP and champion is not None:
         deployed = deployed_version(repo)
-        if deployed != f"{champion['version']}@{champion['commit']}":
+        champion_md5 = pinned_md5(repo, champion["version"], champion["commit"])
+        if not serves(repo / SERVING_DIR, champion["version"], champion["commit"], champion_md5):
             decision = REDEPLOY
             reason += (
                 f"; {SERVING_DIR} holds {deployed or 'no valid deployment'}, "

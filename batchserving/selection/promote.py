@@ -29,6 +29,7 @@ from typing import Any
 from batchserving.core.names import ARTIFACT, PARAMS_FILE, PROD_STAGE, SERVING_DIR, STAGING_DIR
 from batchserving.core.params import ParamsError, RegistryParams
 from batchserving.registry.git import RegistryError, run_label
+from batchserving.registry.integrity import pinned_md5
 from batchserving.registry.remote import fetch_model
 from batchserving.registry.sync import sync, synced
 from batchserving.registry.versions import (
@@ -38,8 +39,8 @@ from batchserving.registry.versions import (
     registered_version,
 )
 from batchserving.registry.workspace import workspace_path
-from batchserving.selection.compare import deployed_version
 from batchserving.selection.rule import PROMOTE, REDEPLOY, SelectionError, evidence_line
+from batchserving.serving.deployment import serves
 from batchserving.serving.resolve import deploy_version
 
 
@@ -145,7 +146,9 @@ def deploy_current_prod(repo: Path) -> str:
         raise SelectionError(
             f"no {ARTIFACT} version is in {PROD_STAGE}; run the model_selection DAG first"
         )
-    if deployed_version(repo) == f"{prod.version}@{prod.commit}":
+    if serves(
+        repo / SERVING_DIR, prod.version, prod.commit, pinned_md5(repo, prod.version, prod.commit)
+    ):
         return f"{ARTIFACT} {prod.version} ({PROD_STAGE}) is already deployed in {SERVING_DIR}"
     with fetched_model(repo, prod) as model_file:
         deploy_prod(repo, model_file, prod)

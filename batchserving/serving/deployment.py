@@ -16,7 +16,6 @@ directory: never the training workspace, never dvc or git.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import time
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from batchserving.core.atomic import write_json, write_symlink, write_with
+from batchserving.registry.integrity import file_md5, load_verified, verify_model
 
 MODEL_FILE = "model.joblib"
 RECORD_FILE = "model.json"
@@ -47,27 +47,22 @@ class Deployment:
     record: dict[str, Any]
 
 
-def file_md5(path: Path) -> str:
-    """MD5 of a file's bytes (the hash DVC pins in dvc.lock)."""
-    digest = hashlib.md5(usedforsecurity=False)
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def model_file(serving_dir: Path, md5: str) -> Path:
     """Where the model with content hash ``md5`` lives in the deployment."""
     return serving_dir / f"model-{md5}.joblib"
 
 
 def deploy_model(serving_dir: Path, model_src: Path, record: dict[str, Any]) -> Deployment:
-    """Install ``model_src`` and its record (``model_md5`` is filled in here), switching at once."""
-    missing = [f for f in REQUIRED_FIELDS if f != "model_md5" and f not in record]
+    """Install ``model_src`` and its record, switching at once.
+
+    ``record["model_md5"]`` is the md5 the version pins; a ``model_src`` with other bytes
+    raises ``ModelIntegrityError`` and the deployment stays as it was.
+    """
+    missing = [f for f in REQUIRED_FIELDS if f not in record]
     if missing:
         raise DeploymentError(f"deployment record lacks {', '.join(missing)}")
-    md5 = file_md5(model_src)
-    record = {**record, "model_md5": md5}
+    md5 = record["model_md5"]
+    verify_model(model_src, f"{record['artifact']}@{record['version']}", md5)
     target = model_file(serving_dir, md5)
     if not target.exists() or file_md5(target) != md5:
         write_with(target, lambda tmp: shutil.copyfile(model_src, tmp))
@@ -79,6 +74,22 @@ def deploy_model(serving_dir: Path, model_src: Path, record: dict[str, Any]) -> 
         if stale.name not in keep:
             stale.unlink(missing_ok=True)
     return Deployment(target, record)
+
+
+def serves(serving_dir: Path, version: str, commit: str, md5: str) -> bool:
+    """Whether the deployment is whole and is ``version`` at ``commit`` with the pinned ``md5``."""
+    try:
+        record = read_deployment(serving_dir, attempts=1).record
+    except DeploymentError:
+        return False
+    return (record["version"], record["commit"], record["model_md5"]) == (version, commit, md5)
+
+
+def load_deployed(deployment: Deployment) -> Any:
+    """Unpickle the deployed model, its bytes checked against the md5 its record pins."""
+    record = deployment.record
+    what = f"{record['artifact']}@{record['version']}"
+    return load_verified(deployment.model_path, what, record["model_md5"])
 
 
 def read_record(serving_dir: Path) -> dict[str, Any]:

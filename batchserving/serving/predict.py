@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
             refresh_in_workspace()
         params = InferenceParams.load()
         deployment = read_deployment(Path(args.serving_dir))
-        model = load_model(deployment.model_path, params.n_jobs)
+        model = load_model(deployment, params.n_jobs)
     except NothingDeployed as exc:
         print(f"predict: skipped: {exc}", file=sys.stderr)
         return EXIT_NOTHING_DEPLOYED
@@ -117,10 +117,6 @@ def main(argv: list[str] | None = None) -> int:
     seconds = time.perf_counter() - started
     print(f"predict: wrote {rows} rows to {output} in {seconds:.3f} s")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
 
 
 if __name__ == "__main__":

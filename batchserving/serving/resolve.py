@@ -6,13 +6,16 @@ inference uses, so it never touches the workspace's own refs while a writer work
 there. The model comes from the DVC cache, else the DVC remote, by the md5 that prod's
 ``dvc.lock`` pins, verified, and deployed atomically (``deployment.deploy_model``). A
 worker that never saw a promotion thus serves the same version as the one that did.
-When the server cannot be reached, the cached deployment is served and the log says so.
+The cache counts as current only if its record names prod's version, commit and pinned
+md5 and its file has that md5; otherwise the model is fetched again. When the server
+cannot be reached, or the fetched model fails its md5 check, the cached deployment is
+served and the log says so.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -25,16 +28,18 @@ from batchserving.core.names import (
     SERVING_DIR,
     SERVING_REGISTRY,
 )
-from batchserving.registry.dvclock import model_hash
 from batchserving.registry.git import RegistryError, git, show
+from batchserving.registry.integrity import mismatch, pinned_md5
+from batchserving.registry.remote import fetch_model
 from batchserving.registry.versions import ModelVersion, current_prod
 from batchserving.registry.workspace import origin_url
 from batchserving.serving.deployment import (
+    RECORD_FILE,
     DeploymentError,
     NothingDeployed,
     deploy_model,
-    file_md5,
     read_deployment,
+    serves,
 )
 
 
@@ -59,6 +64,7 @@ def deploy_version(git_dir: Path, serving_dir: Path, model_file: Path, prod: Mod
         # The prod tag's time: redeploying the same version writes the same record.
         "promoted_at": prod.assigned_at.isoformat().replace("+00:00", "Z"),
         "stage": PROD_STAGE,
+        "model_md5": pinned_md5(git_dir, prod.version, prod.commit),
     }
     deploy_model(serving_dir, model_file, record)
 
@@ -74,33 +80,31 @@ def mirror_tags(repo: Path) -> Path:
     return mirror
 
 
-def fetch_object(repo: Path, md5: str, dest: Path) -> None:
-    """Copy the DVC object ``md5`` to ``dest`` from the local cache, else the default remote."""
-    from dvc.repo import Repo
+def serve_cached(serving_dir: Path, mirror: Path, reason: str) -> None:
+    """Keep serving the cached deployment, if it is still its version's pinned model, or fail.
 
-    with Repo(str(repo)) as dvc_repo:
-        cached = Path(dvc_repo.cache.local.oid_to_path(md5))
-        if cached.is_file():
-            shutil.copyfile(cached, dest)
-        else:
-            odb = dvc_repo.cloud.get_remote_odb()
-            odb.fs.get_file(odb.oid_to_path(md5), str(dest))
-    if file_md5(dest) != md5:
-        raise DeploymentError(f"the object {md5} fetched for {ARTIFACT} does not match its md5")
-
-
-def cached_or_raise(serving_dir: Path, reason: str) -> None:
-    """Keep serving the cached deployment when the registry is out of reach, or fail."""
+    Used when prod cannot be deployed now (the server is out of reach, or the fetched
+    model failed its md5 check). The cache is checked against the md5 its own version
+    pins wherever the tag mirror has that version's commit.
+    """
     try:
         record = read_deployment(serving_dir, attempts=1).record
     except DeploymentError:
         raise DeploymentError(
-            f"cannot resolve the prod model ({reason}) and nothing is cached in {serving_dir}; "
-            "check MODEL_REPO_URL, the model_repo_git connection and the server"
+            f"cannot deploy the prod model ({reason}) and nothing valid is cached in "
+            f"{serving_dir}; check MODEL_REPO_URL, the model_repo_git connection and the server"
         ) from None
+    version, commit = record["version"], record["commit"]
+    if show(mirror, commit, PIPELINE_LOCK) is not None:
+        expected = pinned_md5(mirror, version, commit)
+        if record["model_md5"] != expected:
+            raise mismatch(
+                serving_dir / RECORD_FILE, f"{ARTIFACT}@{version}", expected, record["model_md5"]
+            )
     print(
-        f"predict: the registry is out of reach ({reason}); serving the cached "
-        f"{ARTIFACT} {record['version']}",
+        f"predict: WARNING: {reason}; serving the cached deployment, "
+        f"{ARTIFACT} {version} (md5 {record['model_md5']}), instead",
+        file=sys.stderr,
         flush=True,
     )
 
@@ -111,31 +115,22 @@ def refresh_serving(repo: Path) -> None:
     try:
         mirror = mirror_tags(repo)
     except RegistryError as exc:
-        cached_or_raise(serving_dir, str(exc))
+        serve_cached(serving_dir, repo / SERVING_REGISTRY, f"the registry is out of reach ({exc})")
         return
     prod = current_prod(mirror)
     if prod is None:
         raise NothingDeployed(
             f"no {ARTIFACT} version is in {PROD_STAGE} yet; run the model_selection DAG first"
         )
-    try:
-        record = read_deployment(serving_dir, attempts=1).record
-        if (record.get("version"), record.get("commit")) == (prod.version, prod.commit):
-            return
-    except DeploymentError:
-        pass
-    md5 = model_hash(show(mirror, prod.commit, PIPELINE_LOCK))
-    if md5 is None:
-        raise DeploymentError(f"{ARTIFACT}@{prod.version}'s dvc.lock pins no model")
+    md5 = pinned_md5(mirror, prod.version, prod.commit)
+    if serves(serving_dir, prod.version, prod.commit, md5):
+        return
     serving_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=serving_dir, prefix=".fetch-") as tmp:
-        model_file = Path(tmp) / "model.joblib"
         try:
-            fetch_object(repo, md5, model_file)
-        except DeploymentError:
-            raise  # fetched, but not the model prod pins: never serve it
-        except (OSError, RuntimeError) as exc:
-            cached_or_raise(serving_dir, f"model {md5} not fetched: {type(exc).__name__}")
+            model_file = fetch_model(repo, prod, Path(tmp) / "model.joblib", git_dir=mirror)
+        except RegistryError as exc:  # ModelIntegrityError too: never served
+            serve_cached(serving_dir, mirror, str(exc))
             return
         deploy_version(mirror, serving_dir, model_file, prod)
-    print(f"predict: now serving {ARTIFACT} {prod.version} (prod), fetched by md5 {md5}")
+    print(f"predict: now serving {ARTIFACT} {prod.version} (prod), verified by md5 {md5}")

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from batchserving.core.atomic import atomic_path
+from batchserving.registry.integrity import ModelIntegrityError
+from batchserving.serving.deployment import Deployment, load_deployed
 from batchserving.serving.tables import (
     TableWriter,
     check_features,
@@ -31,7 +33,7 @@ if TYPE_CHECKING:
 
 
 class ModelLoadError(RuntimeError):
-    """The deployed model file passed the md5 check but cannot be loaded as a classifier."""
+    """The deployed model file passed its md5 check but cannot be loaded as a classifier."""
 
 
 @dataclass(frozen=True)
@@ -43,12 +45,13 @@ class Lineage:
     run_id: str
 
 
-def load_model(model_path: Path, n_jobs: int = 1) -> Any:
-    """Unpickle the deployed classifier; raise ModelLoadError with the reason if it cannot be."""
-    import joblib
-
+def load_model(deployment: Deployment, n_jobs: int = 1) -> Any:
+    """Unpickle the deployed classifier, its md5 checked first; ModelLoadError if it cannot be."""
+    model_path = deployment.model_path
     try:
-        model = joblib.load(model_path)
+        model = load_deployed(deployment)
+    except ModelIntegrityError:
+        raise
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means the same thing
         raise ModelLoadError(
             f"cannot load the deployed model {model_path} ({type(exc).__name__}: {exc}); "

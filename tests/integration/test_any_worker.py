@@ -133,7 +133,8 @@ def test_each_step_on_another_fresh_worker(cluster: Cluster) -> None:
     # The server out of reach: the cached version is served, and the log says so.
     gone = cluster.predict("ws-e", "2026-01-01T00:10:00+00:00", MODEL_REPO_URL="/nonexistent")
     assert gone.returncode == 0, gone.stderr
-    assert "out of reach" in gone.stdout and "serving the cached iris-model v0.0.1" in gone.stdout
+    said = gone.stdout + gone.stderr
+    assert "out of reach" in said and "serving the cached deployment, iris-model v0.0.1" in said
     # ... and with nothing cached the run fails, naming what to check.
     empty = cluster.predict("ws-f", "2026-01-01T00:10:00+00:00", MODEL_REPO_URL="/nonexistent")
     assert empty.returncode != 0

@@ -19,7 +19,7 @@ from sklearn.datasets import load_iris
 from sklearn.ensemble import RandomForestClassifier
 
 from batchserving import PROJECT_ROOT
-from batchserving.serving.deployment import deploy_model
+from batchserving.serving.deployment import Deployment, deploy_model, file_md5
 from batchserving.serving.predict import prediction_path
 from batchserving.serving.scoring import (
     Lineage,
@@ -49,7 +49,8 @@ def model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def model(model_file: Path):
-    return load_model(model_file)
+    record = {"artifact": "iris-model", "version": "v1.2.3", "model_md5": file_md5(model_file)}
+    return load_model(Deployment(model_file, record))
 
 
 @pytest.fixture
@@ -65,6 +66,7 @@ def workdir(tmp_path: Path, model_file: Path) -> Path:
             "commit": LINEAGE.model_commit,
             "promoted_at": "2026-03-01T00:30:00Z",
             "stage": "prod",
+            "model_md5": file_md5(model_file),
         },
     )
     return tmp_path
