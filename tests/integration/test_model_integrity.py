@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from batchserving.registry.dvclock import model_hash
-from tests.conftest import PROMOTE, git, last_line, locked_task, run, set_params
+from tests.conftest import PROMOTE, git, last_line, locked_task, set_params
 
 # Training params whose forest gets one more test row right than the default's; with
 # `selection.test: none` the comparison promotes it (as in test_model_selection).
@@ -191,18 +191,3 @@ def test_promote_and_rollback_refuse_a_tampered_model_and_assign_nothing(
 
     assert git(repo, "tag", "--list") == tags_before
     assert (repo / "output" / "serving" / "model.json").read_bytes() == serving_before
-
-
-def test_dvc_pull_verifies_what_it_downloads(promoted_repo: Path, tmp_path: Path) -> None:
-    """The configured remote has `verify`: a pull of an altered object fails, storing nothing."""
-    repo = promoted_repo
-    md5 = pinned(repo, "iris-model@v0.0.1")
-    cache, remote = object_paths(repo, md5)
-    remote.chmod(stat.S_IWUSR | stat.S_IRUSR)
-    remote.write_bytes(b"altered in the bucket")
-    shutil.rmtree(repo / ".dvc" / "cache")
-    (repo / "output" / "model" / "model.joblib").unlink()
-    with pytest.raises(AssertionError, match="dvc"):
-        run(["dvc", "pull", "output/model/model.joblib"], cwd=repo)
-    assert not cache.exists()
-    assert not (repo / "output" / "model" / "model.joblib").exists()
