@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
+import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from batchserving.serving.deployment import deploy_model
 from tests.conftest import run
 from tests.integration.dagrun import run_dag, task_states
 
@@ -77,22 +78,42 @@ def test_predictions_carry_the_deployment_lineage_and_rerun_is_identical(
     assert slack_receiver.texts == []
 
 
-def test_unloadable_model_fails_with_a_clear_message_and_an_alert(
-    promoted_repo: Path, slack_receiver, capfd: pytest.CaptureFixture, tmp_path: Path
-) -> None:
-    # The prod version's deployment, consistent with its record (md5 matches) but not a
-    # model: only loading can tell.
+def test_a_serving_cache_unlike_the_pin_is_refetched(promoted_repo: Path) -> None:
+    # The serving cache holds a file under prod's record that is not prod's pinned model
+    # (its record rewritten to match it): the run fetches the pinned model and serves it.
     model_repo = promoted_repo
-    record = json.loads((model_repo / "output/serving/model.json").read_text())
-    garbage = tmp_path / "model.joblib"
-    garbage.write_bytes(b"this is not a pickle")
-    deploy_model(model_repo / "output/serving", garbage, record)
+    serving = model_repo / "output/serving"
+    record = json.loads((serving / "model.json").read_text())
+    garbage = b"this is not a pickle"
+    md5 = hashlib.md5(garbage, usedforsecurity=False).hexdigest()
+    (serving / f"model-{md5}.joblib").write_bytes(garbage)
+    (serving / "model.json").write_text(json.dumps({**record, "model_md5": md5}))
+
+    dagrun = run_dag("batch_inference", LOGICAL_DATE, run_after=LOGICAL_DATE)
+
+    assert task_states(dagrun) == {"predict": "success"}
+    assert json.loads((serving / "model.json").read_text()) == record
+    assert '"v0.0.1"' in (model_repo / PREDICTIONS).read_text()
+
+
+def test_a_model_unlike_its_pin_fails_with_a_clear_message_and_an_alert(
+    promoted_repo: Path, slack_receiver, capfd: pytest.CaptureFixture
+) -> None:
+    # Prod's object replaced everywhere it could be fetched from, and the serving cache
+    # gone: nothing verified is left to serve.
+    model_repo = promoted_repo
+    md5 = json.loads((model_repo / "output/serving/model.json").read_text())["model_md5"]
+    for store in (model_repo / ".dvc/cache", model_repo / "dvc-remote"):
+        target = store / "files" / "md5" / md5[:2] / md5[2:]
+        target.chmod(0o600)
+        target.write_bytes(b"this is not a pickle")
+    shutil.rmtree(model_repo / "output/serving")
 
     dagrun = run_dag("batch_inference", LOGICAL_DATE, run_after=LOGICAL_DATE)
 
     assert task_states(dagrun) == {"predict": "failed"}
     out = capfd.readouterr()
-    assert "cannot load the deployed model" in out.out + out.err
+    assert f"pins {md5}" in out.out + out.err
     assert not (model_repo / PREDICTIONS).exists()
     assert len(slack_receiver.texts) == 1, slack_receiver.texts
     assert "batch_inference" in slack_receiver.texts[0]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -253,6 +254,19 @@ def test_cli_refuses_a_model_that_does_not_match_its_record(workdir: Path) -> No
     result = cli(workdir, "--logical-date", DATE.isoformat())
     assert result.returncode == 1
     assert "does not match the md5" in result.stderr
+    assert not (workdir / "output/predictions").exists()
+
+
+def test_cli_reports_a_pinned_file_that_is_not_a_model(workdir: Path, tmp_path: Path) -> None:
+    # Consistent with its record (the md5 it pins), but not a model: only loading can tell.
+    garbage = tmp_path / "garbage.joblib"
+    garbage.write_bytes(b"this is not a pickle")
+    record = json.loads((workdir / "output/serving/model.json").read_text())
+    deploy_model(workdir / "output/serving", garbage, {**record, "model_md5": file_md5(garbage)})
+    result = cli(workdir, "--logical-date", DATE.isoformat())
+    assert result.returncode == 1
+    assert "cannot load the deployed model" in result.stderr
+    assert "Traceback" not in result.stderr
     assert not (workdir / "output/predictions").exists()
 
 
