@@ -199,12 +199,18 @@ BAD_INPUTS = {
 }
 
 
+# Parquet features are refused by type: a text column never reaches the values.
+PARQUET_MESSAGES = {"non-numeric": "column 'sepal_width' is large_string, not a number type"}
+
+
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])
 @pytest.mark.parametrize("case", list(BAD_INPUTS))
 def test_bad_input_names_column_and_row_and_leaves_nothing(
     model, tmp_path: Path, case: str, fmt: str
 ) -> None:
     make_bad, message = BAD_INPUTS[case]
+    if fmt == "parquet":
+        message = PARQUET_MESSAGES.get(case, message)
     data = make_bad(features(2_500))
     source = tmp_path / f"input.{fmt}"
     if fmt == "csv":
