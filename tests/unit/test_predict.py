@@ -243,6 +243,12 @@ def test_cli_reports_bad_input_and_exits_1(workdir: Path) -> None:
     assert not (workdir / "out.csv").exists()
 
 
+def test_a_scheduled_run_with_a_bad_output_suffix_creates_no_folder(workdir: Path) -> None:
+    result = cli(workdir, "--output", "new/dir/scored.txt")
+    assert result.returncode == 1 and "unknown output format" in result.stderr
+    assert not (workdir / "new").exists()
+
+
 def test_cli_skips_with_99_when_nothing_is_deployed(workdir: Path) -> None:
     shutil.rmtree(workdir / "output/serving")
     result = cli(workdir, "--logical-date", DATE.isoformat())
