@@ -2,7 +2,7 @@
 
 Readers stream a CSV (pyarrow ``open_csv``, every column read as text) or Parquet file
 (pyarrow ``iter_batches``) as checked chunks. Nothing is guessed: a CSV line with more or
-fewer fields than the header (named by its line number), a duplicate column name, a
+fewer fields than the header (named by its row), a duplicate column name, a
 missing feature column, a feature that is not a number (in Parquet: a column whose type is
 not int or float, so bool and timestamp are refused), an empty, NaN or infinite value,
 text that is not UTF-8 or a file that is not CSV or Parquet stops the run with a one-line
@@ -320,6 +320,8 @@ def _parquet_columns(path: Path) -> list[str]:
 
 def _csv_columns(path: Path) -> list[str]:
     """A CSV file's column names, read from its first block only (MAX_LINE_BYTES)."""
+    if path.stat().st_size == 0:
+        raise InputError(f"{path}: empty file; the input needs a header: {','.join(FEATURES)}")
     with _reading_csv(path, [], _Seen()):
         return _open_csv(path, None).schema.names
 

@@ -114,6 +114,7 @@ def assert_refused(workdir: Path, source: str, *expected: str) -> int:
 
 
 CSV_CASES = {
+    "empty file": ("", "empty file; the input needs a header: sepal_length,"),
     # One field more than the header: pandas took the first field as the index.
     "extra field": (
         f"{HEADER}\na,{SETOSA}\nb,{SETOSA},9\n",
