@@ -29,7 +29,7 @@ CLUSTER_DATA ?= $(ROOT)/.cluster
 help:
 	@echo "make demo      run the whole job under Airflow's scheduler on the embedded default"
 	@echo "make test      run the tests (unit, DAG, integration, end-to-end)"
-	@echo "make run DAG=<dag_id>   run one DAG once (airflow dags test)"
+	@echo "make run DAG=<dag_id> [CONF='<json>'] [DATE=YYYY-MM-DD]   run one DAG once (airflow dags test)"
 	@echo "make airflow   Airflow UI on http://127.0.0.1:8080"
 	@echo "make cluster   the cluster: PostgreSQL, Celery on Redis, 2 workers, S3 remote, git server"
 	@echo "make cluster-stop   stop every process make cluster started"
@@ -103,10 +103,15 @@ format: $(BIN)/.synced
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+# CONF and DATE reach the shell through the environment: any JSON (quotes, spaces) stays
+# one argument.
+run: export RUN_CONF := $(CONF)
+run: export RUN_DATE := $(DATE)
 run: setup
-	@test -n "$(DAG)" || (echo "usage: make run DAG=<dag_id>" >&2; exit 2)
+	@test -n "$(DAG)" || (echo "usage: make run DAG=<dag_id> [CONF='<json>'] [DATE=YYYY-MM-DD]" >&2; exit 2)
+	@[[ -z "$$RUN_DATE" || "$$RUN_DATE" =~ ^[0-9]{4}-[0-9]{2}-[0-9]{2}$$ ]] || (echo "DATE: use YYYY-MM-DD" >&2; exit 2)
 	@$(WORKSPACE)
-	$(BIN)/airflow dags test $(DAG)
+	$(BIN)/airflow dags test $(if $(CONF),-c "$$RUN_CONF") $(DAG) $(if $(DATE),"$$RUN_DATE")
 
 # Assign prod to an earlier registered version and deploy it (a new prod tag, like a promotion).
 rollback: $(BIN)/.synced

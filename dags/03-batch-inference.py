@@ -17,9 +17,11 @@ sample: the features, `predicted_class`, `probability`, `model_version`, `model_
 `run_id`. Re-running a run rewrites the same file with the same content.
 
 **Large batch**: trigger with run conf `{"input_path": "data/big.parquet"}` (CSV or
-Parquet, relative to the model repo) and optionally `"output_path"` (`.csv` or
-`.parquet`; default the scheduled file's path). The file is streamed in chunks with the
-same columns (extra input columns are kept).
+Parquet, a relative path inside the model repo) and optionally `"output_path"` (`.csv` or
+`.parquet` under `output/predictions/`; default the scheduled file's path). Any other
+key, an absolute path, `..` or a symlink leading out is refused before anything is read
+or created. The file is streamed in chunks with the same columns (extra input columns are
+kept).
 
 Nothing in prod yet ⇒ the task is **skipped** (exit 99) and its log says to run
 `model_selection` first; no alert. Server out of reach with nothing cached, a broken or
@@ -44,11 +46,12 @@ from batchserving_dags import (
 )
 
 # Run values reach the command through the environment, never pasted into the shell text:
-# a run id or a conf path with quotes or `;` in it stays one argument.
+# a run id or a conf path with quotes or `;` in it stays one argument. The run conf goes
+# whole, as JSON, to `--run-conf`, which checks its keys and confines its paths.
 PREDICT_COMMAND = (
     f"exec {PYTHON} -m batchserving.serving.predict --refresh "
     '--logical-date "$PREDICT_LOGICAL_DATE" --run-id "$PREDICT_RUN_ID" '
-    '--input "$PREDICT_INPUT" --output "$PREDICT_OUTPUT"'
+    '--run-conf "$PREDICT_RUN_CONF"'
 )
 
 # The DAG processor pre-imports the `airflow` modules a DAG file names (not those of its
@@ -78,8 +81,7 @@ with DAG(
         env={
             "PREDICT_LOGICAL_DATE": "{{ (dag_run.logical_date or dag_run.run_after).isoformat() }}",
             "PREDICT_RUN_ID": "{{ run_id }}",
-            "PREDICT_INPUT": "{{ (dag_run.conf or {}).get('input_path', '') }}",
-            "PREDICT_OUTPUT": "{{ (dag_run.conf or {}).get('output_path', '') }}",
+            "PREDICT_RUN_CONF": "{{ (dag_run.conf or {}) | tojson }}",
         },
         append_env=True,  # keep PATH, MODEL_REPO and the rest of the worker's environment
         skip_on_exit_code=(99,),  # batchserving.serving.predict: nothing deployed yet

@@ -8,7 +8,11 @@ Two modes, one scoring module (``batchserving.serving.scoring``):
   ``inference.n_samples`` Iris rows seeded from the logical date (same date, same rows,
   same file) and writes ``output/predictions/<YYYY-MM-DD>/<YYYY-MM-DDTHH-MM-SSZ>.csv`` (UTC).
 - Large batch: ``--input PATH --output PATH`` scores a CSV or Parquet file of any size in
-  chunks of ``inference.chunk_rows`` rows, so memory stays bounded.
+  chunks of ``inference.chunk_rows`` rows, so memory stays bounded. A person's paths are
+  taken as given.
+- Run conf (the DAG): ``--run-conf JSON`` takes ``input_path`` and ``output_path`` from a
+  trigger's run conf, confined to the model repo and ``output/predictions/``
+  (``batchserving.serving.run_conf``) before a byte is read or a folder created.
 
 Output columns: the input's columns in their order (extra columns are kept and passed through
 unchanged; CSV extras as text), then ``predicted_class``, ``probability`` (of that class),
@@ -32,6 +36,7 @@ from pathlib import Path
 from batchserving.core.names import PREDICTIONS_DIR, SERVING_DIR
 from batchserving.core.params import InferenceParams, ParamsError
 from batchserving.serving.deployment import NothingDeployed, read_deployment
+from batchserving.serving.run_conf import RunConfError, confined_paths, parse_run_conf
 from batchserving.serving.scoring import (
     Lineage,
     load_model,
@@ -62,22 +67,34 @@ def parse_logical_date(text: str) -> datetime:
     return value
 
 
-def refresh_in_workspace() -> None:
-    """Move into this worker's workspace and refresh its serving cache from the registry."""
+def enter_workspace() -> Path:
+    """Move into this worker's workspace (made on first use); return it."""
     from batchserving.registry.workspace import ensure_workspace
-    from batchserving.serving.resolve import refresh_serving
 
     repo = ensure_workspace()
     os.chdir(repo)
-    refresh_serving(repo)
+    return repo
 
 
-def main(argv: list[str] | None = None) -> int:
+def io_paths(args: argparse.Namespace) -> tuple[Path | None, Path | None]:
+    """Input and output: a run conf's, confined to the repo (the cwd), or a person's as given."""
+    if args.run_conf is not None:
+        return confined_paths(Path.cwd(), parse_run_conf(args.run_conf))
+    return (Path(args.input) if args.input else None), (Path(args.output) if args.output else None)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--logical-date", type=parse_logical_date, default=None)
     parser.add_argument("--run-id", default="", help="written in the run_id column")
-    parser.add_argument("--input", default="", help="CSV or Parquet file to score (large batch)")
+    paths = parser.add_mutually_exclusive_group()
+    paths.add_argument("--input", default="", help="CSV or Parquet file to score (large batch)")
     parser.add_argument("--output", default="", help="where to write (.csv or .parquet)")
+    paths.add_argument(
+        "--run-conf",
+        default=None,
+        help="a trigger's run conf (JSON): input_path, output_path, confined to the model repo",
+    )
     parser.add_argument("--serving-dir", default=SERVING_DIR)
     parser.add_argument(
         "--refresh",
@@ -85,18 +102,33 @@ def main(argv: list[str] | None = None) -> int:
         help="in the workspace, resolve prod from the registry into the serving cache first",
     )
     args = parser.parse_args(argv)
+    if args.run_conf is not None and args.output:
+        parser.error("--output is taken from the run conf with --run-conf")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     logical_date = args.logical_date or datetime.now(UTC).replace(microsecond=0)
     run_id = args.run_id or f"manual__{logical_date.isoformat()}"
 
     try:
+        repo = enter_workspace() if args.refresh else Path.cwd()
+        # Before the model: a refused conf reads nothing and creates nothing.
+        source, target = io_paths(args)
         if args.refresh:
-            refresh_in_workspace()
+            from batchserving.serving.resolve import refresh_serving
+
+            refresh_serving(repo)
         params = InferenceParams.load()
         deployment = read_deployment(Path(args.serving_dir))
         model = load_model(deployment, params.n_jobs)
     except NothingDeployed as exc:
         print(f"predict: skipped: {exc}", file=sys.stderr)
         return EXIT_NOTHING_DEPLOYED
+    except RunConfError as exc:
+        print(f"predict: bad run conf: {exc}", file=sys.stderr)
+        return 1
     except (ParamsError, RuntimeError) as exc:  # Deployment, ModelLoad, Registry errors
         print(f"predict: {exc}", file=sys.stderr)
         return 1
@@ -104,11 +136,11 @@ def main(argv: list[str] | None = None) -> int:
     lineage = Lineage(str(record["version"]), str(record["commit"]), run_id)
     print(f"predict: model {lineage.model_version} (commit {lineage.model_commit}), run {run_id}")
 
-    output = Path(args.output) if args.output else prediction_path(logical_date)
+    output = target or prediction_path(logical_date)
     started = time.perf_counter()
     try:
-        if args.input:
-            rows = score_file(model, Path(args.input), output, lineage, params.chunk_rows)
+        if source:
+            rows = score_file(model, source, output, lineage, params.chunk_rows)
         else:
             rows = write_sample_predictions(model, params.n_samples, logical_date, lineage, output)
     except InputError as exc:

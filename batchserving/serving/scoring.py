@@ -167,12 +167,13 @@ def write_sample_predictions(
     """Score the seeded sample of a logical date and write it atomically (CSV or Parquet)."""
     import pyarrow as pa
 
+    fmt = output_format(target)  # before atomic_path makes the target's folders
     features = sample_features(n_samples, logical_date)
     array = check_features(features, 1)
     passthrough = pa.table({c: pa.array(array[:, i]) for i, c in enumerate(FEATURES)})
     table = score_table(model, array, passthrough, lineage)
     with atomic_path(target) as tmp:
-        writer = TableWriter(tmp, output_format(target))
+        writer = TableWriter(tmp, fmt)
         writer.write(table)
         writer.close(table.schema)
     return table.num_rows

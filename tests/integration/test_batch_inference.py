@@ -66,11 +66,11 @@ def test_predictions_carry_the_deployment_lineage_and_rerun_is_identical(
         "id,sepal_length,sepal_width,petal_length,petal_width\n"
         "a,5.1,3.5,1.4,0.2\nb,6.7,3.0,5.2,2.3\nc,5.9,3.0,4.2,1.5\n"
     )
-    conf = {"input_path": "batch.csv", "output_path": "output/scored/batch.parquet"}
+    conf = {"input_path": "batch.csv", "output_path": "output/predictions/batch/scored.parquet"}
     later = LOGICAL_DATE + timedelta(minutes=5)
     batch = run_dag("batch_inference", later, run_after=later, run_conf=conf)
     assert task_states(batch) == {"predict": "success"}
-    scored = pd.read_parquet(model_repo / "output/scored/batch.parquet")
+    scored = pd.read_parquet(model_repo / "output/predictions/batch/scored.parquet")
     assert scored["id"].tolist() == ["a", "b", "c"]
     assert scored["predicted_class"].tolist()[0] == "setosa"
     assert set(scored["model_commit"]) == {commit}
@@ -118,3 +118,49 @@ def test_a_model_unlike_its_pin_fails_with_a_clear_message_and_an_alert(
     assert len(slack_receiver.texts) == 1, slack_receiver.texts
     assert "batch_inference" in slack_receiver.texts[0]
     assert "predict" in slack_receiver.texts[0]
+
+
+SECRET = "password=hunter2-do-not-show"
+
+
+def test_run_conf_paths_outside_the_repo_are_refused_before_anything_is_read(
+    promoted_repo: Path, slack_receiver, capfd: pytest.CaptureFixture, tmp_path: Path
+) -> None:
+    model_repo = promoted_repo
+    outside = tmp_path / "other_team"
+    outside.mkdir()
+    (outside / "creds.csv").write_text(f"{SECRET},sepal_length\n1,2\n")
+    (model_repo / "batch.csv").write_text(
+        "sepal_length,sepal_width,petal_length,petal_width\n5.1,3.5,1.4,0.2\n"
+    )
+    (model_repo / "shared").symlink_to(outside)
+    predictions = model_repo / "output/predictions"
+    before = sorted(predictions.rglob("*")) if predictions.exists() else []
+    refused = {
+        "absolute input": {"input_path": str(outside / "creds.csv")},
+        "dot-dot input": {"input_path": "../other_team/creds.csv"},
+        "symlink input": {"input_path": "shared/creds.csv"},
+        "absolute output": {
+            "input_path": "batch.csv",
+            "output_path": str(tmp_path / "new/dirs/clobber.csv"),
+        },
+        "output outside predictions": {
+            "input_path": "batch.csv",
+            "output_path": "output/serving/clobber.csv",
+        },
+    }
+    for minutes, (case, conf) in enumerate(refused.items(), start=1):
+        capfd.readouterr()
+        when = LOGICAL_DATE + timedelta(minutes=minutes)
+        dagrun = run_dag("batch_inference", when, run_after=when, run_conf=conf)
+        out = capfd.readouterr()
+        log = out.out + out.err
+        assert task_states(dagrun) == {"predict": "failed"}, case
+        assert "predict: bad run conf:" in log, (case, log[-2000:])
+        where = "output/predictions/" if "output" in case else "inside the model repo"
+        assert where in log, (case, log[-2000:])
+        assert SECRET not in log, case
+    assert not (tmp_path / "new").exists()
+    assert not (model_repo / "output/serving/clobber.csv").exists()
+    assert (sorted(predictions.rglob("*")) if predictions.exists() else []) == before
+    assert sorted(p.name for p in outside.iterdir()) == ["creds.csv"]

@@ -202,12 +202,18 @@ BAD_INPUTS = {
 }
 
 
+# Parquet features are refused by type: a text column never reaches the values.
+PARQUET_MESSAGES = {"non-numeric": "column 'sepal_width' is large_string, not a number type"}
+
+
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])
 @pytest.mark.parametrize("case", list(BAD_INPUTS))
 def test_bad_input_names_column_and_row_and_leaves_nothing(
     model, tmp_path: Path, case: str, fmt: str
 ) -> None:
     make_bad, message = BAD_INPUTS[case]
+    if fmt == "parquet":
+        message = PARQUET_MESSAGES.get(case, message)
     data = make_bad(features(2_500))
     source = tmp_path / f"input.{fmt}"
     if fmt == "csv":
@@ -238,6 +244,40 @@ def test_cli_reports_bad_input_and_exits_1(workdir: Path) -> None:
     assert result.returncode == 1
     assert "bad input" in result.stderr and "'petal_width'" in result.stderr
     assert not (workdir / "out.csv").exists()
+
+
+def test_cli_confines_run_conf_paths_but_takes_any_path_by_hand(
+    workdir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    outside = tmp_path_factory.mktemp("other_team")
+    features(3).to_csv(outside / "batch.csv", index=False)
+    (outside / "creds.csv").write_text("password=hunter2,x\n1,2\n")
+    for conf in (
+        {"input_path": str(outside / "creds.csv")},
+        {"input_path": "../" + outside.name + "/creds.csv"},
+    ):
+        result = cli(workdir, "--run-conf", json.dumps(conf))
+        assert result.returncode == 1, result.stderr
+        assert result.stderr.count("\n") == 1 and "hunter2" not in result.stderr
+        assert "predict: bad run conf: input_path" in result.stderr
+        assert "relative path inside the model repo" in result.stderr
+    clobber = outside / "new/dirs/clobber.csv"
+    result = cli(workdir, "--run-conf", json.dumps({"output_path": str(clobber)}))
+    assert result.returncode == 1 and "output/predictions/" in result.stderr
+    assert not (outside / "new").exists()
+    assert not (workdir / "output/predictions").exists()
+
+    # By hand, a person's paths are taken as given.
+    target = outside / "by-hand/scored.csv"
+    result = cli(workdir, "--input", str(outside / "batch.csv"), "--output", str(target))
+    assert result.returncode == 0, result.stderr
+    assert len(pd.read_csv(target)) == 3
+
+
+def test_a_scheduled_run_with_a_bad_output_suffix_creates_no_folder(workdir: Path) -> None:
+    result = cli(workdir, "--output", "new/dir/scored.txt")
+    assert result.returncode == 1 and "unknown output format" in result.stderr
+    assert not (workdir / "new").exists()
 
 
 def test_cli_skips_with_99_when_nothing_is_deployed(workdir: Path) -> None:
