@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-import joblib
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -24,51 +22,15 @@ import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sklearn.datasets import load_iris
-from sklearn.ensemble import RandomForestClassifier
 
 from batchserving import PROJECT_ROOT
-from batchserving.serving.deployment import deploy_model
-from batchserving.serving.scoring import Lineage, load_model, score_file
+from batchserving.serving.scoring import Lineage, score_file
 from batchserving.serving.tables import MAX_LINE_BYTES, InputError
-from batchserving.training.iris import CLASSES, FEATURES
+from batchserving.training.iris import FEATURES
 
 LINEAGE = Lineage("v1.2.3", "c" * 40, "manual__2026-03-01T09:25:00+00:00")
 HEADER = ",".join(["id", *FEATURES])
 SETOSA = "5.1,3.5,1.4,0.2"
-
-
-@pytest.fixture(scope="module")
-def model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    iris = load_iris()
-    model = RandomForestClassifier(n_estimators=10, max_depth=3, random_state=0)
-    model.fit(pd.DataFrame(iris.data, columns=FEATURES), [CLASSES[i] for i in iris.target])
-    path = tmp_path_factory.mktemp("model") / "model.joblib"
-    joblib.dump(model, path)
-    return path
-
-
-@pytest.fixture(scope="module")
-def model(model_file: Path):
-    return load_model(model_file)
-
-
-@pytest.fixture
-def workdir(tmp_path: Path, model_file: Path) -> Path:
-    """A directory laid out like a model repo: params.yaml and a deployment."""
-    shutil.copy(PROJECT_ROOT / "params.yaml", tmp_path / "params.yaml")
-    deploy_model(
-        tmp_path / "output/serving",
-        model_file,
-        {
-            "artifact": "iris-model",
-            "version": "v1.2.3",
-            "commit": "c" * 40,
-            "promoted_at": "2026-03-01T00:30:00Z",
-            "stage": "prod",
-        },
-    )
-    return tmp_path
 
 
 # Runs the predict command as its own child and reports that child's peak RSS. A child's

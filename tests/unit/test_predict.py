@@ -12,65 +12,24 @@ import time
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
-import joblib
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.datasets import load_iris
-from sklearn.ensemble import RandomForestClassifier
 
 from batchserving import PROJECT_ROOT
-from batchserving.serving.deployment import Deployment, deploy_model, file_md5
+from batchserving.serving.deployment import deploy_model, file_md5
 from batchserving.serving.predict import prediction_path
 from batchserving.serving.scoring import (
     Lineage,
-    load_model,
     sample_features,
     score_file,
     write_sample_predictions,
 )
 from batchserving.serving.tables import InputError
-from batchserving.training.iris import CLASSES, FEATURES
+from batchserving.training.iris import FEATURES
 
 LINEAGE = Lineage("v1.2.3", "c" * 40, "scheduled__2026-03-01T09:25:00+00:00")
 DATE = datetime(2026, 3, 1, 9, 25, tzinfo=UTC)
-
-
-@pytest.fixture(scope="module")
-def model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A small forest fitted on Iris with class names, as stages.train makes it."""
-    iris = load_iris()
-    frame = pd.DataFrame(iris.data, columns=FEATURES)
-    model = RandomForestClassifier(n_estimators=10, max_depth=3, random_state=0)
-    model.fit(frame, [CLASSES[i] for i in iris.target])
-    path = tmp_path_factory.mktemp("model") / "model.joblib"
-    joblib.dump(model, path)
-    return path
-
-
-@pytest.fixture(scope="module")
-def model(model_file: Path):
-    record = {"artifact": "iris-model", "version": "v1.2.3", "model_md5": file_md5(model_file)}
-    return load_model(Deployment(model_file, record))
-
-
-@pytest.fixture
-def workdir(tmp_path: Path, model_file: Path) -> Path:
-    """A directory laid out like a model repo: params.yaml and a deployment."""
-    shutil.copy(PROJECT_ROOT / "params.yaml", tmp_path / "params.yaml")
-    deploy_model(
-        tmp_path / "output/serving",
-        model_file,
-        {
-            "artifact": "iris-model",
-            "version": LINEAGE.model_version,
-            "commit": LINEAGE.model_commit,
-            "promoted_at": "2026-03-01T00:30:00Z",
-            "stage": "prod",
-            "model_md5": file_md5(model_file),
-        },
-    )
-    return tmp_path
 
 
 def cli(workdir: Path, *args: str, **kwargs) -> subprocess.Popen | subprocess.CompletedProcess:
