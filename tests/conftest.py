@@ -89,6 +89,13 @@ def last_line(output: str) -> str:
     return lines[-1] if lines else ""
 
 
+def task_result(output: str) -> dict:
+    """The result object a task command ends its output with (its XCom)."""
+    from batchserving.core.results import read_result
+
+    return read_result(last_line(output), "the command")
+
+
 # The promote task's command; the compare task's XCom follows it.
 PROMOTE = ("python", "-m", "batchserving.selection.promote", "promote", "--comparison-json")
 

@@ -7,8 +7,8 @@ Sync, work, publish (``batchserving.registry.sync``): start from the server's st
 the stages' outputs pulled from the DVC remote (so an unchanged pipeline is not rerun),
 ``dvc repro`` (a failed stage leaves the workspace as ``dvc.lock`` pins it), commit what
 the pipeline changed with a message naming the run, then ``dvc push`` and ``git push``.
-The last line printed is the commit the workspace ends on: the task's XCom, which the
-register step of ``simple_train`` and ``model_selection`` tags.
+The result (the last line, the task's XCom) names the commit the workspace ends on, which
+the register step of ``simple_train`` and ``model_selection`` tags.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from batchserving.core.lock import reap_children_on_sigterm
 from batchserving.core.names import PIPELINE, WEATHER_PIPELINE
 from batchserving.core.params import ParamsError
 from batchserving.core.repro import repro_or_restore
+from batchserving.core.results import emit
 from batchserving.registry.git import RegistryError, git, run_label
 from batchserving.registry.register import commit_pipeline_state
 from batchserving.registry.sync import synced
@@ -63,7 +64,8 @@ def main() -> None:
         commit = synced(step, pull, repo)
     except (ParamsError, RegistryError) as exc:
         sys.exit(f"publish: {exc}; nothing was published")
-    print(commit, flush=True)
+    print(f"publish: {' '.join(targets)} published at {commit[:12]}", flush=True)
+    emit({"commit": commit, "pipeline": args.pipeline, "stages": args.stages})
 
 
 if __name__ == "__main__":

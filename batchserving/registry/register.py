@@ -1,6 +1,6 @@
 """Register model versions: the register step's task command, and the pipeline commit.
 
-    python -m batchserving.registry.register [--commit SHA]
+    python -m batchserving.registry.register [--commit SHA | --published RESULT]
 
 Run it under the repo lock (``python -m batchserving.core.lock python -m ...``). It
 syncs with the server, tags the commit (default: the server's HEAD) as the next
@@ -26,6 +26,7 @@ from batchserving.core.names import (
     PIPELINE_LOCK,
 )
 from batchserving.core.params import ParamsError, RegistryParams
+from batchserving.core.results import ResultError, emit, read_result
 from batchserving.registry.dvclock import LOCK_FILES, model_hash, pinned_files
 from batchserving.registry.git import RegistryError, git, run_label, show
 from batchserving.registry.remote import in_remote, remote_description
@@ -66,11 +67,12 @@ def commit_pipeline_state(repo: Path, label: str) -> str | None:
     return commit
 
 
-def register_commit(repo: Path, commit: str, identity: RegistryParams, label: str) -> str:
-    """Tag ``commit`` as a new version if its model has none; return what happened.
+def register_commit(repo: Path, commit: str, identity: RegistryParams, label: str) -> dict:
+    """Tag ``commit`` as a new version if its model has none; return the register result.
 
     The model must already be in the DVC remote (the step that trained it pushed it):
-    a version is never tagged whose model another worker could not fetch.
+    a version is never tagged whose model another worker could not fetch. The result
+    names the version the commit's model has (``new``: tagged by this run) and says why.
     """
     md5 = model_hash(show(repo, commit, PIPELINE_LOCK))
     if md5 is None:
@@ -83,17 +85,31 @@ def register_commit(repo: Path, commit: str, identity: RegistryParams, label: st
             f"the model of {commit[:12]} (md5 {md5}) is not in the DVC remote "
             f"{remote_description(repo)}; run the training step again to push it"
         )
+    result = {"artifact": ARTIFACT, "model_md5": md5, "new": False}
     registered = version_at(repo, commit)
-    if registered is not None:
-        return f"registry: {commit[:12]} is already {ARTIFACT}@{registered.version}; no new version"
     latest = latest_version(repo)
+    if registered is not None:
+        message = f"{commit[:12]} is already {ARTIFACT}@{registered.version}; no new version"
+        return {**result, "version": registered.version, "commit": commit, "message": message}
     if latest is not None and model_hash(show(repo, latest.commit, PIPELINE_LOCK)) == md5:
-        return (
-            f"registry: model unchanged since {ARTIFACT}@{latest.version} "
-            f"(md5 {md5}); no new version"
-        )
+        message = f"model unchanged since {ARTIFACT}@{latest.version} (md5 {md5}); no new version"
+        return {**result, "version": latest.version, "commit": latest.commit, "message": message}
     version = register_version(repo, commit, f"{label}: register {ARTIFACT}", identity)
-    return f"registry: registered {ARTIFACT}@{version.version} at {version.commit[:12]} (md5 {md5})"
+    message = f"registered {ARTIFACT}@{version.version} at {version.commit[:12]} (md5 {md5})"
+    return {
+        **result,
+        "version": version.version,
+        "commit": version.commit,
+        "new": True,
+        "message": message,
+    }
+
+
+def commit_to_register(args: argparse.Namespace) -> str:
+    """The revision to register: ``--commit``, the publish step's result's, else HEAD."""
+    if args.published:
+        return str(read_result(args.published, "the publish step").get("commit") or "HEAD")
+    return args.commit or "HEAD"
 
 
 def main() -> None:
@@ -101,19 +117,22 @@ def main() -> None:
     parser.add_argument(
         "--commit", default="", help="the commit to register (default: the server's HEAD)"
     )
+    parser.add_argument("--published", default="", help="the publish step's result: its commit")
     args = parser.parse_args()
     repo = workspace_path()
     try:
         identity = RegistryParams.load(repo / PARAMS_FILE)
 
         def step() -> str:
-            commit = git(repo, "rev-parse", "--verify", f"{args.commit or 'HEAD'}^{{commit}}")
+            revision = commit_to_register(args)
+            commit = git(repo, "rev-parse", "--verify", f"{revision}^{{commit}}")
             return register_commit(repo, commit.strip(), identity, run_label())
 
-        summary = synced(step, [], repo)
-    except (ParamsError, RegistryError) as exc:
+        result = synced(step, [], repo)
+    except (ParamsError, RegistryError, ResultError) as exc:
         sys.exit(f"registry: {exc}")
-    print(summary, flush=True)  # the last line: the task's XCom
+    print(f"registry: {result['message']}", flush=True)
+    emit(result)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@
 
 Run it under the repo lock, after the pipeline is up to date and registered. It syncs
 the workspace with the server first and changes nothing there. The comparison is its
-last output line (JSON): the task's XCom, so the next steps can run on any worker.
+result (``batchserving.core.results``): the task's XCom, so the next steps can run on
+any worker.
 
 Challenger: the latest registered ``iris-model`` version; its metrics are the workspace's
 ``metrics.json`` and its model the workspace's model file. Champion: the version whose
@@ -20,7 +21,6 @@ decides from it alone, and a promotion's ``prod`` tag carries it as its message.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 from datetime import UTC, datetime
@@ -39,6 +39,7 @@ from batchserving.core.names import (
     SERVING_DIR,
 )
 from batchserving.core.params import ParamsError, SelectionParams, TrainParams
+from batchserving.core.results import emit
 from batchserving.registry.dvclock import model_hash
 from batchserving.registry.git import RegistryError, run_label, show
 from batchserving.registry.integrity import load_verified, pinned_md5
@@ -265,8 +266,7 @@ def main() -> None:
         f"({comparison['reason']})",
         flush=True,
     )
-    # The last line: the task's XCom, which the branch, keep and promote tasks read.
-    print(json.dumps(comparison, sort_keys=True, ensure_ascii=False), flush=True)
+    emit(comparison)  # the task's XCom: the branch, keep and promote tasks read it
 
 
 if __name__ == "__main__":

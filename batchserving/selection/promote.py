@@ -28,6 +28,7 @@ from typing import Any
 
 from batchserving.core.names import ARTIFACT, PARAMS_FILE, PROD_STAGE, SERVING_DIR, STAGING_DIR
 from batchserving.core.params import ParamsError, RegistryParams
+from batchserving.core.results import emit
 from batchserving.registry.git import RegistryError, run_label
 from batchserving.registry.integrity import pinned_md5
 from batchserving.registry.remote import fetch_model
@@ -39,7 +40,13 @@ from batchserving.registry.versions import (
     registered_version,
 )
 from batchserving.registry.workspace import workspace_path
-from batchserving.selection.rule import PROMOTE, REDEPLOY, SelectionError, evidence_line
+from batchserving.selection.rule import (
+    PROMOTE,
+    REDEPLOY,
+    SelectionError,
+    evidence_line,
+    read_comparison,
+)
 from batchserving.serving.deployment import serves
 from batchserving.serving.resolve import deploy_version
 
@@ -155,20 +162,6 @@ def deploy_current_prod(repo: Path) -> str:
     return f"{ARTIFACT} {prod.version} ({PROD_STAGE}) deployed into {SERVING_DIR}"
 
 
-def parse_comparison(text: str) -> dict[str, Any]:
-    """The comparison the compare step printed (its XCom), or SelectionError."""
-    try:
-        comparison = json.loads(text)
-    except json.JSONDecodeError as exc:
-        comparison = exc
-    if not isinstance(comparison, dict) or "decision" not in comparison:
-        raise SelectionError(
-            f"the comparison handed to promote is not the compare step's JSON ({text[:80]!r}); "
-            "run the whole model_selection DAG again"
-        )
-    return comparison
-
-
 def run(args: argparse.Namespace, repo: Path) -> str:
     """Carry out the action named on the command line; return its summary."""
     if args.action == "redeploy":
@@ -178,7 +171,7 @@ def run(args: argparse.Namespace, repo: Path) -> str:
     if args.action == "rollback":
         summary = synced(lambda: rollback(repo, args.version, identity, run_label()), [], repo)
     else:
-        comparison = parse_comparison(args.comparison_json)
+        comparison = read_comparison(args.comparison_json)
         summary = synced(lambda: promote(repo, comparison, identity), [], repo)
     print(f"promote: {deploy_current_prod(repo)}", flush=True)
     return summary
@@ -197,8 +190,9 @@ def main() -> None:
         summary = run(args, workspace_path())
     except (ParamsError, SelectionError, RegistryError) as exc:
         sys.exit(f"promote: {exc}")
-    # The last line of output: the DAG's promote task sends it to Slack.
     print(summary, flush=True)
+    # The task's XCom: the DAG's promote task sends the message to Slack.
+    emit({"action": args.action, "message": summary})
 
 
 if __name__ == "__main__":

@@ -132,3 +132,19 @@ def metric_deltas(challenger: dict[str, Any], champion: dict[str, Any]) -> dict[
         and is_score(challenger[key])
         and is_score(champion[key])
     }
+
+
+def read_comparison(value: Any) -> dict[str, Any]:
+    """The comparison the compare step returned (its XCom), with a decision this rule knows."""
+    from batchserving.core.results import ResultError, read_result
+
+    try:
+        comparison = read_result(value, "the compare step")
+    except ResultError as exc:
+        raise SelectionError(str(exc)) from None
+    if comparison.get("decision") not in (PROMOTE, KEEP, REDEPLOY):
+        raise SelectionError(
+            f"unknown decision {str(comparison.get('decision'))[:40]!r} in the comparison; "
+            "run the whole model_selection DAG again"
+        )
+    return comparison

@@ -35,6 +35,7 @@ from pathlib import Path
 
 from batchserving.core.names import PREDICTIONS_DIR, SERVING_DIR
 from batchserving.core.params import InferenceParams, ParamsError
+from batchserving.core.results import emit
 from batchserving.serving.deployment import NothingDeployed, read_deployment
 from batchserving.serving.run_conf import RunConfError, confined_paths, parse_run_conf
 from batchserving.serving.scoring import (
@@ -148,6 +149,15 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     seconds = time.perf_counter() - started
     print(f"predict: wrote {rows} rows to {output} in {seconds:.3f} s")
+    emit(
+        {
+            "path": str(output),
+            "rows": rows,
+            "model_version": lineage.model_version,
+            "model_commit": lineage.model_commit,
+            "run_id": run_id,
+        }
+    )
     return 0
 
 

@@ -75,13 +75,15 @@ def failure_alert(context: Any) -> None:
 
 
 def _post_summary(task_id: str, context: Any) -> None:
+    from batchserving.core.results import read_result
     from batchserving_dags.alerts import post_alert
 
-    post_alert(f"{{{{ ti.xcom_pull(task_ids='{task_id}') }}}}", context)
+    message = read_result(context["ti"].xcom_pull(task_ids=task_id), task_id)["message"]
+    post_alert("{% raw %}" + str(message) + "{% endraw %}", context)
 
 
 def summary_alert(task_id: str):
-    """Success alert whose text is the task's return value (its XCom): one line, no secrets."""
+    """Success alert whose text is the ``message`` of the task's result: one line, no secrets."""
     return functools.partial(_post_summary, task_id)
 
 
@@ -169,11 +171,11 @@ def update_and_register() -> tuple[BashOperator, BashOperator]:
         "batchserving.registry.publish evaluate",
         execution_timeout=timedelta(minutes=20),
     )
-    # The commit repro_evaluate published (its XCom) is the one registered.
+    # The commit repro_evaluate published (in its result, the XCom) is the one registered.
     register_model = repo_task(
         "register_model",
-        'batchserving.registry.register --commit "$REGISTER_COMMIT"',
-        env={"REGISTER_COMMIT": "{{ ti.xcom_pull(task_ids='repro_evaluate') }}"},
+        'batchserving.registry.register --published "$PUBLISHED"',
+        env={"PUBLISHED": "{{ ti.xcom_pull(task_ids='repro_evaluate') }}"},
         execution_timeout=timedelta(minutes=10),
         outlets=[MODEL_VERSIONS],
         post_execute=model_version_event,
@@ -183,8 +185,8 @@ def update_and_register() -> tuple[BashOperator, BashOperator]:
 
 
 # --- model_selection's branch ----------------------------------------------------------
-# The compare task prints the comparison as its last output line, its XCom: the branch,
-# the keep message and the promote task read it from there, on whichever worker they run.
+# The compare task's result is the comparison, its XCom: the branch, the keep message and
+# the promote task read it from there, on whichever worker they run.
 
 COMPARE_TASK = "compare"
 PROMOTE_TASK = "promote"
@@ -200,8 +202,8 @@ def branch_for(ti: Any) -> str:
     return selection.branch_for(ti)
 
 
-def keep_message(ti: Any) -> str:
-    """The Slack text of ``keep_champion``: who stays in prod and why, with the evidence."""
+def keep_message(ti: Any) -> dict[str, str]:
+    """The result of ``keep_champion``: its Slack text, who stays in prod and why."""
     from batchserving_dags import selection
 
-    return selection.keep_message(ti)
+    return {"message": selection.keep_message(ti)}

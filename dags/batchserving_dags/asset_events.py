@@ -13,7 +13,6 @@ page and in the asset graph's events. Imported only when a task runs.
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 from collections.abc import Iterator
 from datetime import datetime
@@ -30,6 +29,7 @@ from batchserving.core.names import (
     WEATHER_RAW_DIR,
     WEATHER_STATE_FILE,
 )
+from batchserving.core.results import read_result
 from batchserving.registry.dvclock import model_hash
 from batchserving.registry.workspace import workspace_path
 from batchserving.serving.deployment import read_record
@@ -41,7 +41,6 @@ from batchserving_dags import (
     WEATHER_TABLES,
 )
 
-VERSION_PATTERN = r"iris-model@(v\d+\.\d+\.\d+)"
 METRICS_SHOWN = ("accuracy", "f1_macro")
 
 
@@ -73,13 +72,10 @@ def _version_facts(version: str) -> dict[str, Any]:
 
 
 def model_version_event(context: dict, result: Any) -> Iterator[Metadata]:
-    """register_model: the version the commit has (new, or the one it already had)."""
-    match = re.search(VERSION_PATTERN, str(result or ""))
-    if match is None:
-        return
-    yield Metadata(
-        MODEL_VERSIONS, {**_version_facts(match.group(1)), "new": "registered" in str(result)}
-    )
+    """register_model: the version the commit's model has (new, or the one it already had)."""
+    registered = read_result(result, "the register step")
+    facts = _version_facts(registered["version"])
+    yield Metadata(MODEL_VERSIONS, {**facts, "new": bool(registered["new"])})
 
 
 def prod_event(context: dict, result: Any) -> Iterator[Metadata]:
@@ -98,23 +94,11 @@ def prod_event(context: dict, result: Any) -> Iterator[Metadata]:
 
 
 def predictions_event(context: dict, result: Any) -> Iterator[Metadata]:
-    """predict: the file written, its rows, and the model version that scored them.
-
-    The version is the serving record's (the file may be CSV or Parquet; the task refreshed
-    and read that record a moment ago, in this same workspace).
-    """
-    match = re.search(r"wrote (\d+) rows to (\S+)", str(result or ""))
-    if match is None:
-        return
-    record = _serving_record()
+    """predict: the file written, its rows, and the model version that scored them."""
+    predicted = read_result(result, "the predict step")
     yield Metadata(
         PREDICTIONS,
-        {
-            "path": match.group(2),
-            "rows": int(match.group(1)),
-            "model_version": record.get("version"),
-            "model_commit": record.get("commit"),
-        },
+        {key: predicted[key] for key in ("path", "rows", "model_version", "model_commit")},
     )
 
 
@@ -128,7 +112,8 @@ def _issuance_at(run_at: str) -> str | None:
 def weather_raw_event(context: dict, result: Any) -> Iterator[Metadata]:
     """fetch: the issuance this run stored, and the data version's commit."""
     run_at = context["task"].env.get("WEATHER_RUN_AT", "")
-    yield Metadata(WEATHER_RAW, {"issuance": _issuance_at(run_at), "commit": str(result)})
+    commit = read_result(result, "the fetch step")["commit"]
+    yield Metadata(WEATHER_RAW, {"issuance": _issuance_at(run_at), "commit": commit})
 
 
 def weather_tables_event(context: dict, result: Any) -> Iterator[Metadata]:
@@ -140,6 +125,6 @@ def weather_tables_event(context: dict, result: Any) -> Iterator[Metadata]:
         {
             "latest_issuance": done[-1] if done else None,
             "issuances": len(done),
-            "commit": str(result),
+            "commit": read_result(result, "the preprocess step")["commit"],
         },
     )

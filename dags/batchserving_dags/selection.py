@@ -8,44 +8,26 @@ gto or sklearn. Imported only when those tasks run.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from batchserving.selection.rule import evidence_line
+from batchserving.selection.rule import evidence_line, read_comparison
 from batchserving_dags import COMPARE_TASK, KEEP_TASK, PROMOTE_TASK
 
 # "redeploy": prod is right but output/serving is not; the promote task deploys it.
 PROMOTE_DECISIONS = ("promote", "redeploy")
 
 
-def read_comparison(ti: Any) -> dict[str, Any]:
-    """The comparison this run's compare task returned (its XCom)."""
-    text = ti.xcom_pull(task_ids=COMPARE_TASK)
-    try:
-        comparison = json.loads(text) if text else None
-    except json.JSONDecodeError:
-        comparison = None
-    if not isinstance(comparison, dict):
-        raise RuntimeError(
-            f"the compare task of this run returned no comparison ({str(text)[:80]!r}); "
-            "run the whole DAG again"
-        )
-    return comparison
-
-
 def branch_for(ti: Any) -> str:
     """The task the branch follows: ``promote`` or ``keep_champion``, from the comparison."""
-    comparison = read_comparison(ti)
-    decision = comparison.get("decision")
-    if decision not in (*PROMOTE_DECISIONS, "keep"):
-        raise RuntimeError(f"unknown decision {decision!r} in the comparison")
+    comparison = read_comparison(ti.xcom_pull(task_ids=COMPARE_TASK))
+    decision = comparison["decision"]
     print(f"decision: {decision} ({comparison.get('reason')})")
     return PROMOTE_TASK if decision in PROMOTE_DECISIONS else KEEP_TASK
 
 
 def keep_message(ti: Any) -> str:
     """The Slack text of ``keep_champion``: who stays in prod and why, with the evidence."""
-    comparison = read_comparison(ti)
+    comparison = read_comparison(ti.xcom_pull(task_ids=COMPARE_TASK))
     metric = comparison["rule"]["primary_metric"]
     champion, challenger = comparison["champion"], comparison["challenger"]
     if champion is None:

@@ -77,7 +77,7 @@ COMPARE = ("python", "-m", "batchserving.selection.compare")
 def run_model_selection(repo: Path, promote: bool = True) -> tuple[str, str]:
     """The tasks of model_selection in order, each given the XCom it reads; (output, comparison)."""
     output = run_writer(repo, *TRAIN)
-    output += run_writer(repo, *REGISTER, "--commit", last_line(output))
+    output += run_writer(repo, *REGISTER, "--published", last_line(output))
     compared = run_writer(repo, *COMPARE)
     output += compared
     if promote:
@@ -214,7 +214,7 @@ def assert_recovered(repo: Path, before: RepoState) -> None:
 
 def test_kill_during_training_leaves_no_stale_lock_and_no_damage(model_repo: Path) -> None:
     # A registered version exists before the crash.
-    run_writer(model_repo, *REGISTER, "--commit", last_line(run_writer(model_repo, *TRAIN)))
+    run_writer(model_repo, *REGISTER, "--published", last_line(run_writer(model_repo, *TRAIN)))
     before = RepoState.capture(model_repo)
     assert [t for t in before.tags if t.startswith("iris-model@")] == ["iris-model@v0.0.1"]
 
@@ -232,7 +232,7 @@ def test_kill_during_training_leaves_no_stale_lock_and_no_damage(model_repo: Pat
     # The next run needs no cleanup: it trains, registers a new version, meets no busy lock.
     started = time.monotonic()
     output = run_writer(model_repo, *TRAIN)
-    output += run_writer(model_repo, *REGISTER, "--commit", last_line(output))
+    output += run_writer(model_repo, *REGISTER, "--published", last_line(output))
     assert time.monotonic() - started < 120
     assert not [m for m in LOCK_CONTENTION if m in output], output
     assert "registered iris-model@v0.0.2" in output

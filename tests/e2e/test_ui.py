@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from batchserving.core.results import read_result
 from scripts.demo import DAG_IDS, trigger_and_wait
 from tests.e2e.conftest import E2E, EXPECTED_DAGS
 
@@ -170,8 +171,9 @@ def test_task_log_page_shows_the_tasks_own_output(
     server = e2e.server
     run_id = demo_runs["batch_inference"]["dag_run_id"]
     path = f"/dags/batch_inference/dagRuns/{run_id}/taskInstances/predict/xcomEntries/return_value"
-    output_line = server.api("GET", path)["value"]
-    assert output_line.startswith("predict: wrote "), output_line
+    result = read_result(server.api("GET", path)["value"], "predict")
+    assert result["rows"] == 5 and result["path"].endswith(".csv"), result
+    output_line = f"predict: wrote {result['rows']} rows to {result['path']}"
     login(browser, server)
     shoot(
         browser,

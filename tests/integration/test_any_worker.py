@@ -31,6 +31,7 @@ from tests.conftest import (
     run,
     set_params,
     snapshot_project,
+    task_result,
 )
 from tests.integration.dagrun import rendered_fields, run_dag, task_states
 
@@ -110,15 +111,24 @@ def server_lock(cluster: Cluster, ref: str = "HEAD", lock: str = "dvc.lock") -> 
     return yaml.safe_load(git(cluster.server, "show", f"{ref}:{lock}"))
 
 
+def published(cluster: Cluster, workspace: str) -> str:
+    """The commit the publish step of the model pipeline ends on, run in ``workspace``."""
+    return task_result(cluster.task(workspace, "batchserving.registry.publish", "evaluate"))[
+        "commit"
+    ]
+
+
 def test_each_step_on_another_fresh_worker(cluster: Cluster) -> None:
-    commit = last_line(cluster.task("ws-a", "batchserving.registry.publish", "evaluate"))
+    commit = task_result(cluster.task("ws-a", "batchserving.registry.publish", "evaluate"))[
+        "commit"
+    ]
     assert git(cluster.server, "rev-parse", "HEAD").strip() == commit
     registered = cluster.task("ws-b", "batchserving.registry.register", "--commit", commit)
-    assert last_line(registered).startswith(f"registry: registered {ARTIFACT}@v0.0.1")
+    assert task_result(registered)["version"] == "v0.0.1" and task_result(registered)["new"]
     comparison = last_line(cluster.task("ws-c", "batchserving.selection.compare"))
     assert json.loads(comparison)["decision"] == "promote"
     promoted = cluster.task("ws-d", *PROMOTE[2:], comparison)
-    assert "promoted iris-model v0.0.1 to prod" in last_line(promoted)
+    assert "promoted iris-model v0.0.1 to prod" in task_result(promoted)["message"]
     assert cluster.tags() == [f"{ARTIFACT}#prod#1", f"{ARTIFACT}@v0.0.1"]
     md5 = model_hash(git(cluster.server, "show", f"{commit}:dvc.lock"))
     assert in_remote(cluster.remote, md5)
@@ -165,7 +175,9 @@ def test_weather_builds_on_the_data_another_worker_published(cluster: Cluster) -
 def test_a_persons_push_is_trained_and_a_rejected_push_is_redone(cluster: Cluster) -> None:
     cluster.task("ws-a", "batchserving.registry.publish", "evaluate")  # ws-a exists, then stale
     person_commit = cluster.person_pushes_params(n_estimators=7)
-    commit = last_line(cluster.task("ws-a", "batchserving.registry.publish", "evaluate"))
+    commit = task_result(cluster.task("ws-a", "batchserving.registry.publish", "evaluate"))[
+        "commit"
+    ]
     lock = server_lock(cluster, commit)
     assert lock["stages"]["train"]["params"]["params.yaml"]["train.n_estimators"] == 7
     run(["git", "merge-base", "--is-ancestor", person_commit, commit], cwd=cluster.server)
@@ -188,7 +200,7 @@ def test_a_persons_push_is_trained_and_a_rejected_push_is_redone(cluster: Cluste
     output = cluster.task("ws-a", "batchserving.registry.publish", "evaluate")
     assert "someone published first" in output
     interposed = git(person, "rev-parse", "HEAD").strip()
-    final = last_line(output)
+    final = task_result(output)["commit"]
     run(["git", "merge-base", "--is-ancestor", interposed, final], cwd=cluster.server)
     assert git(cluster.server, "rev-parse", "HEAD").strip() == final
     assert (
@@ -197,9 +209,11 @@ def test_a_persons_push_is_trained_and_a_rejected_push_is_redone(cluster: Cluste
 
 
 def test_two_workers_register_at_once(cluster: Cluster) -> None:
-    first = last_line(cluster.task("ws-a", "batchserving.registry.publish", "evaluate"))
+    first = published(cluster, "ws-a")
     cluster.person_pushes_params(n_estimators=7)
-    second = last_line(cluster.task("ws-b", "batchserving.registry.publish", "evaluate"))
+    second = task_result(cluster.task("ws-b", "batchserving.registry.publish", "evaluate"))[
+        "commit"
+    ]
     for commits in ((first, second), (first, first)):
         procs = [
             subprocess.Popen(

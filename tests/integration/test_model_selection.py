@@ -16,7 +16,15 @@ from pathlib import Path
 
 import pendulum
 
-from tests.conftest import PROMOTE, last_line, locked_task, run, set_params, tree_digest
+from tests.conftest import (
+    PROMOTE,
+    last_line,
+    locked_task,
+    run,
+    set_params,
+    task_result,
+    tree_digest,
+)
 from tests.integration.dagrun import load_dag, task_output, task_states
 
 TRAIN_KEYS = ("n_estimators", "max_depth", "test_size")
@@ -239,7 +247,9 @@ def test_bad_metrics_fail_compare_and_change_nothing(promoted_repo):
             last_line(result.stdout),
             check=False,
         )
-        assert result.returncode != 0 and "not the compare step's JSON" in result.stderr
+        assert (
+            result.returncode != 0 and "the compare step returned no result object" in result.stderr
+        )
         assert run(["git", "tag"], cwd=repo).stdout == tags, name
         assert {p.name: p.read_bytes() for p in (repo / "output/serving").iterdir()} == serving
 
@@ -310,7 +320,7 @@ def test_promote_resumes_after_a_kill_between_tag_and_deployment(promoted_repo):
     comparison = json.loads(last_line(output))
     assert comparison["decision"] == "redeploy", comparison
     result = repo_command(repo, *PROMOTE, json.dumps(comparison))
-    assert result.stdout.strip().splitlines()[-1].startswith(":arrows_counterclockwise:")
+    assert task_result(result.stdout)["message"].startswith(":arrows_counterclockwise:")
     assert assert_serving_matches_prod(repo)["version"] == "v0.0.1"
     assert run(["git", "tag", "-l", "iris-model#prod*"], cwd=repo).stdout.split() == [
         "iris-model#prod#1"

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from batchserving import PROJECT_ROOT
+from batchserving.core.results import read_result
 from tests.conftest import run, set_params
 from tests.integration.dagrun import run_dag, task_output, task_states
 
@@ -35,12 +36,16 @@ def test_versions_follow_the_model(model_repo: Path) -> None:
     assert first.state == "success", task_states(first)
     assert tags(model_repo) == ["iris-model@v0.0.1"]
     assert head(model_repo) == snapshot
-    assert task_output(first, "register_model").startswith("registry: registered iris-model@v0.0.1")
+    registered = read_result(task_output(first, "register_model"), "register_model")
+    assert registered["version"] == "v0.0.1" and registered["new"] is True
+    assert registered["message"].startswith("registered iris-model@v0.0.1")
 
     # Nothing changed: no commit, no version, and the task's log says so.
     second = run_dag("simple_train")
     assert second.state == "success", task_states(second)
-    assert "no new version" in task_output(second, "register_model")
+    unchanged = read_result(task_output(second, "register_model"), "register_model")
+    assert unchanged["version"] == "v0.0.1" and unchanged["new"] is False
+    assert "no new version" in unchanged["message"]
     assert tags(model_repo) == ["iris-model@v0.0.1"]
     assert head(model_repo) == snapshot
 
