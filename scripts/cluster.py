@@ -63,6 +63,9 @@ KMA_REAL_URL = "https://apis.data.go.kr/1360000/VilageFcstInfoService_2.0"
 # would override the cluster's own configuration or hand a worker a secret.
 CALLER_ONLY = ("AIRFLOW", "MODEL_REPO", "DVC_", "AWS_", "KMA_", "GIT_", "SLACK", "PYTEST_", MARKER)
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# Every process the cluster starts creates its files and folders for their owner only.
+PRIVATE_UMASK = 0o077
+OWNER_ONLY = 0o700
 
 
 class ClusterError(RuntimeError):
@@ -91,6 +94,7 @@ def need(program: str, package: str) -> str:
 
 def run(cmd: list[str], what: str, **kwargs: Any) -> str:
     """Run a setup command; on failure raise naming ``what`` with the command's own words."""
+    kwargs.setdefault("umask", PRIVATE_UMASK)
     result = subprocess.run(cmd, capture_output=True, text=True, check=False, **kwargs)
     if result.returncode != 0:
         reason = (result.stderr.strip() or result.stdout.strip()).splitlines()[-8:]
@@ -233,7 +237,7 @@ class Cluster(AirflowRestClient):
             "ui": self.url,
             "fake_kma_url": self.fake_kma_url,
         }
-        self.state_file.write_text(json.dumps(state, indent=2), encoding="utf-8")
+        write_private(self.state_file, json.dumps(state, indent=2))
 
     def running(self) -> dict[str, bool]:
         """Each recorded process: is it still the process this cluster started?"""
@@ -314,11 +318,17 @@ class Cluster(AirflowRestClient):
         return port
 
     def _prepare_dirs(self) -> None:
-        self.data.mkdir(parents=True, exist_ok=True)
-        # PostgreSQL runs as its own user, which must be able to enter this folder.
-        self.data.chmod(0o711)
-        for sub in ("logs", "airflow/logs", "git", "workers"):
-            (self.data / sub).mkdir(parents=True, exist_ok=True)
+        """The data folder and its parts, each readable by the owner only (existing ones
+        too: a folder an older cluster made may be wider)."""
+        self.data.mkdir(mode=OWNER_ONLY, parents=True, exist_ok=True)
+        self.data.chmod(OWNER_ONLY)
+        if as_user := self._postgres_user():
+            # PostgreSQL runs as its own user: its group may enter (not list) this folder.
+            os.chown(self.data, -1, as_user["group"])
+            self.data.chmod(0o710)
+        for sub in ("logs", "airflow", "airflow/logs", "git", "workers", "seaweedfs", "redis"):
+            (self.data / sub).mkdir(mode=OWNER_ONLY, parents=True, exist_ok=True)
+            (self.data / sub).chmod(OWNER_ONLY)
 
     def env(self) -> dict[str, str]:
         """The environment of every process the cluster starts (none of CALLER_ONLY)."""
@@ -333,6 +343,7 @@ class Cluster(AirflowRestClient):
         }
 
     def _spawn(self, name: str, cmd: list[str], env: dict[str, str] | None = None, **kw) -> None:
+        kw.setdefault("umask", PRIVATE_UMASK)
         proc = start_process(cmd, env or self.env(), self.log(name), cwd=PROJECT_ROOT, **kw)
         self.procs[name] = proc
         self.pids[name] = [proc.pid, start_time(proc.pid)]
@@ -362,10 +373,11 @@ class Cluster(AirflowRestClient):
             ) from None
         return {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
 
-    def _check_reachable(self, path: Path, uid: int) -> None:
+    def _check_reachable(self, path: Path, uid: int, gid: int) -> None:
         for parent in [path, *path.parents]:
             info = parent.stat()
-            if info.st_uid != uid and not info.st_mode & 0o001:
+            by_group = info.st_gid == gid and info.st_mode & 0o010
+            if info.st_uid != uid and not by_group and not info.st_mode & 0o001:
                 raise ClusterError(
                     f"PostgreSQL runs as uid {uid}, which cannot enter {parent} (mode "
                     f"{oct(info.st_mode & 0o777)}): put the cluster's data folder elsewhere "
@@ -376,11 +388,12 @@ class Cluster(AirflowRestClient):
         bindir, as_user = pg_bindir(), self._postgres_user()
         pgdata, sockets = self.data / "postgres" / "data", self.data / "postgres" / "run"
         for path in (pgdata.parent, sockets):
-            path.mkdir(parents=True, exist_ok=True)
+            path.mkdir(mode=OWNER_ONLY, parents=True, exist_ok=True)
+            path.chmod(OWNER_ONLY)
             if as_user:
                 os.chown(path, as_user["user"], as_user["group"])
         if as_user:
-            self._check_reachable(sockets, as_user["user"])
+            self._check_reachable(sockets, as_user["user"], as_user["group"])
         if not (pgdata / "PG_VERSION").exists():
             pwfile = write_private(self.data / "postgres" / ".pw", self.secrets.postgres_password)
             if as_user:
@@ -542,7 +555,7 @@ class Cluster(AirflowRestClient):
         if os.geteuid() == 0:
             Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege separation
         config = self.ssh_dir / "sshd_config"
-        config.write_text(self._sshd_config(), encoding="utf-8")
+        write_private(config, self._sshd_config())
         self._spawn("sshd", [sshd, "-D", "-e", "-f", str(config)])
         self._wait_for("sshd", lambda: answers(self.ports["ssh"]))
         run(["git", "ls-remote", self.model_repo_url], "git over ssh", env=self.git_env())
@@ -653,6 +666,10 @@ class Cluster(AirflowRestClient):
             # Shared by the components: the scheduler signs task tokens the API server checks.
             ("api_auth", "jwt_secret"): self.secrets.jwt_secret,
             ("logging", "trigger_log_server_port"): str(free_port()),
+            # Task logs (folders and files) for their owner only; Airflow's defaults are
+            # group-writable and world-readable.
+            ("logging", "file_task_handler_new_folder_permissions"): "0o700",
+            ("logging", "file_task_handler_new_file_permissions"): "0o600",
             **FAST_SCHEDULING,
             **self.airflow_settings,
         }
@@ -727,7 +744,8 @@ class Cluster(AirflowRestClient):
 
     def start_worker(self, worker: str) -> None:
         """Start (or restart after a crash) one Celery worker."""
-        self.workspace(worker).parent.mkdir(parents=True, exist_ok=True)
+        self.workspace(worker).parent.mkdir(mode=OWNER_ONLY, parents=True, exist_ok=True)
+        self.workspace(worker).parent.chmod(OWNER_ONLY)
         cmd = [AIRFLOW, "celery", "worker", "--celery-hostname", f"{worker}@%h"]
         # Every component shares AIRFLOW_HOME/logs, so the API server reads task logs from
         # the disk; the log server would listen on every interface, not 127.0.0.1 alone.

@@ -26,6 +26,7 @@ import re
 import secrets
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -402,6 +403,30 @@ def test_no_secret_in_logs_db_history_or_outputs(story: Story) -> None:
     # The connections were really used: a secret never read would prove nothing.
     assert story.slack.messages, "no Slack message was sent through my_webhook"
     assert bucket_md5s(cluster), "nothing was pushed to the S3 remote through dvc_remote"
+
+
+def test_the_cluster_files_are_their_owners_only(story: Story) -> None:
+    data = story.cluster.data
+    # Where the cluster writes files itself (the rest live in 0700 folders, some written
+    # with modes of their own: DVC's read-only cache, SeaweedFS's volume info).
+    owned_files = (data, data / "ssh", data / "airflow")
+    weed_config = {".json", ".toml", ".crt", ".key"}
+    # The data folder itself: PostgreSQL's group may enter it, nobody else may.
+    mode = data.stat().st_mode
+    open_to_others = [f"{oct(mode & 0o777)} {data}"] if mode & 0o067 else []
+    task_logs = 0
+    for folder, dirs, files in os.walk(data):
+        here = Path(folder)
+        for path in [here / d for d in dirs] + [here / f for f in files]:
+            info = path.lstat()
+            is_log = path.suffix == ".log" or path.is_relative_to(story.cluster.logs_dir)
+            task_logs += is_log and path.is_relative_to(story.cluster.logs_dir)
+            checked = stat.S_ISDIR(info.st_mode) or is_log or here in owned_files
+            checked |= here == data / "seaweedfs" and path.suffix in weed_config
+            if checked and not stat.S_ISLNK(info.st_mode) and info.st_mode & 0o077:
+                open_to_others.append(f"{oct(info.st_mode & 0o777)} {path.relative_to(data)}")
+    assert task_logs, "no task log was written: the check would prove nothing"
+    assert not open_to_others, "readable by others:\n" + "\n".join(open_to_others[:40])
 
 
 def test_make_cluster_twice_starts_nothing_new(story: Story) -> None:
