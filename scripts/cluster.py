@@ -25,6 +25,7 @@ import json
 import os
 import pwd
 import secrets
+import shlex
 import shutil
 import socket
 import subprocess
@@ -566,11 +567,39 @@ class Cluster(AirflowRestClient):
             if not key.exists():
                 cmd = ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"cluster-{comment}"]
                 run([*cmd, "-f", str(key)], "ssh-keygen")
-        git_shell = need("git-shell", "git")
         public = self.private_key.with_suffix(".pub").read_text(encoding="utf-8").strip()
-        # The key can run git-upload-pack / git-receive-pack and nothing else.
-        forced = f'restrict,command="{git_shell} -c \\"$SSH_ORIGINAL_COMMAND\\""'
-        (self.ssh_dir / "authorized_keys").write_text(f"{forced} {public}\n", encoding="utf-8")
+        gate = self._write_git_gate()
+        # `restrict`: no pty, no forwarding; the forced command: the model repo only.
+        authorized = f'restrict,command="{shlex.quote(str(gate))}" {public}\n'
+        write_private(self.ssh_dir / "authorized_keys", authorized)
+
+    def _write_git_gate(self) -> Path:
+        """The key's forced command: git-shell runs a fetch or a push of the model repo, and
+        nothing else (git-shell alone would serve any repository the login user can read)."""
+        git_shell = need("git-shell", "git")
+        allowed = [f"git-{verb}-pack '{self.bare_repo}'" for verb in ("upload", "receive")]
+        if any(ch in str(self.bare_repo) for ch in "'\"\\$`\n"):
+            raise ClusterError(
+                f"the data folder's path ({str(self.data)[:80]}) has a quote, $ or ` in it, "
+                "which the git server's forced command cannot hold: choose another folder"
+            )
+        gate = self.ssh_dir / "git-gate.sh"
+        script = "\n".join(
+            [
+                "#!/bin/sh",
+                "# sshd's forced command for the git key (see scripts/cluster.py).",
+                'case "$SSH_ORIGINAL_COMMAND" in',
+                f"{' | '.join(shlex.quote(cmd) for cmd in allowed)})",
+                f'    exec {shlex.quote(git_shell)} -c "$SSH_ORIGINAL_COMMAND" ;;',
+                "esac",
+                f"echo 'this key reaches {self.bare_repo} only (git fetch and push)' >&2",
+                "exit 1",
+                "",
+            ]
+        )
+        write_private(gate, script)
+        gate.chmod(OWNER_ONLY)
+        return gate
 
     def _sshd_config(self) -> str:
         ssh = self.ssh_dir

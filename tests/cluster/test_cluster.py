@@ -405,6 +405,45 @@ def test_no_secret_in_logs_db_history_or_outputs(story: Story) -> None:
     assert bucket_md5s(cluster), "nothing was pushed to the S3 remote through dvc_remote"
 
 
+def run_git(cluster: Cluster, root: Path, *args: str, cwd: Path | None = None):
+    """git with the workers' key and the server's host key, its outcome (never raises)."""
+    env = cluster.git_env(root)
+    return subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True)
+
+
+def test_the_git_key_reaches_only_the_model_repo(cluster_started) -> None:
+    cluster, _, _, root = cluster_started
+    other = cluster.bare_repo.parent / "other-repo.git"  # another repository on the host
+    try:
+        git(root, "init", "--quiet", "--bare", "-b", "main", str(other))
+        key_reaches_only_the_model_repo(cluster, root, other)
+    finally:
+        shutil.rmtree(other, ignore_errors=True)
+
+
+def key_reaches_only_the_model_repo(cluster: Cluster, root: Path, other: Path) -> None:
+    server = cluster.model_repo_url.removesuffix(str(cluster.bare_repo))
+    mine = run_git(cluster, root, "ls-remote", cluster.model_repo_url)
+    assert mine.returncode == 0 and "refs/heads/main" in mine.stdout, mine.stderr
+    local = root / "other-work"
+    git(root, "init", "--quiet", "-b", "main", str(local))
+    git(local, *PERSON, "commit", "--quiet", "--allow-empty", "-m", "Not the model repo")
+    for url in (f"{server}{other}", f"{cluster.model_repo_url}/../{other.name}"):
+        listed = run_git(cluster, root, "ls-remote", url)
+        assert listed.returncode != 0, f"the key lists {url}: {listed.stdout[:200]}"
+        assert f"reaches {cluster.bare_repo} only" in listed.stderr, listed.stderr[-300:]
+        pushed = run_git(cluster, root, "push", url, "HEAD:refs/heads/main", cwd=local)
+        assert pushed.returncode != 0, f"the key pushes to {url}"
+    assert git(other, "for-each-ref").strip() == "", "a push reached the other repository"
+    shell = subprocess.run(
+        [*cluster.git_env(root)["GIT_SSH_COMMAND"].split(), "-p", str(cluster.ports["ssh"])]
+        + [f"{cluster.git_user}@127.0.0.1", "cat /etc/hostname"],
+        capture_output=True,
+        text=True,
+    )
+    assert shell.returncode != 0 and not shell.stdout, "the key runs a command"
+
+
 def test_the_cluster_files_are_their_owners_only(story: Story) -> None:
     data = story.cluster.data
     # Where the cluster writes files itself (the rest live in 0700 folders, some written
