@@ -53,6 +53,7 @@ from scripts.airflow_api import (
     wait_until,
 )
 from scripts.airflow_server import AIRFLOW, DEFAULT_TIMEZONE, VENV_BIN
+from scripts.seaweedfs_tls import grpc_tls_config
 
 DEFAULT_DATA = PROJECT_ROOT / ".cluster"
 MARKER = "BATCHSERVING_CLUSTER"  # in the environment of every process a cluster starts
@@ -67,6 +68,9 @@ SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # Every process the cluster starts creates its files and folders for their owner only.
 PRIVATE_UMASK = 0o077
 OWNER_ONLY = 0o700
+# SeaweedFS's HTTP parts (filer, volume servers) take a write or a read only with a JWT
+# signed by these keys; the S3 gateway signs its own, anyone else is refused (401).
+SEAWEEDFS_JWT = ("jwt.signing", "jwt.signing.read", "jwt.filer_signing", "jwt.filer_signing.read")
 
 
 class ClusterError(RuntimeError):
@@ -479,7 +483,6 @@ class Cluster(AirflowRestClient):
 
     def _start_seaweedfs(self) -> None:
         weed_dir = self.data / "seaweedfs"
-        weed_dir.mkdir(exist_ok=True)
         identity = {
             "identities": [
                 {
@@ -495,7 +498,11 @@ class Cluster(AirflowRestClient):
             ]
         }
         config = write_private(weed_dir / "s3.json", json.dumps(identity))
-        cmd = [self._weed(), "server", f"-dir={weed_dir}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1"]
+        # New keys each start: a JWT lives seconds, none outlives the process.
+        keys = "".join(f'[{part}]\nkey = "{secrets.token_hex(32)}"\n' for part in SEAWEEDFS_JWT)
+        write_private(weed_dir / "security.toml", keys + grpc_tls_config(weed_dir))
+        cmd = [self._weed(), f"-config_dir={weed_dir}", "server", f"-dir={weed_dir}"]
+        cmd += ["-ip=127.0.0.1", "-ip.bind=127.0.0.1"]
         for part in ("master", "volume", "filer", "s3"):
             port = self.ports["s3"] if part == "s3" else free_port()
             cmd += [f"-{part}.port={port}", f"-{part}.port.grpc={free_port()}"]

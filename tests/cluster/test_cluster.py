@@ -26,11 +26,15 @@ import re
 import secrets
 import shutil
 import signal
+import socket
+import ssl
 import stat
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -442,6 +446,99 @@ def key_reaches_only_the_model_repo(cluster: Cluster, root: Path, other: Path) -
         text=True,
     )
     assert shell.returncode != 0 and not shell.stdout, "the key runs a command"
+
+
+def seaweedfs_ports(cluster: Cluster) -> dict[str, int]:
+    """The HTTP port of each SeaweedFS part, as its running command line has them."""
+    args = cmdline(cluster.pids["seaweedfs"][0]).split()
+    found = (re.fullmatch(r"-(master|volume|filer|s3)\.port=(\d+)", arg) for arg in args)
+    return {m.group(1): int(m.group(2)) for m in found if m}
+
+
+def unsigned(method: str, url: str, body: bytes | None = b"planted") -> int:
+    """The HTTP status of a request with no credentials at all."""
+    request = urllib.request.Request(url, data=body, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def test_only_signed_requests_write_the_object_store(cluster_started) -> None:
+    import s3fs
+
+    cluster = cluster_started[0]
+    ports = seaweedfs_ports(cluster)
+    assert set(ports) == {"master", "volume", "filer", "s3"}, ports
+    key = f"{BUCKET}/planted-{secrets.token_hex(4)}"
+    refused = {
+        "S3 PUT": unsigned("PUT", f"{cluster.s3_endpoint}/{key}"),
+        "S3 GET of the bucket": unsigned("GET", f"{cluster.s3_endpoint}/{BUCKET}", None),
+        "filer PUT": unsigned("PUT", f"http://127.0.0.1:{ports['filer']}/buckets/{key}"),
+        "filer GET of the bucket": unsigned(
+            "GET", f"http://127.0.0.1:{ports['filer']}/buckets/{BUCKET}/", None
+        ),
+        "volume PUT": unsigned("PUT", f"http://127.0.0.1:{ports['volume']}/1,01637037d6"),
+    }
+    accepted = {what: status for what, status in refused.items() if status not in (401, 403)}
+    assert not accepted, f"unsigned requests not refused (HTTP status): {accepted}"
+    wrong = s3fs.S3FileSystem(
+        key=cluster.secrets.s3_access_key,
+        secret="not-" + cluster.secrets.s3_secret_key,
+        client_kwargs={"endpoint_url": cluster.s3_endpoint},
+        skip_instance_cache=True,
+    )
+    with pytest.raises(PermissionError):
+        wrong.pipe(f"{key}-wrong", b"planted")
+    right = cluster.s3()
+    right.pipe(f"{key}-signed", b"ok")  # the cluster's keys still write
+    assert right.cat(f"{key}-signed") == b"ok"
+    right.rm(f"{key}-signed")
+    assert not [k for k in right.find(BUCKET) if "planted" in k], "an unsigned write landed"
+
+
+H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes.fromhex("000000040000000000")
+
+
+def speaks_http2(sock: socket.socket) -> bool:
+    """Whether the peer answers HTTP/2's preface with a SETTINGS frame (gRPC's first reply)."""
+    try:
+        sock.sendall(H2_PREFACE)
+        head = sock.recv(9)
+    except OSError:  # refused: a TLS alert, a reset, a timeout
+        return False
+    return len(head) == 9 and head[3] == 0x04
+
+
+def serves_a_stranger(port: int) -> str | None:
+    """How a client with no certificate of the cluster gets a gRPC answer, if it does."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as plain:
+        if speaks_http2(plain):
+            return "in plain text"
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    context.set_alpn_protocols(["h2"])
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+        try:
+            with context.wrap_socket(raw) as tls:
+                if speaks_http2(tls):
+                    return "over TLS without a client certificate"
+        except ssl.SSLError:
+            pass
+    return None
+
+
+def test_seaweedfs_grpc_serves_only_its_own_parts(cluster_started) -> None:
+    args = cmdline(cluster_started[0].pids["seaweedfs"][0]).split()
+    grpc_ports = {
+        m.group(1): int(m.group(2))
+        for m in (re.fullmatch(r"-(\w+)\.port\.grpc=(\d+)", arg) for arg in args)
+        if m
+    }
+    assert set(grpc_ports) == {"master", "volume", "filer", "s3"}, grpc_ports
+    served = {part: how for part, port in grpc_ports.items() if (how := serves_a_stranger(port))}
+    assert not served, f"SeaweedFS gRPC answers a client without the certificate: {served}"
 
 
 def test_the_cluster_files_are_their_owners_only(story: Story) -> None:
