@@ -409,7 +409,10 @@ class Cluster(AirflowRestClient):
             pwfile.unlink()
         port = self.ports["postgres"]
         settings = ["listen_addresses=127.0.0.1", f"port={port}"]
-        settings += [f"unix_socket_directories={sockets}", "max_connections=200", "fsync=off"]
+        settings += [f"unix_socket_directories={sockets}", "max_connections=200"]
+        # fsync stays on (a crash must not corrupt the DB); a commit that returns before
+        # its WAL reaches the disk may be lost in a crash, never half-applied.
+        settings += ["synchronous_commit=off"]
         cmd = [str(bindir / "postgres"), "-D", str(pgdata)]
         cmd += [arg for setting in settings for arg in ("-c", setting)]
         self._spawn("postgres", cmd, **as_user)

@@ -541,6 +541,18 @@ def test_seaweedfs_grpc_serves_only_its_own_parts(cluster_started) -> None:
     assert not served, f"SeaweedFS gRPC answers a client without the certificate: {served}"
 
 
+def test_postgres_keeps_fsync_on(cluster_started) -> None:
+    import psycopg2
+
+    conn = psycopg2.connect(cluster_started[0]._pg_dsn("airflow"))
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SHOW fsync")
+            assert cur.fetchone() == ("on",)
+    finally:
+        conn.close()
+
+
 def test_the_cluster_files_are_their_owners_only(story: Story) -> None:
     data = story.cluster.data
     # Where the cluster writes files itself (the rest live in 0700 folders, some written
