@@ -388,6 +388,12 @@ def cluster_secrets(story: Story) -> dict[str, str]:
     }
     key_lines = story.cluster.private_key.read_text().splitlines()[1:-1]
     found.update({f"git private key line {i}": ln for i, ln in enumerate(key_lines) if ln})
+    weed = story.cluster.data / "seaweedfs"
+    jwt_keys = re.findall(r'(?m)^key = "([0-9a-f]{64})"$', (weed / "security.toml").read_text())
+    assert len(jwt_keys) == 4, "security.toml holds no JWT keys: the check would miss them"
+    found.update({f"SeaweedFS JWT key {i}": key for i, key in enumerate(jwt_keys)})
+    tls_lines = (weed / "grpc.key").read_text().splitlines()[1:-1]
+    found.update({f"SeaweedFS gRPC key line {i}": ln for i, ln in enumerate(tls_lines) if ln})
     return found
 
 
