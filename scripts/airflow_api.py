@@ -98,9 +98,10 @@ def wait_until(
 def start_process(
     cmd: list[str], env: Mapping[str, str], log: Path, cwd: Path | None = None, **kwargs: Any
 ) -> subprocess.Popen:
-    """Start ``cmd`` in a session (process group) of its own, output appended to ``log``."""
+    """Start ``cmd`` in a session (process group) of its own, output appended to ``log``
+    (created readable by its owner only: a process's output may name paths and settings)."""
     log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "ab") as out:
+    with open(log, "ab", opener=lambda path, flags: os.open(path, flags, 0o600)) as out:
         return subprocess.Popen(
             cmd,
             env=dict(env),

@@ -7,11 +7,16 @@
 Parts, each a process in its own process group with its pid recorded in ``cluster.json``:
 PostgreSQL (Airflow's metadata DB and the Celery result backend), Redis (the Celery
 broker), SeaweedFS (an S3 endpoint: the shared DVC remote), sshd (the git server holding
-the shared model repo, git-shell only), the fake KMA server (unless a real KMA key is
-configured), Airflow's API server, scheduler and DAG processor, and two Celery workers,
-each with a workspace of its own (``MODEL_REPO``). Every port is a free one, every file
-under one data folder (``.cluster/`` for ``make cluster``; a temp dir in the tests).
-Starting again on the same folder reuses its data (DB, registry, remote, keys).
+the shared model repo; its key reaches that repository only), the fake KMA server
+(unless a real KMA key is configured), Airflow's API server, scheduler and DAG processor,
+and two Celery workers, each with a workspace of its own (``MODEL_REPO``). Every port is
+a free one, every file under one data folder (``.cluster/`` for ``make cluster``; a temp
+dir in the tests). Starting again on the same folder reuses its data (DB, registry,
+remote, keys).
+
+Every part takes a request only with a credential kept in the data folder (signed S3
+requests, JWTs and mutual TLS inside SeaweedFS, passwords, the git key), and every file
+and folder the cluster makes there is its owner's only (docs/cluster-security.md).
 
 Workers get ``MODEL_REPO``, ``MODEL_REPO_URL`` and ``DVC_REMOTE_URL``; credentials are
 in the Airflow connections ``model_repo_git`` and ``dvc_remote`` only, which the tasks
@@ -25,6 +30,7 @@ import json
 import os
 import pwd
 import secrets
+import shlex
 import shutil
 import socket
 import subprocess
@@ -52,6 +58,7 @@ from scripts.airflow_api import (
     wait_until,
 )
 from scripts.airflow_server import AIRFLOW, DEFAULT_TIMEZONE, VENV_BIN
+from scripts.seaweedfs_tls import grpc_tls_config
 
 DEFAULT_DATA = PROJECT_ROOT / ".cluster"
 MARKER = "BATCHSERVING_CLUSTER"  # in the environment of every process a cluster starts
@@ -63,6 +70,12 @@ KMA_REAL_URL = "https://apis.data.go.kr/1360000/VilageFcstInfoService_2.0"
 # would override the cluster's own configuration or hand a worker a secret.
 CALLER_ONLY = ("AIRFLOW", "MODEL_REPO", "DVC_", "AWS_", "KMA_", "GIT_", "SLACK", "PYTEST_", MARKER)
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# Every process the cluster starts creates its files and folders for their owner only.
+PRIVATE_UMASK = 0o077
+OWNER_ONLY = 0o700
+# SeaweedFS's HTTP parts (filer, volume servers) take a write or a read only with a JWT
+# signed by these keys; the S3 gateway signs its own, anyone else is refused (401).
+SEAWEEDFS_JWT = ("jwt.signing", "jwt.signing.read", "jwt.filer_signing", "jwt.filer_signing.read")
 
 
 class ClusterError(RuntimeError):
@@ -91,6 +104,7 @@ def need(program: str, package: str) -> str:
 
 def run(cmd: list[str], what: str, **kwargs: Any) -> str:
     """Run a setup command; on failure raise naming ``what`` with the command's own words."""
+    kwargs.setdefault("umask", PRIVATE_UMASK)
     result = subprocess.run(cmd, capture_output=True, text=True, check=False, **kwargs)
     if result.returncode != 0:
         reason = (result.stderr.strip() or result.stdout.strip()).splitlines()[-8:]
@@ -233,7 +247,7 @@ class Cluster(AirflowRestClient):
             "ui": self.url,
             "fake_kma_url": self.fake_kma_url,
         }
-        self.state_file.write_text(json.dumps(state, indent=2), encoding="utf-8")
+        write_private(self.state_file, json.dumps(state, indent=2))
 
     def running(self) -> dict[str, bool]:
         """Each recorded process: is it still the process this cluster started?"""
@@ -314,11 +328,17 @@ class Cluster(AirflowRestClient):
         return port
 
     def _prepare_dirs(self) -> None:
-        self.data.mkdir(parents=True, exist_ok=True)
-        # PostgreSQL runs as its own user, which must be able to enter this folder.
-        self.data.chmod(0o711)
-        for sub in ("logs", "airflow/logs", "git", "workers"):
-            (self.data / sub).mkdir(parents=True, exist_ok=True)
+        """The data folder and its parts, each readable by the owner only (existing ones
+        too: a folder an older cluster made may be wider)."""
+        self.data.mkdir(mode=OWNER_ONLY, parents=True, exist_ok=True)
+        self.data.chmod(OWNER_ONLY)
+        if as_user := self._postgres_user():
+            # PostgreSQL runs as its own user: its group may enter (not list) this folder.
+            os.chown(self.data, -1, as_user["group"])
+            self.data.chmod(0o710)
+        for sub in ("logs", "airflow", "airflow/logs", "git", "workers", "seaweedfs", "redis"):
+            (self.data / sub).mkdir(mode=OWNER_ONLY, parents=True, exist_ok=True)
+            (self.data / sub).chmod(OWNER_ONLY)
 
     def env(self) -> dict[str, str]:
         """The environment of every process the cluster starts (none of CALLER_ONLY)."""
@@ -333,6 +353,7 @@ class Cluster(AirflowRestClient):
         }
 
     def _spawn(self, name: str, cmd: list[str], env: dict[str, str] | None = None, **kw) -> None:
+        kw.setdefault("umask", PRIVATE_UMASK)
         proc = start_process(cmd, env or self.env(), self.log(name), cwd=PROJECT_ROOT, **kw)
         self.procs[name] = proc
         self.pids[name] = [proc.pid, start_time(proc.pid)]
@@ -362,10 +383,11 @@ class Cluster(AirflowRestClient):
             ) from None
         return {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
 
-    def _check_reachable(self, path: Path, uid: int) -> None:
+    def _check_reachable(self, path: Path, uid: int, gid: int) -> None:
         for parent in [path, *path.parents]:
             info = parent.stat()
-            if info.st_uid != uid and not info.st_mode & 0o001:
+            by_group = info.st_gid == gid and info.st_mode & 0o010
+            if info.st_uid != uid and not by_group and not info.st_mode & 0o001:
                 raise ClusterError(
                     f"PostgreSQL runs as uid {uid}, which cannot enter {parent} (mode "
                     f"{oct(info.st_mode & 0o777)}): put the cluster's data folder elsewhere "
@@ -376,11 +398,12 @@ class Cluster(AirflowRestClient):
         bindir, as_user = pg_bindir(), self._postgres_user()
         pgdata, sockets = self.data / "postgres" / "data", self.data / "postgres" / "run"
         for path in (pgdata.parent, sockets):
-            path.mkdir(parents=True, exist_ok=True)
+            path.mkdir(mode=OWNER_ONLY, parents=True, exist_ok=True)
+            path.chmod(OWNER_ONLY)
             if as_user:
                 os.chown(path, as_user["user"], as_user["group"])
         if as_user:
-            self._check_reachable(sockets, as_user["user"])
+            self._check_reachable(sockets, as_user["user"], as_user["group"])
         if not (pgdata / "PG_VERSION").exists():
             pwfile = write_private(self.data / "postgres" / ".pw", self.secrets.postgres_password)
             if as_user:
@@ -391,7 +414,10 @@ class Cluster(AirflowRestClient):
             pwfile.unlink()
         port = self.ports["postgres"]
         settings = ["listen_addresses=127.0.0.1", f"port={port}"]
-        settings += [f"unix_socket_directories={sockets}", "max_connections=200", "fsync=off"]
+        settings += [f"unix_socket_directories={sockets}", "max_connections=200"]
+        # fsync stays on (a crash must not corrupt the DB); a commit that returns before
+        # its WAL reaches the disk may be lost in a crash, never half-applied.
+        settings += ["synchronous_commit=off"]
         cmd = [str(bindir / "postgres"), "-D", str(pgdata)]
         cmd += [arg for setting in settings for arg in ("-c", setting)]
         self._spawn("postgres", cmd, **as_user)
@@ -465,7 +491,6 @@ class Cluster(AirflowRestClient):
 
     def _start_seaweedfs(self) -> None:
         weed_dir = self.data / "seaweedfs"
-        weed_dir.mkdir(exist_ok=True)
         identity = {
             "identities": [
                 {
@@ -481,7 +506,11 @@ class Cluster(AirflowRestClient):
             ]
         }
         config = write_private(weed_dir / "s3.json", json.dumps(identity))
-        cmd = [self._weed(), "server", f"-dir={weed_dir}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1"]
+        # New keys each start: a JWT lives seconds, none outlives the process.
+        keys = "".join(f'[{part}]\nkey = "{secrets.token_hex(32)}"\n' for part in SEAWEEDFS_JWT)
+        write_private(weed_dir / "security.toml", keys + grpc_tls_config(weed_dir))
+        cmd = [self._weed(), f"-config_dir={weed_dir}", "server", f"-dir={weed_dir}"]
+        cmd += ["-ip=127.0.0.1", "-ip.bind=127.0.0.1"]
         for part in ("master", "volume", "filer", "s3"):
             port = self.ports["s3"] if part == "s3" else free_port()
             cmd += [f"-{part}.port={port}", f"-{part}.port.grpc={free_port()}"]
@@ -542,7 +571,7 @@ class Cluster(AirflowRestClient):
         if os.geteuid() == 0:
             Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege separation
         config = self.ssh_dir / "sshd_config"
-        config.write_text(self._sshd_config(), encoding="utf-8")
+        write_private(config, self._sshd_config())
         self._spawn("sshd", [sshd, "-D", "-e", "-f", str(config)])
         self._wait_for("sshd", lambda: answers(self.ports["ssh"]))
         run(["git", "ls-remote", self.model_repo_url], "git over ssh", env=self.git_env())
@@ -553,11 +582,39 @@ class Cluster(AirflowRestClient):
             if not key.exists():
                 cmd = ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"cluster-{comment}"]
                 run([*cmd, "-f", str(key)], "ssh-keygen")
-        git_shell = need("git-shell", "git")
         public = self.private_key.with_suffix(".pub").read_text(encoding="utf-8").strip()
-        # The key can run git-upload-pack / git-receive-pack and nothing else.
-        forced = f'restrict,command="{git_shell} -c \\"$SSH_ORIGINAL_COMMAND\\""'
-        (self.ssh_dir / "authorized_keys").write_text(f"{forced} {public}\n", encoding="utf-8")
+        gate = self._write_git_gate()
+        # `restrict`: no pty, no forwarding; the forced command: the model repo only.
+        authorized = f'restrict,command="{shlex.quote(str(gate))}" {public}\n'
+        write_private(self.ssh_dir / "authorized_keys", authorized)
+
+    def _write_git_gate(self) -> Path:
+        """The key's forced command: git-shell runs a fetch or a push of the model repo, and
+        nothing else (git-shell alone would serve any repository the login user can read)."""
+        git_shell = need("git-shell", "git")
+        allowed = [f"git-{verb}-pack '{self.bare_repo}'" for verb in ("upload", "receive")]
+        if any(ch in str(self.bare_repo) for ch in "'\"\\$`\n"):
+            raise ClusterError(
+                f"the data folder's path ({str(self.data)[:80]}) has a quote, $ or ` in it, "
+                "which the git server's forced command cannot hold: choose another folder"
+            )
+        gate = self.ssh_dir / "git-gate.sh"
+        script = "\n".join(
+            [
+                "#!/bin/sh",
+                "# sshd's forced command for the git key (see scripts/cluster.py).",
+                'case "$SSH_ORIGINAL_COMMAND" in',
+                f"{' | '.join(shlex.quote(cmd) for cmd in allowed)})",
+                f'    exec {shlex.quote(git_shell)} -c "$SSH_ORIGINAL_COMMAND" ;;',
+                "esac",
+                f"echo 'this key reaches {self.bare_repo} only (git fetch and push)' >&2",
+                "exit 1",
+                "",
+            ]
+        )
+        write_private(gate, script)
+        gate.chmod(OWNER_ONLY)
+        return gate
 
     def _sshd_config(self) -> str:
         ssh = self.ssh_dir
@@ -653,6 +710,10 @@ class Cluster(AirflowRestClient):
             # Shared by the components: the scheduler signs task tokens the API server checks.
             ("api_auth", "jwt_secret"): self.secrets.jwt_secret,
             ("logging", "trigger_log_server_port"): str(free_port()),
+            # Task logs (folders and files) for their owner only; Airflow's defaults are
+            # group-writable and world-readable.
+            ("logging", "file_task_handler_new_folder_permissions"): "0o700",
+            ("logging", "file_task_handler_new_file_permissions"): "0o600",
             **FAST_SCHEDULING,
             **self.airflow_settings,
         }
@@ -727,7 +788,8 @@ class Cluster(AirflowRestClient):
 
     def start_worker(self, worker: str) -> None:
         """Start (or restart after a crash) one Celery worker."""
-        self.workspace(worker).parent.mkdir(parents=True, exist_ok=True)
+        self.workspace(worker).parent.mkdir(mode=OWNER_ONLY, parents=True, exist_ok=True)
+        self.workspace(worker).parent.chmod(OWNER_ONLY)
         cmd = [AIRFLOW, "celery", "worker", "--celery-hostname", f"{worker}@%h"]
         # Every component shares AIRFLOW_HOME/logs, so the API server reads task logs from
         # the disk; the log server would listen on every interface, not 127.0.0.1 alone.

@@ -26,10 +26,15 @@ import re
 import secrets
 import shutil
 import signal
+import socket
+import ssl
+import stat
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -383,6 +388,12 @@ def cluster_secrets(story: Story) -> dict[str, str]:
     }
     key_lines = story.cluster.private_key.read_text().splitlines()[1:-1]
     found.update({f"git private key line {i}": ln for i, ln in enumerate(key_lines) if ln})
+    weed = story.cluster.data / "seaweedfs"
+    jwt_keys = re.findall(r'(?m)^key = "([0-9a-f]{64})"$', (weed / "security.toml").read_text())
+    assert len(jwt_keys) == 4, "security.toml holds no JWT keys: the check would miss them"
+    found.update({f"SeaweedFS JWT key {i}": key for i, key in enumerate(jwt_keys)})
+    tls_lines = (weed / "grpc.key").read_text().splitlines()[1:-1]
+    found.update({f"SeaweedFS gRPC key line {i}": ln for i, ln in enumerate(tls_lines) if ln})
     return found
 
 
@@ -402,6 +413,174 @@ def test_no_secret_in_logs_db_history_or_outputs(story: Story) -> None:
     # The connections were really used: a secret never read would prove nothing.
     assert story.slack.messages, "no Slack message was sent through my_webhook"
     assert bucket_md5s(cluster), "nothing was pushed to the S3 remote through dvc_remote"
+
+
+def run_git(cluster: Cluster, root: Path, *args: str, cwd: Path | None = None):
+    """git with the workers' key and the server's host key, its outcome (never raises)."""
+    env = cluster.git_env(root)
+    return subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True)
+
+
+def test_the_git_key_reaches_only_the_model_repo(cluster_started) -> None:
+    cluster, _, _, root = cluster_started
+    other = cluster.bare_repo.parent / "other-repo.git"  # another repository on the host
+    try:
+        git(root, "init", "--quiet", "--bare", "-b", "main", str(other))
+        key_reaches_only_the_model_repo(cluster, root, other)
+    finally:
+        shutil.rmtree(other, ignore_errors=True)
+
+
+def key_reaches_only_the_model_repo(cluster: Cluster, root: Path, other: Path) -> None:
+    server = cluster.model_repo_url.removesuffix(str(cluster.bare_repo))
+    mine = run_git(cluster, root, "ls-remote", cluster.model_repo_url)
+    assert mine.returncode == 0 and "refs/heads/main" in mine.stdout, mine.stderr
+    local = root / "other-work"
+    git(root, "init", "--quiet", "-b", "main", str(local))
+    git(local, *PERSON, "commit", "--quiet", "--allow-empty", "-m", "Not the model repo")
+    for url in (f"{server}{other}", f"{cluster.model_repo_url}/../{other.name}"):
+        listed = run_git(cluster, root, "ls-remote", url)
+        assert listed.returncode != 0, f"the key lists {url}: {listed.stdout[:200]}"
+        assert f"reaches {cluster.bare_repo} only" in listed.stderr, listed.stderr[-300:]
+        pushed = run_git(cluster, root, "push", url, "HEAD:refs/heads/main", cwd=local)
+        assert pushed.returncode != 0, f"the key pushes to {url}"
+    assert git(other, "for-each-ref").strip() == "", "a push reached the other repository"
+    shell = subprocess.run(
+        [*cluster.git_env(root)["GIT_SSH_COMMAND"].split(), "-p", str(cluster.ports["ssh"])]
+        + [f"{cluster.git_user}@127.0.0.1", "cat /etc/hostname"],
+        capture_output=True,
+        text=True,
+    )
+    assert shell.returncode != 0 and not shell.stdout, "the key runs a command"
+
+
+def seaweedfs_ports(cluster: Cluster) -> dict[str, int]:
+    """The HTTP port of each SeaweedFS part, as its running command line has them."""
+    args = cmdline(cluster.pids["seaweedfs"][0]).split()
+    found = (re.fullmatch(r"-(master|volume|filer|s3)\.port=(\d+)", arg) for arg in args)
+    return {m.group(1): int(m.group(2)) for m in found if m}
+
+
+def unsigned(method: str, url: str, body: bytes | None = b"planted") -> int:
+    """The HTTP status of a request with no credentials at all."""
+    request = urllib.request.Request(url, data=body, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def test_only_signed_requests_write_the_object_store(cluster_started) -> None:
+    import s3fs
+
+    cluster = cluster_started[0]
+    ports = seaweedfs_ports(cluster)
+    assert set(ports) == {"master", "volume", "filer", "s3"}, ports
+    key = f"{BUCKET}/planted-{secrets.token_hex(4)}"
+    refused = {
+        "S3 PUT": unsigned("PUT", f"{cluster.s3_endpoint}/{key}"),
+        "S3 GET of the bucket": unsigned("GET", f"{cluster.s3_endpoint}/{BUCKET}", None),
+        "filer PUT": unsigned("PUT", f"http://127.0.0.1:{ports['filer']}/buckets/{key}"),
+        "filer GET of the bucket": unsigned(
+            "GET", f"http://127.0.0.1:{ports['filer']}/buckets/{BUCKET}/", None
+        ),
+        "volume PUT": unsigned("PUT", f"http://127.0.0.1:{ports['volume']}/1,01637037d6"),
+    }
+    accepted = {what: status for what, status in refused.items() if status not in (401, 403)}
+    assert not accepted, f"unsigned requests not refused (HTTP status): {accepted}"
+    wrong = s3fs.S3FileSystem(
+        key=cluster.secrets.s3_access_key,
+        secret="not-" + cluster.secrets.s3_secret_key,
+        client_kwargs={"endpoint_url": cluster.s3_endpoint},
+        skip_instance_cache=True,
+    )
+    with pytest.raises(PermissionError):
+        wrong.pipe(f"{key}-wrong", b"planted")
+    right = cluster.s3()
+    right.pipe(f"{key}-signed", b"ok")  # the cluster's keys still write
+    assert right.cat(f"{key}-signed") == b"ok"
+    right.rm(f"{key}-signed")
+    assert not [k for k in right.find(BUCKET) if "planted" in k], "an unsigned write landed"
+
+
+H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes.fromhex("000000040000000000")
+
+
+def speaks_http2(sock: socket.socket) -> bool:
+    """Whether the peer answers HTTP/2's preface with a SETTINGS frame (gRPC's first reply)."""
+    try:
+        sock.sendall(H2_PREFACE)
+        head = sock.recv(9)
+    except OSError:  # refused: a TLS alert, a reset, a timeout
+        return False
+    return len(head) == 9 and head[3] == 0x04
+
+
+def serves_a_stranger(port: int) -> str | None:
+    """How a client with no certificate of the cluster gets a gRPC answer, if it does."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as plain:
+        if speaks_http2(plain):
+            return "in plain text"
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    context.set_alpn_protocols(["h2"])
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+        try:
+            with context.wrap_socket(raw) as tls:
+                if speaks_http2(tls):
+                    return "over TLS without a client certificate"
+        except ssl.SSLError:
+            pass
+    return None
+
+
+def test_seaweedfs_grpc_serves_only_its_own_parts(cluster_started) -> None:
+    args = cmdline(cluster_started[0].pids["seaweedfs"][0]).split()
+    grpc_ports = {
+        m.group(1): int(m.group(2))
+        for m in (re.fullmatch(r"-(\w+)\.port\.grpc=(\d+)", arg) for arg in args)
+        if m
+    }
+    assert set(grpc_ports) == {"master", "volume", "filer", "s3"}, grpc_ports
+    served = {part: how for part, port in grpc_ports.items() if (how := serves_a_stranger(port))}
+    assert not served, f"SeaweedFS gRPC answers a client without the certificate: {served}"
+
+
+def test_postgres_keeps_fsync_on(cluster_started) -> None:
+    import psycopg2
+
+    conn = psycopg2.connect(cluster_started[0]._pg_dsn("airflow"))
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SHOW fsync")
+            assert cur.fetchone() == ("on",)
+    finally:
+        conn.close()
+
+
+def test_the_cluster_files_are_their_owners_only(story: Story) -> None:
+    data = story.cluster.data
+    # Where the cluster writes files itself (the rest live in 0700 folders, some written
+    # with modes of their own: DVC's read-only cache, SeaweedFS's volume info).
+    owned_files = (data, data / "ssh", data / "airflow")
+    weed_config = {".json", ".toml", ".crt", ".key"}
+    # The data folder itself: PostgreSQL's group may enter it, nobody else may.
+    mode = data.stat().st_mode
+    open_to_others = [f"{oct(mode & 0o777)} {data}"] if mode & 0o067 else []
+    task_logs = 0
+    for folder, dirs, files in os.walk(data):
+        here = Path(folder)
+        for path in [here / d for d in dirs] + [here / f for f in files]:
+            info = path.lstat()
+            is_log = path.suffix == ".log" or path.is_relative_to(story.cluster.logs_dir)
+            task_logs += is_log and path.is_relative_to(story.cluster.logs_dir)
+            checked = stat.S_ISDIR(info.st_mode) or is_log or here in owned_files
+            checked |= here == data / "seaweedfs" and path.suffix in weed_config
+            if checked and not stat.S_ISLNK(info.st_mode) and info.st_mode & 0o077:
+                open_to_others.append(f"{oct(info.st_mode & 0o777)} {path.relative_to(data)}")
+    assert task_logs, "no task log was written: the check would prove nothing"
+    assert not open_to_others, "readable by others:\n" + "\n".join(open_to_others[:40])
 
 
 def test_make_cluster_twice_starts_nothing_new(story: Story) -> None:
