@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import re
 import subprocess
 from pathlib import Path
 
 from batchserving.core.names import ARTIFACT, PIPELINE_LOCK
+from batchserving.core.urls import redact_url
 from batchserving.registry.dvclock import model_hash
 from batchserving.registry.git import RegistryError, last_lines, show
 from batchserving.registry.versions import ModelVersion
@@ -22,7 +22,7 @@ def remote_description(repo: Path) -> str:
     if not name:
         return "(no default remote configured)"
     # Never echo credentials a URL may carry (scheme://user:secret@host).
-    return f"'{name}' ({re.sub(r'//[^/@]*@', '//', str(url))})"
+    return f"'{name}' ({redact_url(str(url))})"
 
 
 def dvc_push(repo: Path) -> None:
