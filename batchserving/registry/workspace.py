@@ -9,10 +9,11 @@ project's checkout (the embedded default, which is never synced or pushed afterw
 targets say so at start). ``DVC_REMOTE_URL`` becomes the workspace's default DVC remote
 in its local config (``.dvc/config.local``), never in the committed ``.dvc/config``.
 
-Neither URL may carry credentials (``batchserving.core.urls``): git would copy them into
-``.git/config`` and its messages, DVC into its config. Both are checked whenever a
-workspace is made or used, before anything is written; the secrets go in the Airflow
-connections ``model_repo_git`` and ``dvc_remote`` instead.
+Neither URL, nor the remote's endpoint ``AWS_ENDPOINT_URL``, may carry credentials
+(``batchserving.core.urls``): git would copy them into ``.git/config`` and its messages,
+DVC into its config. They are checked whenever a workspace is made or used, before
+anything is written; the secrets go in the Airflow connections ``model_repo_git`` and
+``dvc_remote`` instead.
 """
 
 from __future__ import annotations
@@ -74,6 +75,11 @@ def remote_url(environ: Mapping[str, str] = os.environ) -> str | None:
     return _checked(environ, "DVC_REMOTE_URL", REMOTE_CREDENTIALS)
 
 
+def endpoint_url(environ: Mapping[str, str] = os.environ) -> str | None:
+    """The object store's endpoint (``AWS_ENDPOINT_URL``, from ``dvc_remote``), checked."""
+    return _checked(environ, "AWS_ENDPOINT_URL", REMOTE_CREDENTIALS)
+
+
 def _run(args: list[str], cwd: Path | None = None, env: Mapping[str, str] | None = None) -> str:
     result = subprocess.run(
         args, cwd=cwd, capture_output=True, text=True, check=False, env=dict(env or os.environ)
@@ -109,7 +115,7 @@ def configure_remote(path: Path, environ: Mapping[str, str] = os.environ) -> Non
         return
     dvc = ["dvc", "remote"]
     _run([*dvc, "add", "--local", "--force", "--default", SHARED_REMOTE, url], cwd=path)
-    endpoint = environ.get("AWS_ENDPOINT_URL")
+    endpoint = endpoint_url(environ)
     if endpoint:
         _run([*dvc, "modify", "--local", SHARED_REMOTE, "endpointurl", endpoint], cwd=path)
 
@@ -147,6 +153,7 @@ def ensure_workspace(environ: Mapping[str, str] = os.environ) -> Path:
     path = workspace_path(environ)
     origin = origin_url(environ)
     remote_url(environ)
+    endpoint_url(environ)
     if not path.exists() or (path.is_dir() and not any(path.iterdir())):
         clone_into_place(path, origin or str(PROJECT_ROOT), environ)
     validate(path)

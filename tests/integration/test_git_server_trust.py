@@ -187,19 +187,24 @@ def test_a_model_repo_url_with_a_token_is_refused_and_never_stored(
     assert git(workspace, "remote", "get-url", "origin").strip() == http_git_server
 
 
+@pytest.mark.parametrize(
+    ("variable", "url", "shown"),
+    [
+        ("DVC_REMOTE_URL", "s3://AKIAEXAMPLE:{}@model-registry/dvc", "s3://***@model-registry/dvc"),
+        ("AWS_ENDPOINT_URL", "http://AKIAEXAMPLE:{}@127.0.0.1:9", "http://***@127.0.0.1:9"),
+    ],
+)
 def test_a_dvc_remote_url_with_a_secret_is_refused_and_never_stored(
-    http_git_server: str, tmp_path: Path
+    http_git_server: str, tmp_path: Path, variable: str, url: str, shown: str
 ) -> None:
     secret = secrets.token_urlsafe(24)
-    with_secret = f"s3://AKIAEXAMPLE:{secret}@model-registry/dvc"
+    remote = {"DVC_REMOTE_URL": str(tmp_path / "dvc-remote"), variable: url.format(secret)}
     workspace = tmp_path / "worker"
     for attempt in ("new workspace", "existing workspace"):
-        refused = workspace_command(
-            workspace, MODEL_REPO_URL=http_git_server, DVC_REMOTE_URL=with_secret
-        )
+        refused = workspace_command(workspace, MODEL_REPO_URL=http_git_server, **remote)
         output = refused.stdout + refused.stderr
         assert refused.returncode != 0, attempt
-        assert "DVC_REMOTE_URL=s3://***@model-registry/dvc carries credentials" in output
+        assert f"{variable}={shown} carries credentials" in output
         assert "'dvc_remote'" in output and secret not in output
         assert files_holding(tmp_path, secret) == [], attempt
         if attempt == "new workspace":
