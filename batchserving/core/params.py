@@ -197,7 +197,7 @@ class SelectionParams(Section):
         default="f1_macro", description="f1_macro or accuracy (a number in metrics.json)"
     )
     min_improvement: float = Field(
-        default=0.0, ge=0.0, le=1.0, description="a number from 0 to 1, e.g. 0.0"
+        default=0.0, ge=0.0, le=1.0, description="a number >= 0 and <= 1, e.g. 0.0"
     )
     test: SelectionTest = Field(
         default="mcnemar",
