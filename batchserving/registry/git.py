@@ -2,8 +2,8 @@
 
 Every git call of the project goes through ``git()``: errors name the git command that
 failed and what git said, with every URL in them redacted and each line cut short (what
-a server replies is outside input). The registry's identity (params.yaml ``registry``) is passed
-to the process that needs it, never set in this process's environment.
+a server replies is outside input). The registry's identity (params.yaml ``registry``)
+is passed to the process that needs it, never set in this process's environment.
 """
 
 from __future__ import annotations
