@@ -31,6 +31,8 @@ class UnsafeUrl(ValueError):
 
 
 def _has_credentials(url: str) -> bool:
+    if "://" not in url:
+        return False  # a path, or git's scp-like user@host:path (which has no password)
     parts = urlsplit(url)
     if parts.query or parts.fragment:
         return True

@@ -127,17 +127,9 @@ def http_git_server(tmp_path: Path) -> Iterator[str]:
     """A real HTTP server (git's dumb protocol) serving a bare clone of the working tree."""
     root = tmp_path / "http"
     root.mkdir()
-    run(
-        [
-            "git",
-            "clone",
-            "--quiet",
-            "--bare",
-            str(snapshot_project(tmp_path / "source")),
-            str(root / "model-repo.git"),
-        ]
-    )
-    run(["git", "update-server-info"], cwd=root / "model-repo.git")
+    bare = root / "model-repo.git"
+    run(["git", "clone", "--quiet", "--bare", str(snapshot_project(tmp_path / "src")), str(bare)])
+    run(["git", "update-server-info"], cwd=bare)  # the files the dumb protocol reads
     port = free_port()
     cmd = [PYTHON, "-m", "http.server", str(port), "--bind", "127.0.0.1", "--directory", str(root)]
     proc = start_process(cmd, os.environ, tmp_path / "http.log")

@@ -40,6 +40,7 @@ def test_a_url_with_credentials_is_refused_without_echoing_them(url: str) -> Non
         "https://git.example.com/team/model-repo.git",
         "file:///srv/git/model-repo.git",
         "/srv/git/model-repo.git",
+        "/srv/git/odd?name#repo.git",  # a path: ? and # are part of the name
         "s3://model-registry/dvc",
     ],
 )
