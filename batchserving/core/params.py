@@ -5,6 +5,12 @@ Every error names the key, the value found and the values allowed (each field's
 person can act on, e.g. ``params.yaml: 'train.n_estimators' = 0 is out of range;
 allowed: an integer from 1 to 10000``. Unknown keys are refused too: a typo never
 silently falls back to a default.
+
+The file is read as untrusted input: at most ``MAX_PARAMS_BYTES``, its loaded structure
+at most ``MAX_NODES`` values (each alias counted again wherever it is used, so a YAML
+alias bomb stops here) and ``MAX_DEPTH`` levels deep, every number bounded above (the
+bounds are also written in params.yaml's comments), and a bad value shown in at most
+about 80 characters (``batchserving.core.excerpt``).
 """
 
 from __future__ import annotations
@@ -16,7 +22,15 @@ from typing import Any, ClassVar, Literal, Self
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from batchserving.core.excerpt import clip, excerpt
 from batchserving.core.names import PARAMS_FILE
+
+# params.yaml is about 3 KB; far larger is not a params file.
+MAX_PARAMS_BYTES = 64 * 1024
+MAX_NODES = 10_000
+MAX_DEPTH = 16
+# numpy's seeds (and so scikit-learn's random_state) are 32-bit.
+MAX_SEED = 2**32 - 1
 
 
 class ParamsError(ValueError):
@@ -26,18 +40,62 @@ class ParamsError(ValueError):
 # pydantic error types -> how the message describes the problem.
 _WRONG_TYPE = {"int_type", "float_type", "string_type", "bool_type", "none_required"}
 _OUT_OF_RANGE = {"greater_than", "greater_than_equal", "less_than", "less_than_equal"}
-_OUT_OF_RANGE |= {"string_too_short", "value_error", "literal_error", "string_pattern_mismatch"}
+_OUT_OF_RANGE |= {"string_too_short", "string_too_long", "value_error", "literal_error"}
+_OUT_OF_RANGE |= {"string_pattern_mismatch"}
+
+
+def read_params(path: Path) -> Any:
+    """The params file at ``path`` parsed, bounded in bytes and structure, or ParamsError."""
+    try:
+        with path.open("rb") as stream:
+            raw = stream.read(MAX_PARAMS_BYTES + 1)
+    except FileNotFoundError:
+        raise ParamsError(f"{path} not found: run from the repo root") from None
+    except OSError as exc:
+        raise ParamsError(f"{path} cannot be read ({exc.strerror})") from None
+    if len(raw) > MAX_PARAMS_BYTES:
+        raise ParamsError(
+            f"{path} is larger than {MAX_PARAMS_BYTES} bytes: it is not a params file; "
+            "restore it from git"
+        )
+    try:
+        data = yaml.safe_load(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ParamsError(f"{path} is not UTF-8 text; restore it from git") from None
+    except (yaml.YAMLError, ValueError) as exc:  # ValueError: an int too long to convert
+        reason = clip(" ".join(str(exc).split()), 160)
+        raise ParamsError(f"{path} is not valid YAML: {reason}") from None
+    check_structure(path, data)
+    return data
+
+
+def check_structure(path: Path, data: Any) -> None:
+    """Refuse a structure of more than MAX_NODES values or MAX_DEPTH levels, as used.
+
+    Counts each value wherever it appears, so a node that YAML aliases reuse is counted
+    at every use: the walk stops at MAX_NODES, long before an alias bomb is expanded.
+    """
+    pending = [(data, 1)]
+    seen = 0
+    while pending:
+        node, depth = pending.pop()
+        seen += 1
+        if seen > MAX_NODES or depth > MAX_DEPTH:
+            raise ParamsError(
+                f"{path} is too deep or too large (more than {MAX_NODES} values or "
+                f"{MAX_DEPTH} levels, counting every YAML alias where it is used); "
+                "write the values out plainly"
+            )
+        if isinstance(node, Mapping):
+            pending.extend((child, depth + 1) for pair in node.items() for child in pair)
+        elif isinstance(node, list):
+            pending.extend((child, depth + 1) for child in node)
 
 
 def load_mapping(section: str, path: str | Path = PARAMS_FILE) -> dict[str, Any]:
     """The ``section`` mapping of the params file, or ParamsError."""
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ParamsError(f"{path} not found: run from the repo root") from None
-    except yaml.YAMLError as exc:
-        raise ParamsError(f"{path} is not valid YAML: {exc}") from None
+    data = read_params(path)
     if not isinstance(data, Mapping) or not isinstance(data.get(section), Mapping):
         raise ParamsError(f"{path}: section '{section}' is missing or not a mapping")
     return dict(data[section])
@@ -64,7 +122,7 @@ class Section(BaseModel):
 
     @classmethod
     def _describe(cls, error: Mapping[str, Any]) -> str:
-        key = str(error["loc"][0]) if error["loc"] else "?"
+        key = clip(str(error["loc"][0])) if error["loc"] else "?"
         name = f"{cls.SECTION}.{key}"
         field = cls.model_fields.get(key)
         allowed = (
@@ -76,27 +134,32 @@ class Section(BaseModel):
             return f"params.yaml: '{name}' is missing; allowed: {allowed}"
         if kind == "extra_forbidden":
             return f"params.yaml: '{name}' is not a known key; allowed: {allowed}"
-        if kind == "finite_number":
-            return f"params.yaml: '{name}' = {value!r} is not finite; allowed: {allowed}"
-        if kind in _WRONG_TYPE:
-            return (
-                f"params.yaml: '{name}' = {value!r} has the wrong type "
-                f"({type(value).__name__}); allowed: {allowed}"
-            )
-        if kind in _OUT_OF_RANGE:
-            return f"params.yaml: '{name}' = {value!r} is out of range; allowed: {allowed}"
-        return (
-            f"params.yaml: '{name}' = {value!r} is not valid ({error['msg']}); allowed: {allowed}"
-        )
+        return f"params.yaml: '{name}' = {excerpt(value)} {_problem(error)}; allowed: {allowed}"
+
+
+def _problem(error: Mapping[str, Any]) -> str:
+    """What is wrong with the value, from pydantic's error type (never its own echo)."""
+    kind = error["type"]
+    if kind == "finite_number":
+        return "is not finite"
+    if kind in _WRONG_TYPE:
+        return f"has the wrong type ({type(error.get('input')).__name__})"
+    if kind in _OUT_OF_RANGE:
+        return "is out of range"
+    return f"is not valid ({clip(str(error['msg']))})"
 
 
 class TrainParams(Section):
     """``train``: the split and the forest."""
 
     SECTION = "train"
-    random_state: int = Field(ge=0, description="an integer >= 0")
+    random_state: int = Field(
+        ge=0, le=MAX_SEED, description=f"an integer from 0 to {MAX_SEED} (numpy's seeds)"
+    )
     n_estimators: int = Field(ge=1, le=10_000, description="an integer from 1 to 10000")
-    max_depth: int | None = Field(ge=1, description="null (unlimited) or an integer >= 1")
+    max_depth: int | None = Field(
+        ge=1, le=1000, description="null (unlimited) or an integer from 1 to 1000"
+    )
     test_size: float = Field(
         gt=0.0, lt=1.0, description="a number strictly between 0 and 1, e.g. 0.3"
     )
@@ -106,8 +169,10 @@ class RegistryParams(Section):
     """``registry``: the git identity of the registry's commits and tags."""
 
     SECTION = "registry"
-    git_name: str = Field(min_length=1, description="a non-empty string")
-    git_email: str = Field(pattern=r"^[^@\s]+@[^@\s]+$", description="an e-mail address")
+    git_name: str = Field(min_length=1, max_length=100, description="1 to 100 characters")
+    git_email: str = Field(
+        max_length=254, pattern=r"^[^@\s]+@[^@\s]+$", description="an e-mail address"
+    )
 
     def git_env(self) -> dict[str, str]:
         """Git's identity variables; they win over any user or global git config."""
@@ -131,7 +196,9 @@ class SelectionParams(Section):
     primary_metric: PrimaryMetric = Field(
         default="f1_macro", description="f1_macro or accuracy (a number in metrics.json)"
     )
-    min_improvement: float = Field(default=0.0, ge=0.0, description="a number >= 0, e.g. 0.0")
+    min_improvement: float = Field(
+        default=0.0, ge=0.0, le=1.0, description="a number >= 0 and <= 1, e.g. 0.0"
+    )
     test: SelectionTest = Field(
         default="mcnemar",
         description="mcnemar (exact test on the discordant rows), bootstrap (paired interval "
@@ -152,12 +219,12 @@ class WeatherParams(Section):
     base_url: str = Field(pattern=r"^https?://", description="an http(s) URL")
     nx: int = Field(ge=1, le=149, description="a grid x from 1 to 149")
     ny: int = Field(ge=1, le=253, description="a grid y from 1 to 253")
-    num_of_rows: int = Field(ge=60, description="an integer >= 60")
+    num_of_rows: int = Field(ge=60, le=1000, description="an integer from 60 to 1000")
     retries: int = Field(ge=0, le=10, description="an integer from 0 to 10")
-    backoff_seconds: float = Field(ge=0, description="seconds >= 0")
-    backoff_max_seconds: float = Field(ge=0, description="seconds >= 0")
-    connect_timeout_seconds: float = Field(gt=0, description="seconds > 0")
-    read_timeout_seconds: float = Field(gt=0, description="seconds > 0")
+    backoff_seconds: float = Field(ge=0, le=60, description="seconds from 0 to 60")
+    backoff_max_seconds: float = Field(ge=0, le=300, description="seconds from 0 to 300")
+    connect_timeout_seconds: float = Field(gt=0, le=60, description="seconds > 0, at most 60")
+    read_timeout_seconds: float = Field(gt=0, le=120, description="seconds > 0, at most 120")
     step_back_limit: int = Field(ge=0, le=72, description="an integer from 0 to 72")
 
 
@@ -167,4 +234,6 @@ class InferenceParams(Section):
     SECTION = "inference"
     n_samples: int = Field(ge=1, le=100_000, description="an integer from 1 to 100000")
     chunk_rows: int = Field(ge=1_000, le=10_000_000, description="an integer from 1000 to 10000000")
-    n_jobs: int = Field(ge=1, description="an integer >= 1 (threads used by the forest's predict)")
+    n_jobs: int = Field(
+        ge=1, le=64, description="an integer from 1 to 64 (threads of the forest's predict)"
+    )

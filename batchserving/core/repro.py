@@ -6,19 +6,28 @@
 (a bad value in params.yaml, say) would leave the workspace without its model. On
 failure this restores, with ``dvc checkout``, every output that ``dvc.lock`` still pins
 (dvc.lock is only rewritten for stages that succeeded), then exits with repro's code.
+
+DVC reads params.yaml itself before any stage runs, and expands a YAML alias bomb in it
+for minutes: the file's size and structure are checked first (``read_params``).
 """
 
 from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
+
+from batchserving.core.names import PARAMS_FILE
+from batchserving.core.params import ParamsError, read_params
 
 
 def repro_or_restore(targets: list[str], single_item: bool = False) -> int:
     """``dvc repro TARGETS``; on failure restore them and their deps; return repro's exit code.
 
-    ``single_item`` runs only the targets, not the stages they depend on.
+    ``single_item`` runs only the targets, not the stages they depend on. Raise
+    ParamsError, before DVC runs, when params.yaml is too large or too deep.
     """
+    read_params(Path(PARAMS_FILE))
     flags = ["--single-item"] if single_item else []
     code = subprocess.run(["dvc", "repro", *flags, *targets], check=False).returncode
     if code != 0:
@@ -35,7 +44,10 @@ def repro_or_restore(targets: list[str], single_item: bool = False) -> int:
 def main() -> None:
     if len(sys.argv) < 2:
         sys.exit("usage: python -m batchserving.core.repro STAGE [STAGE...]")
-    sys.exit(repro_or_restore(sys.argv[1:]))
+    try:
+        sys.exit(repro_or_restore(sys.argv[1:]))
+    except ParamsError as exc:
+        sys.exit(f"repro: {exc}; nothing was run")
 
 
 if __name__ == "__main__":

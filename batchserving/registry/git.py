@@ -1,8 +1,9 @@
 """Running git in the model repo, and the label that says who is writing.
 
 Every git call of the project goes through ``git()``: errors name the git command that
-failed and what git said. The registry's identity (params.yaml ``registry``) is passed
-to the process that needs it, never set in this process's environment.
+failed and what git said, with every URL in them redacted and each line cut short (what
+a server replies is outside input). The registry's identity (params.yaml ``registry``)
+is passed to the process that needs it, never set in this process's environment.
 """
 
 from __future__ import annotations
@@ -11,6 +12,18 @@ import os
 import subprocess
 from collections.abc import Mapping
 from pathlib import Path
+
+from batchserving.core.excerpt import clip
+from batchserving.core.urls import redact_urls
+
+# What ssh says when the server's host key is not one the connection trusts.
+HOST_KEY_REFUSED = "Host key verification failed"
+HOST_KEY_ADVICE = (
+    "the git server's ssh host key is not one that connection model_repo_git trusts (extra "
+    "known_hosts): if the server's key was changed on purpose, update known_hosts; if not, "
+    "someone may be impersonating the server"
+)
+LINE_CHARS = 200
 
 
 class RegistryError(RuntimeError):
@@ -28,15 +41,21 @@ def git(repo: Path, *args: str, check: bool = True, env: Mapping[str, str] | Non
         env={**os.environ, **env} if env else None,
     )
     if check and result.returncode != 0:
-        reason = result.stderr.strip() or result.stdout.strip()
-        raise RegistryError(f"git {' '.join(args)} failed: {reason}")
+        reason = last_lines(result.stderr.strip() or result.stdout, 5)
+        command = clip(redact_urls(" ".join(args)), LINE_CHARS)
+        raise RegistryError(f"git {command} failed: {reason}")
     return result.stdout
 
 
 def last_lines(text: str, count: int = 3) -> str:
-    """The last ``count`` non-empty lines of a command's output, on one line: why it failed."""
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return " | ".join(lines[-count:])
+    """Why a command failed: the last ``count`` non-empty lines of its output, on one line.
+
+    URLs are redacted and each line is cut to LINE_CHARS characters; ssh's refusal of a
+    host key comes first, with what to do, whatever else the output says.
+    """
+    lines = [clip(redact_urls(line.strip()), LINE_CHARS) for line in text.splitlines()]
+    reason = " | ".join([line for line in lines if line][-count:])
+    return f"{HOST_KEY_ADVICE} ({reason})" if HOST_KEY_REFUSED in text else reason
 
 
 def show(repo: Path, revision: str, path: str) -> str | None:

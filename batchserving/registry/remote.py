@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import re
 import shutil
 import subprocess
 from pathlib import Path
 
 from batchserving.core.names import ARTIFACT
+from batchserving.core.urls import redact_url
 from batchserving.registry.git import RegistryError, last_lines
 from batchserving.registry.integrity import ModelIntegrityError, pinned_md5, verify_model
 from batchserving.registry.versions import ModelVersion
@@ -23,7 +23,7 @@ def remote_description(repo: Path) -> str:
     if not name:
         return "(no default remote configured)"
     # Never echo credentials a URL may carry (scheme://user:secret@host).
-    return f"'{name}' ({re.sub(r'//[^/@]*@', '//', str(url))})"
+    return f"'{name}' ({redact_url(str(url))})"
 
 
 def dvc_push(repo: Path) -> None:

@@ -8,6 +8,12 @@ project's checkout (the embedded default, which is never synced or pushed afterw
 ``python -m batchserving.registry.workspace`` makes it if needed and names it (the make
 targets say so at start). ``DVC_REMOTE_URL`` becomes the workspace's default DVC remote
 in its local config (``.dvc/config.local``), never in the committed ``.dvc/config``.
+
+Neither URL, nor the remote's endpoint ``AWS_ENDPOINT_URL``, may carry credentials
+(``batchserving.core.urls``): git would copy them into ``.git/config`` and its messages,
+DVC into its config. They are checked whenever a workspace is made or used, before
+anything is written; the secrets go in the Airflow connections ``model_repo_git`` and
+``dvc_remote`` instead.
 """
 
 from __future__ import annotations
@@ -21,14 +27,26 @@ from pathlib import Path
 
 from batchserving import PROJECT_ROOT
 from batchserving.core.names import PIPELINE
-from batchserving.registry.git import last_lines
+from batchserving.core.urls import UnsafeUrl, checked_url, redact_url
+from batchserving.registry.git import RegistryError, last_lines
 
 DEFAULT_WORKSPACE = PROJECT_ROOT / ".model-repo"
 SHARED_REMOTE = "shared"
+GIT_CREDENTIALS = (
+    "Airflow connection 'model_repo_git' (an ssh key and known_hosts, or https login and "
+    "token); by hand, in your ssh agent or a git credential helper"
+)
+REMOTE_CREDENTIALS = (
+    "Airflow connection 'dvc_remote' (login = access key id, password = secret); by hand, "
+    "in AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or `dvc remote modify --local`"
+)
 
 
-class NotAModelRepo(RuntimeError):
-    """MODEL_REPO is not a git + DVC workspace of this project, and cannot be made one."""
+class NotAModelRepo(RegistryError):
+    """MODEL_REPO is not a git + DVC workspace of this project, and cannot be made one.
+
+    A RegistryError, so every command that reports registry errors reports it in one line.
+    """
 
 
 def workspace_path(environ: Mapping[str, str] = os.environ) -> Path:
@@ -37,9 +55,29 @@ def workspace_path(environ: Mapping[str, str] = os.environ) -> Path:
     return Path(raw).expanduser().absolute() if raw else DEFAULT_WORKSPACE
 
 
+def _checked(environ: Mapping[str, str], variable: str, where_credentials_go: str) -> str | None:
+    try:
+        return checked_url(environ.get(variable), variable, where_credentials_go)
+    except UnsafeUrl as exc:
+        raise NotAModelRepo(str(exc)) from None
+
+
 def origin_url(environ: Mapping[str, str] = os.environ) -> str | None:
-    """The shared model repo's git URL (``MODEL_REPO_URL``), or None on one machine."""
-    return environ.get("MODEL_REPO_URL") or None
+    """The shared model repo's git URL (``MODEL_REPO_URL``), or None on one machine.
+
+    Raise NotAModelRepo when the URL carries credentials (or is no usable URL).
+    """
+    return _checked(environ, "MODEL_REPO_URL", GIT_CREDENTIALS)
+
+
+def remote_url(environ: Mapping[str, str] = os.environ) -> str | None:
+    """The shared DVC remote's URL (``DVC_REMOTE_URL``), or None; checked as origin_url is."""
+    return _checked(environ, "DVC_REMOTE_URL", REMOTE_CREDENTIALS)
+
+
+def endpoint_url(environ: Mapping[str, str] = os.environ) -> str | None:
+    """The object store's endpoint (``AWS_ENDPOINT_URL``, from ``dvc_remote``), checked."""
+    return _checked(environ, "AWS_ENDPOINT_URL", REMOTE_CREDENTIALS)
 
 
 def _run(args: list[str], cwd: Path | None = None, env: Mapping[str, str] | None = None) -> str:
@@ -72,14 +110,14 @@ def validate(path: Path) -> Path:
 
 def configure_remote(path: Path, environ: Mapping[str, str] = os.environ) -> None:
     """Make ``DVC_REMOTE_URL`` (if set) the default remote, in the local config only."""
-    url = environ.get("DVC_REMOTE_URL")
+    url = remote_url(environ)
     if not url:
         return
     dvc = ["dvc", "remote"]
     _run([*dvc, "add", "--local", "--force", "--default", SHARED_REMOTE, url], cwd=path)
     # DVC re-hashes what it downloads: an object altered in the bucket fails the pull.
     _run([*dvc, "modify", "--local", SHARED_REMOTE, "verify", "true"], cwd=path)
-    endpoint = environ.get("AWS_ENDPOINT_URL")
+    endpoint = endpoint_url(environ)
     if endpoint:
         _run([*dvc, "modify", "--local", SHARED_REMOTE, "endpointurl", endpoint], cwd=path)
 
@@ -104,16 +142,22 @@ def clone_into_place(path: Path, source: str, environ: Mapping[str, str]) -> Non
                 f"cannot put the workspace at {path} ({exc.strerror}); make MODEL_REPO a "
                 "writable path that is missing or an empty directory"
             ) from exc
-        print(f"workspace: cloned {path} from {source}", flush=True)
+        print(f"workspace: cloned {path} from {redact_url(source)}", flush=True)
     finally:
         shutil.rmtree(clone, ignore_errors=True)
 
 
 def ensure_workspace(environ: Mapping[str, str] = os.environ) -> Path:
-    """The workspace, cloned first when missing or empty, validated, its remote configured."""
+    """The workspace, cloned first when missing or empty, validated, its remote configured.
+
+    Both URLs are checked first, so a refused one leaves nothing written.
+    """
     path = workspace_path(environ)
+    origin = origin_url(environ)
+    remote_url(environ)
+    endpoint_url(environ)
     if not path.exists() or (path.is_dir() and not any(path.iterdir())):
-        clone_into_place(path, origin_url(environ) or str(PROJECT_ROOT), environ)
+        clone_into_place(path, origin or str(PROJECT_ROOT), environ)
     validate(path)
     configure_remote(path, environ)
     return path

@@ -54,9 +54,11 @@ def kma_env(log: Any) -> dict[str, str]:
     url = base_url(conn.host, conn.schema, conn.port)
     if url:
         env["KMA_BASE_URL"] = url
+    from batchserving.core.urls import redact_url
+
     log.info(
         "KMA key and base URL %s taken from connection %r (the key is not logged)",
-        url or "(params.yaml weather.base_url)",
+        redact_url(url) if url else "(params.yaml weather.base_url)",
         KMA_CONN_ID,
     )
     return env

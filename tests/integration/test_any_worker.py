@@ -295,7 +295,9 @@ def test_registry_credentials_reach_no_log_field_or_file(
 ) -> None:
     git_key = f"-----BEGIN OPENSSH PRIVATE KEY-----\n{secrets.token_hex(32)}\n-----END"
     remote_secret = secrets.token_urlsafe(24)
-    git_conn = {"conn_type": "ssh", "host": "127.0.0.1", "extra": {"private_key": git_key}}
+    known_hosts = "[127.0.0.1]:22 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKnownHostOfTheGitServer"
+    git_extra = {"private_key": git_key, "known_hosts": known_hosts}
+    git_conn = {"conn_type": "ssh", "host": "127.0.0.1", "extra": git_extra}
     remote_conn = {
         "conn_type": "aws",
         "login": "AKIA" + secrets.token_hex(8).upper(),
