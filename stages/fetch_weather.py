@@ -5,7 +5,8 @@
 
 ``WEATHER_RUN_AT`` (ISO 8601 with an offset; default: now) picks the issuance: the latest
 one published at that instant, stepping back on NO_DATA. The answer is saved as
-``<raw-dir>/<baseDate><baseTime>.json``, named after the issuance the items echo, written
+``<raw-dir>/<baseDate><baseTime>.json``, named after the issuance the items echo (which
+must be the one asked for: the client checks every item before any is stored), written
 atomically. A re-fetch of the same issuance replaces the file (with its new ingestion
 time) only when the forecast values changed, so re-running a run changes nothing. Any
 failure leaves every stored file as it was and exits non-zero with the code or fault.
@@ -126,12 +127,6 @@ def main() -> None:
         sys.exit(f"fetch_weather: {scrub(str(exc), key)}")
     except Exception as exc:  # noqa: BLE001 - anything else may quote the URL and its key
         sys.exit(f"fetch_weather: unexpected {type(exc).__name__}: {scrub(str(exc), key)}")
-    if fetched.issuance != fetched.requested:
-        print(
-            f"fetch_weather: asked for {fetched.requested.name}, items are of "
-            f"{fetched.issuance.name}; stored under the latter",
-            flush=True,
-        )
     state = "saved" if written else "unchanged (same values already stored)"
     print(
         f"fetch_weather: issuance {fetched.issuance.name}: "

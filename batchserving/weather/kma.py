@@ -3,7 +3,12 @@
 Written against ``docs/kma-api.md``: which issuance to ask for, the service key's two
 forms, paging by ``totalCount``, retrying only what the spec calls transient, stepping
 back on NO_DATA. What one reply means (its envelope, its code) is decided in
-``batchserving.weather.replies``.
+``batchserving.weather.replies``; what an item must be, in ``batchserving.weather.items``.
+
+Nothing read from the server is trusted (``docs/kma-api.md``, "Bounds"): a body is read
+streaming up to MAX_BODY_BYTES, a request has an overall deadline besides the per-read
+timeout, pages stop at what one issuance holds, and every item is checked before any
+is returned, so a hostile or broken answer stores nothing.
 
 Every failure is a ``KmaError`` whose text names the code or fault and never the key:
 requests' own exceptions quote the full URL with its query string, so they are caught
@@ -23,9 +28,21 @@ from urllib.parse import unquote
 
 from batchserving.core.params import WeatherParams
 from batchserving.weather.issuance import Issuance, latest_issuance
+from batchserving.weather.items import (
+    CATEGORIES,
+    FORECAST_HOURS,
+    ISSUANCE_ITEMS,
+    ItemError,
+    check_items,
+    shown,
+)
 from batchserving.weather.replies import Fault, KmaError, Page, parse_reply
 
 OPERATION = "getUltraSrtFcst"
+# docs/kma-api.md ("Bounds"): a real page of 60 items is about 10 KB; 1 MiB is 100 times
+# that and still nothing to hold in memory. A larger body is refused, not read.
+MAX_BODY_BYTES = 1 << 20
+READ_CHUNK_BYTES = 64 << 10
 
 
 # --- the key --------------------------------------------------------------------------
@@ -95,26 +112,81 @@ def request_params(settings: ClientSettings, issuance: Issuance, page: int) -> d
     }
 
 
-def get_page(session: Any, settings: ClientSettings, issuance: Issuance, page: int) -> Page:
-    """One HTTP request; network faults become transient KmaErrors without the URL."""
+def too_big(where: str) -> KmaError:
+    return KmaError(
+        f"{where}: KMA sent more than {MAX_BODY_BYTES >> 20} MiB in one page (a real page of "
+        "60 items is about 10 KB): refused unread; check KMA_BASE_URL / the kma_api host",
+        Fault.PERMANENT,
+    )
+
+
+def read_some(response: Any, settings: ClientSettings, deadline: float) -> bytes:
+    """The next bytes of ``response`` that have arrived (b"" at its end), by ``deadline``.
+
+    ``read1`` returns as soon as any bytes arrive, and the socket's timeout is cut to the
+    time left, so a server sending one byte per read timeout is stopped at the deadline.
+    """
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise TimeoutError
+    sock = getattr(response.raw.connection, "sock", None)
+    if sock is not None:
+        sock.settimeout(min(settings.params.read_timeout_seconds, left))
+    return response.raw.read1(READ_CHUNK_BYTES)
+
+
+def read_body(response: Any, settings: ClientSettings, deadline: float, where: str) -> bytes:
+    """The whole body of ``response``, at most MAX_BODY_BYTES, complete by ``deadline``."""
+    declared = response.headers.get("Content-Length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise too_big(where)
+    body = bytearray()
+    while chunk := read_some(response, settings, deadline):
+        body += chunk
+        if len(body) > MAX_BODY_BYTES:
+            raise too_big(where)
+    return bytes(body)
+
+
+def network_fault(exc: BaseException, settings: ClientSettings, deadline: float) -> str:
+    """What a network exception means, in words that never quote the URL (nor its key)."""
     import requests
+    import urllib3.exceptions
+
+    if isinstance(exc, requests.Timeout | urllib3.exceptions.TimeoutError | TimeoutError):
+        if time.monotonic() >= deadline:
+            limit = settings.params.request_deadline_seconds
+            return f"gave no complete answer within the {limit:g}s deadline"
+        return f"timeout after {settings.params.read_timeout_seconds:g}s"
+    if isinstance(exc, requests.ConnectionError | urllib3.exceptions.HTTPError | OSError):
+        reset = "reset" in str(exc).lower() or "aborted" in str(exc).lower()
+        return "connection reset by the server" if reset else "connection failed"
+    return f"request failed ({type(exc).__name__})"
+
+
+def get_page(session: Any, settings: ClientSettings, issuance: Issuance, page: int) -> Page:
+    """One HTTP request, bounded in bytes and time; network faults become transient
+    KmaErrors without the URL."""
+    import requests
+    import urllib3.exceptions
 
     where = f"{settings.url} (issuance {issuance.name}, page {page})"
+    limit = settings.params.request_deadline_seconds
+    deadline = time.monotonic() + limit
     try:
-        response = session.get(
+        with session.get(
             settings.url,
             params=request_params(settings, issuance, page),
-            timeout=(settings.params.connect_timeout_seconds, settings.params.read_timeout_seconds),
+            timeout=(
+                settings.params.connect_timeout_seconds,
+                min(settings.params.read_timeout_seconds, limit),
+            ),
             verify=settings.verify_tls,
-        )
-        body = response.content
-    except requests.Timeout:
-        fault = f"timeout after {settings.params.read_timeout_seconds:g}s"
-    except requests.ConnectionError as exc:
-        reset = "reset" in str(exc).lower() or "aborted" in str(exc).lower()
-        fault = "connection reset by the server" if reset else "connection failed"
-    except requests.RequestException as exc:
-        fault = f"request failed ({type(exc).__name__})"
+            stream=True,
+        ) as response:
+            body = read_body(response, settings, deadline, where)
+    except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+        fault = network_fault(exc, settings, deadline)
     else:
         try:
             return parse_reply(response.status_code, body)
@@ -152,7 +224,11 @@ def with_retries(
 
 
 def fetch_issuance(session: Any, settings: ClientSettings, issuance: Issuance) -> list[dict]:
-    """All items of one issuance, every page; raise KmaError if they disagree with totalCount."""
+    """All items of one issuance, every page; raise KmaError if they disagree with totalCount.
+
+    Pages are capped by what one issuance holds (ISSUANCE_ITEMS): a larger ``totalCount``
+    is refused before a second request, so a lying server cannot keep the client paging.
+    """
     first = with_retries(lambda: get_page(session, settings, issuance, 1), settings)
     if first.total_count == 0 or not first.items:
         raise KmaError(
@@ -160,6 +236,14 @@ def fetch_issuance(session: Any, settings: ClientSettings, issuance: Issuance) -
             "no data for this issuance",
             Fault.NO_DATA,
             "00",
+        )
+    if first.total_count > ISSUANCE_ITEMS:
+        raise KmaError(
+            f"KMA's totalCount {shown(first.total_count)} is more than the "
+            f"{ISSUANCE_ITEMS} items one issuance holds ({FORECAST_HOURS} hours x "
+            f"{len(CATEGORIES)} categories) for issuance {issuance.name}: refused, nothing "
+            "stored; check KMA_BASE_URL / the kma_api host",
+            Fault.PERMANENT,
         )
     items = list(first.items)
     pages = math.ceil(first.total_count / settings.params.num_of_rows)
@@ -186,22 +270,18 @@ class Fetched:
     items: list[dict[str, Any]]
 
 
-def echoed_issuance(items: list[dict[str, Any]], settings: ClientSettings) -> Issuance:
-    """The issuance the items name (all must agree, and be for the grid cell asked for)."""
-    bases = {(str(i.get("baseDate")), str(i.get("baseTime"))) for i in items}
-    if len(bases) != 1:
-        raise KmaError(f"KMA items name {len(bases)} issuances, expected one", Fault.PERMANENT)
-    cells = {(i.get("nx"), i.get("ny")) for i in items}
-    if cells != {(settings.params.nx, settings.params.ny)}:
-        raise KmaError(
-            f"KMA items are for grid cells {sorted(cells, key=str)}, "
-            f"not nx={settings.params.nx}, ny={settings.params.ny}",
-            Fault.PERMANENT,
-        )
+def checked(items: list[dict[str, Any]], settings: ClientSettings, issuance: Issuance) -> Fetched:
+    """``items`` as Fetched once every one is a forecast of ``issuance`` for the grid cell
+    asked for (``batchserving.weather.items``); else a permanent KmaError naming the item."""
     try:
-        return Issuance.parse(*bases.pop())
-    except ValueError as exc:
-        raise KmaError(f"KMA items carry a malformed issuance: {exc}", Fault.PERMANENT) from None
+        check_items(items, issuance, (settings.params.nx, settings.params.ny))
+    except ItemError as exc:
+        raise KmaError(
+            f"KMA answered an item that is not a forecast of the documented shape for "
+            f"issuance {issuance.name} ({exc}): refused, nothing stored",
+            Fault.PERMANENT,
+        ) from None
+    return Fetched(requested=issuance, issuance=issuance, items=items)
 
 
 def fetch_latest(settings: ClientSettings, run_at: datetime, session: Any = None) -> Fetched:
@@ -221,7 +301,7 @@ def fetch_latest(settings: ClientSettings, run_at: datetime, session: Any = None
             last = exc
             issuance = issuance.previous()
             continue
-        return Fetched(requested=issuance, issuance=echoed_issuance(items, settings), items=items)
+        return checked(items, settings, issuance)
     raise KmaError(
         f"KMA has no data for issuances {Issuance(issuance.at + timedelta(hours=1)).name}"
         f"..{wanted.name} "
