@@ -6,9 +6,12 @@ Each failure must name the code or fault, never show the key, retry only transie
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
@@ -23,6 +26,7 @@ from tests.conftest import run, snapshot_project, tree_digest
 
 RETRIES = 2  # so a transient fault costs 1 + 2 requests
 STEP_BACK = 2  # so NO_DATA costs 1 + 2 requests
+DEADLINE = 2.0  # seconds one request may take, body included
 BASELINE_AT = "2026-11-25T14:50:00+09:00"  # issuance 202611251430
 RUN_AT = "2026-11-25T17:50:00+09:00"  # issuance 202611251730: a success would add a file
 KEY_SPELLINGS = (FAKE_KEY, quote(FAKE_KEY, safe=""), quote(FAKE_KEY), "KmA/tEsT", "KmA%2FtEsT")
@@ -45,6 +49,7 @@ def repo(tmp_path_factory: pytest.TempPathFactory, kma: FakeKma) -> Path:
         backoff_max_seconds=0.02,
         connect_timeout_seconds=0.5,
         read_timeout_seconds=0.5,
+        request_deadline_seconds=DEADLINE,
         step_back_limit=STEP_BACK,
     )
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
@@ -157,7 +162,7 @@ FAULTS = [
     ("reset", "connection reset", TRANSIENT),
     ("garbage", "neither JSON nor XML", 1),
     ("empty", "empty items", NO_DATA),
-    ("short", "totalCount 120 but 60 items", 2),
+    ("short", "totalCount 60 but 59 items", 1),
 ]
 
 
@@ -281,3 +286,109 @@ def test_dvc_repro_keeps_persisted_data_on_failure(repo: Path, fake: FakeKma) ->
     assert result.returncode != 0 and "code 30" in result.stderr
     assert_no_key(result.stdout, result.stderr)
     assert weather_files(repo) == before
+
+
+# --- hostile answers: bounded in bytes, time, requests; nothing stored -------------------
+
+
+def fetch_measured(
+    repo: Path, kma: FakeKma, run_at: str = RUN_AT, timeout: float = 30.0
+) -> tuple[subprocess.CompletedProcess, int, float]:
+    """Run the stage in a child; return its result, its own peak RSS in MiB and its seconds.
+
+    ``os.wait4`` gives the rusage of that one child (RUSAGE_CHILDREN would be the largest
+    of every child this test process ever waited for). Killed by its pid at ``timeout``.
+    """
+    env = {**os.environ, "KMA_SERVICE_KEY": FAKE_KEY, "KMA_BASE_URL": kma.base_url}
+    env["WEATHER_RUN_AT"] = run_at
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        started = time.monotonic()
+        child = subprocess.Popen(
+            [sys.executable, "-m", "stages.fetch_weather"],
+            cwd=repo,
+            env=env,
+            stdout=out,
+            stderr=err,
+        )
+        try:
+            while True:
+                pid, status, usage = os.wait4(child.pid, os.WNOHANG)
+                if pid:
+                    break
+                if time.monotonic() - started > timeout:
+                    child.kill()
+                    pid, status, usage = os.wait4(child.pid, 0)
+                    break
+                time.sleep(0.02)
+        except BaseException:
+            child.kill()
+            child.wait()
+            raise
+        child.returncode = os.waitstatus_to_exitcode(status)
+        seconds = time.monotonic() - started
+        out.seek(0)
+        err.seek(0)
+        result = subprocess.CompletedProcess(
+            child.args, child.returncode, out.read().decode(), err.read().decode()
+        )
+    return result, usage.ru_maxrss // 1024, seconds
+
+
+@pytest.fixture(scope="module")
+def baseline_rss(repo: Path, kma: FakeKma) -> int:
+    """Peak RSS (MiB) of a good fetch: what a hostile answer may not add much to."""
+    kma.reset()
+    result, peak, _ = fetch_measured(repo, kma, run_at="2026-11-25T13:50:00+09:00")
+    assert result.returncode == 0, result.stderr
+    return peak
+
+
+HOSTILE = [
+    # (fault served, words the one-line error must contain, requests the client may make)
+    ("huge", "more than 1 MiB in one page", 1),
+    ("trickle", f"no complete answer within the {DEADLINE:g}s deadline", TRANSIENT),
+    ("total:1000000000000000000", "totalCount 1000000000000000000 is more than", 1),
+    ("total:1e309", "totalCount inf is not a whole number from 0", 1),
+    ("total:Infinity", "totalCount inf is not a whole number from 0", 1),
+    ("total:NaN", "totalCount nan is not a whole number from 0", 1),
+    ("total:-60", "totalCount -60 is not a whole number from 0", 1),
+    ("total:60.5", "totalCount 60.5 is not a whole number from 0", 1),
+    ("poison:no_value", "fcstValue None of ", 1),
+    ("poison:bad_date", "fcstDate '2026-11-25' is not [0-9]{8} digits", 1),
+    ("poison:bad_category", "category 'XYZ' is not one of T1H", 1),
+    ("poison:other_cell", "is for grid nx=61, ny=127, not 60/127", 1),
+    ("poison:other_issuance", "names issuance 202611250030, not 202611251730", 1),
+]
+
+
+@pytest.mark.parametrize(
+    ("fault", "message", "requests_made"), HOSTILE, ids=[h[0] for h in HOSTILE]
+)
+def test_hostile_answer_is_bounded_and_stores_nothing(
+    repo: Path, fake: FakeKma, baseline_rss: int, fault: str, message: str, requests_made: int
+) -> None:
+    before = weather_files(repo)
+    fake.trickle_seconds = 0.2  # under the 0.5 s read timeout: only a deadline stops it
+    fake.mode = fault
+    result, peak, seconds = fetch_measured(repo, fake)
+    print(f"{fault}: {seconds:.1f}s, peak RSS {peak} MiB (good fetch {baseline_rss} MiB)")
+    assert result.returncode == 1, (result.returncode, result.stderr[-500:])
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("fetch_weather: "), result.stderr[-500:]
+    assert message in lines[0] and len(lines[0]) < 600, lines[0]
+    assert fake.request_count == requests_made, len(fake.requests)
+    assert peak < baseline_rss + 48, f"peak RSS {peak} MiB vs {baseline_rss} MiB"
+    assert seconds < 3 + requests_made * (DEADLINE + 1)
+    assert_no_key(result.stdout, result.stderr)
+    assert weather_files(repo) == before
+
+
+def test_after_a_poisoned_reply_the_next_good_run_stores(repo: Path, fake: FakeKma) -> None:
+    raw = repo / "output/weather/raw/202611251830.json"
+    fake.mode = "poison:no_value"
+    assert fetch(repo, fake, run_at="2026-11-25T18:50:00+09:00").returncode == 1
+    assert not raw.exists()
+    fake.mode = "ok"
+    result = fetch(repo, fake, run_at="2026-11-25T18:50:00+09:00")
+    assert result.returncode == 0, result.stderr
+    assert len(json.loads(raw.read_text(encoding="utf-8"))["items"]) == 60
