@@ -392,3 +392,65 @@ def test_after_a_poisoned_reply_the_next_good_run_stores(repo: Path, fake: FakeK
     result = fetch(repo, fake, run_at="2026-11-25T18:50:00+09:00")
     assert result.returncode == 0, result.stderr
     assert len(json.loads(raw.read_text(encoding="utf-8"))["items"]) == 60
+
+
+# --- a raw file broken on disk: quarantined, the run goes on -----------------------------
+
+
+BROKEN_RAW = {
+    # issuance -> how its stored file is broken
+    "202611251530": lambda record: record["items"][0].pop("fcstValue"),  # KeyError before
+    "202611251630": lambda record: record["items"][0].update(fcstDate="2026-11-25"),
+    "202611251730": None,  # not JSON at all: cut in the middle
+}
+
+
+def test_broken_raw_files_are_quarantined_and_the_run_succeeds(
+    tmp_path: Path, kma: FakeKma
+) -> None:
+    kma.reset()
+    repo = snapshot_project(tmp_path / "repo")
+    raw_dir = repo / "output/weather/raw"
+    assert fetch(repo, kma, run_at="2026-11-25T14:50:00+09:00").returncode == 0
+    good = (raw_dir / "202611251430.json").read_text(encoding="utf-8")
+    broken: dict[str, bytes] = {}
+    for name, breaks in BROKEN_RAW.items():
+        record = json.loads(good)
+        record["baseTime"] = name[-4:]
+        for item in record["items"]:
+            item["baseTime"] = name[-4:]
+        if breaks:
+            breaks(record)
+            data = json.dumps(record).encode()
+        else:
+            data = json.dumps(record).encode()[:500]
+        (raw_dir / f"{name}.json").write_bytes(data)
+        broken[name] = data
+    assert fetch(repo, kma, run_at="2026-11-25T18:50:00+09:00").returncode == 0
+
+    stage = ["dvc", "repro", "--single-item", f"{WEATHER_PIPELINE}:preprocess_weather"]
+    result = subprocess.run(stage, cwd=repo, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "Traceback" not in result.stdout + result.stderr
+    quarantine = repo / "output/weather/quarantine"
+    for name, data in broken.items():
+        assert not (raw_dir / f"{name}.json").exists()
+        kept = list(quarantine.glob(f"{name}.*.json"))
+        assert len(kept) == 1 and kept[0].read_bytes() == data  # nothing lost
+        assert f"quarantined {name}" in result.stdout, result.stdout[-2000:]
+    state = json.loads((repo / "output/weather/state.json").read_text(encoding="utf-8"))
+    assert state["done"] == ["202611251430", "202611251830"]
+    assert sorted(state["quarantined"]) == sorted(broken)
+    lock = yaml.safe_load((repo / "weather/dvc.lock").read_text(encoding="utf-8"))
+    outs = {o["path"] for o in lock["stages"]["preprocess_weather"]["outs"]}
+    assert "output/weather/quarantine" in outs  # versioned with the tables
+
+    # The next run has nothing left to trip on.
+    again = subprocess.run(
+        [sys.executable, "-m", "stages.preprocess_weather"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+    )
+    assert again.returncode == 0, again.stderr
+    assert "no new or changed raw issuance" in again.stdout
