@@ -36,6 +36,7 @@ Hostile answers (what a broken or malicious server could send; ``docs/kma-api.md
   ``huge``                     HTTP 200 and a JSON body of ``huge_bytes`` (300 MiB) with no
                                Content-Length, written until the client hangs up
   ``trickle``                  a real page, one byte every ``trickle_seconds`` (1 s)
+  ``trickle_headers``          the same from the status line on: the headers trickle too
   ``total:<JSON number>``      every page holds the issuance's 60 items and claims this
                                ``totalCount``, spelled as given (``total:1e309``,
                                ``total:1000000000000000000``, ``total:NaN``)
@@ -249,6 +250,7 @@ FIXED_REPLIES: dict[str, Reply] = {
     "garbage": (200, b"Service Unavailable -- try again {", "text/plain"),
 }
 DATA_FAULTS = {"ok", "timeout", "reset", "empty", "single", "short", "huge", "trickle"}
+DATA_FAULTS |= {"trickle_headers"}
 # poison:<kind> -> what it does to one item of a page.
 POISONS = {
     "no_value": lambda item: item.pop("fcstValue"),
@@ -261,7 +263,8 @@ TOTAL_NUMBER = re.compile(r"-?[0-9.eE+-]+|NaN|-?Infinity")
 FAULT_NAMES = (
     "ok, a code 01..99, gateway:<code>:<status>, gateway_new:<code>:<status>, "
     "gateway_json:<code>:<status>, xml_backend:<code>, no_key, too_old, 401, 429, 500, 502, "
-    "timeout, reset, garbage, empty, single, short, huge, trickle, total:<JSON number>, "
+    "timeout, reset, garbage, empty, single, short, huge, trickle, trickle_headers, "
+    "total:<JSON number>, "
     f"poison:<{'|'.join(POISONS)}> (see the module's docstring)"
 )
 
@@ -395,6 +398,8 @@ class FakeKma:
             return _send_endless(handler, self.huge_bytes)
         if fault == "trickle" and reply[0] == 200:
             return _send(handler, *reply, pause=self.trickle_seconds)
+        if fault == "trickle_headers" and reply[0] == 200:
+            return _trickle_all(handler, reply, self.trickle_seconds)
         return _send(handler, *reply)
 
     def _reply(self, query: dict[str, str], fault: str) -> Reply:
@@ -457,6 +462,22 @@ def _send(
             time.sleep(pause)
     except (BrokenPipeError, ConnectionResetError):
         pass  # the client gave up (its timeout); nothing to answer
+
+
+def _trickle_all(handler: BaseHTTPRequestHandler, reply: Reply, pause: float) -> None:
+    """The whole answer, status line and headers included, one byte every ``pause`` s."""
+    status, body, content_type = reply
+    head = f"HTTP/1.1 {status} OK\r\nContent-Type: {content_type}\r\n"
+    head += f"Content-Length: {len(body)}\r\n\r\n"
+    data = head.encode("latin-1") + body
+    handler.close_connection = True
+    try:
+        for index in range(len(data)):
+            handler.wfile.write(data[index : index + 1])
+            handler.wfile.flush()
+            time.sleep(pause)
+    except (BrokenPipeError, ConnectionResetError):
+        pass  # the client gave up: what it should do
 
 
 def _send_endless(handler: BaseHTTPRequestHandler, size: int) -> None:

@@ -7,8 +7,8 @@ back on NO_DATA. What one reply means (its envelope, its code) is decided in
 
 Nothing read from the server is trusted (``docs/kma-api.md``, "Bounds"): a body is read
 streaming up to MAX_BODY_BYTES, a request has an overall deadline besides the per-read
-timeout, pages stop at what one issuance holds, and every item is checked before any
-is returned, so a hostile or broken answer stores nothing.
+timeout (``batchserving.weather.deadline``), pages stop at what one issuance holds, and
+every item is checked before any is returned, so a hostile answer stores nothing.
 
 Every failure is a ``KmaError`` whose text names the code or fault and never the key:
 requests' own exceptions quote the full URL with its query string, so they are caught
@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 from batchserving.core.params import WeatherParams
@@ -37,6 +37,9 @@ from batchserving.weather.items import (
     shown,
 )
 from batchserving.weather.replies import Fault, KmaError, Page, parse_reply
+
+if TYPE_CHECKING:
+    from batchserving.weather.deadline import Deadline
 
 OPERATION = "getUltraSrtFcst"
 # docs/kma-api.md ("Bounds"): a real page of 60 items is about 10 KB; 1 MiB is 100 times
@@ -120,43 +123,33 @@ def too_big(where: str) -> KmaError:
     )
 
 
-def read_some(response: Any, settings: ClientSettings, deadline: float) -> bytes:
-    """The next bytes of ``response`` that have arrived (b"" at its end), by ``deadline``.
+def read_body(response: Any, deadline: Deadline, where: str) -> bytes:
+    """The whole body of ``response``, at most MAX_BODY_BYTES, complete by ``deadline``.
 
-    ``read1`` returns as soon as any bytes arrive, and the socket's timeout is cut to the
-    time left, so a server sending one byte per read timeout is stopped at the deadline.
+    ``read1`` returns as soon as any bytes arrive; a read cut short by the deadline (its
+    socket shut down) ends the body early, so ``deadline.expired`` is checked after it.
     """
-    left = deadline - time.monotonic()
-    if left <= 0:
-        raise TimeoutError
-    sock = getattr(response.raw.connection, "sock", None)
-    if sock is not None:
-        sock.settimeout(min(settings.params.read_timeout_seconds, left))
-    return response.raw.read1(READ_CHUNK_BYTES)
-
-
-def read_body(response: Any, settings: ClientSettings, deadline: float, where: str) -> bytes:
-    """The whole body of ``response``, at most MAX_BODY_BYTES, complete by ``deadline``."""
     declared = response.headers.get("Content-Length", "")
     if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
         raise too_big(where)
     body = bytearray()
-    while chunk := read_some(response, settings, deadline):
+    while chunk := response.raw.read1(READ_CHUNK_BYTES):
         body += chunk
         if len(body) > MAX_BODY_BYTES:
             raise too_big(where)
+    if deadline.expired:
+        raise TimeoutError
     return bytes(body)
 
 
-def network_fault(exc: BaseException, settings: ClientSettings, deadline: float) -> str:
+def network_fault(exc: BaseException, settings: ClientSettings, deadline: Deadline) -> str:
     """What a network exception means, in words that never quote the URL (nor its key)."""
     import requests
     import urllib3.exceptions
 
+    if deadline.expired:  # its sockets were shut down: whatever broke, the deadline did it
+        return f"gave no complete answer within the {deadline.seconds:g}s deadline"
     if isinstance(exc, requests.Timeout | urllib3.exceptions.TimeoutError | TimeoutError):
-        if time.monotonic() >= deadline:
-            limit = settings.params.request_deadline_seconds
-            return f"gave no complete answer within the {limit:g}s deadline"
         return f"timeout after {settings.params.read_timeout_seconds:g}s"
     if isinstance(exc, requests.ConnectionError | urllib3.exceptions.HTTPError | OSError):
         reset = "reset" in str(exc).lower() or "aborted" in str(exc).lower()
@@ -165,35 +158,33 @@ def network_fault(exc: BaseException, settings: ClientSettings, deadline: float)
 
 
 def get_page(session: Any, settings: ClientSettings, issuance: Issuance, page: int) -> Page:
-    """One HTTP request, bounded in bytes and time; network faults become transient
-    KmaErrors without the URL."""
+    """One HTTP request, bounded in bytes and in time (``weather.request_deadline_seconds``
+    in all, headers and body); network faults become transient KmaErrors without the URL."""
     import requests
     import urllib3.exceptions
 
+    from batchserving.weather.deadline import Deadline
+
     where = f"{settings.url} (issuance {issuance.name}, page {page})"
-    limit = settings.params.request_deadline_seconds
-    deadline = time.monotonic() + limit
-    try:
-        with session.get(
-            settings.url,
-            params=request_params(settings, issuance, page),
-            timeout=(
-                settings.params.connect_timeout_seconds,
-                min(settings.params.read_timeout_seconds, limit),
-            ),
-            verify=settings.verify_tls,
-            stream=True,
-        ) as response:
-            body = read_body(response, settings, deadline, where)
-    except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
-        fault = network_fault(exc, settings, deadline)
-    else:
+    timeout = (settings.params.connect_timeout_seconds, settings.params.read_timeout_seconds)
+    with Deadline(settings.params.request_deadline_seconds) as deadline:
         try:
-            return parse_reply(response.status_code, body)
-        except KmaError as exc:
-            text = scrub(f"{where}: {exc}", settings.service_key)
-            raise KmaError(text, exc.fault, exc.code) from None
-    raise KmaError(f"{where}: KMA {fault}", Fault.TRANSIENT)
+            with session.get(
+                settings.url,
+                params=request_params(settings, issuance, page),
+                timeout=timeout,
+                verify=settings.verify_tls,
+                stream=True,
+            ) as response:
+                body = read_body(response, deadline, where)
+        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+            fault = network_fault(exc, settings, deadline)
+            raise KmaError(f"{where}: KMA {fault}", Fault.TRANSIENT) from None
+    try:
+        return parse_reply(response.status_code, body)
+    except KmaError as exc:
+        text = scrub(f"{where}: {exc}", settings.service_key)
+        raise KmaError(text, exc.fault, exc.code) from None
 
 
 def with_retries(
@@ -286,9 +277,9 @@ def checked(items: list[dict[str, Any]], settings: ClientSettings, issuance: Iss
 
 def fetch_latest(settings: ClientSettings, run_at: datetime, session: Any = None) -> Fetched:
     """Fetch the latest issuance at ``run_at``; on no data step back (bounded), then fail."""
-    import requests
+    from batchserving.weather.deadline import deadline_session
 
-    session = session or requests.Session()
+    session = session or deadline_session()
     wanted = latest_issuance(run_at)
     issuance = wanted
     for _ in range(settings.params.step_back_limit + 1):
