@@ -35,6 +35,7 @@ Hostile answers (what a broken or malicious server could send; ``docs/kma-api.md
 "Bounds"):
   ``huge``                     HTTP 200 and a JSON body of ``huge_bytes`` (300 MiB) with no
                                Content-Length, written until the client hangs up
+  ``huge_declared``            the same, with a Content-Length that says so up front
   ``trickle``                  a real page, one byte every ``trickle_seconds`` (1 s)
   ``trickle_headers``          the same from the status line on: the headers trickle too
   ``total:<JSON number>``      every page holds the issuance's 60 items and claims this
@@ -250,7 +251,7 @@ FIXED_REPLIES: dict[str, Reply] = {
     "garbage": (200, b"Service Unavailable -- try again {", "text/plain"),
 }
 DATA_FAULTS = {"ok", "timeout", "reset", "empty", "single", "short", "huge", "trickle"}
-DATA_FAULTS |= {"trickle_headers"}
+DATA_FAULTS |= {"trickle_headers", "huge_declared"}
 # poison:<kind> -> what it does to one item of a page.
 POISONS = {
     "no_value": lambda item: item.pop("fcstValue"),
@@ -263,7 +264,8 @@ TOTAL_NUMBER = re.compile(r"-?[0-9.eE+-]+|NaN|-?Infinity")
 FAULT_NAMES = (
     "ok, a code 01..99, gateway:<code>:<status>, gateway_new:<code>:<status>, "
     "gateway_json:<code>:<status>, xml_backend:<code>, no_key, too_old, 401, 429, 500, 502, "
-    "timeout, reset, garbage, empty, single, short, huge, trickle, trickle_headers, "
+    "timeout, reset, garbage, empty, single, short, huge, huge_declared, trickle, "
+    "trickle_headers, "
     "total:<JSON number>, "
     f"poison:<{'|'.join(POISONS)}> (see the module's docstring)"
 )
@@ -394,8 +396,8 @@ class FakeKma:
             time.sleep(self.delay)
             fault = "ok"
         reply = self._reply(query, fault)
-        if fault == "huge" and reply[0] == 200:
-            return _send_endless(handler, self.huge_bytes)
+        if fault in ("huge", "huge_declared") and reply[0] == 200:
+            return _send_endless(handler, self.huge_bytes, declared=fault == "huge_declared")
         if fault == "trickle" and reply[0] == 200:
             return _send(handler, *reply, pause=self.trickle_seconds)
         if fault == "trickle_headers" and reply[0] == 200:
@@ -480,14 +482,17 @@ def _trickle_all(handler: BaseHTTPRequestHandler, reply: Reply, pause: float) ->
         pass  # the client gave up: what it should do
 
 
-def _send_endless(handler: BaseHTTPRequestHandler, size: int) -> None:
-    """A success page's start, then ``size`` bytes of items, no Content-Length, then close."""
+def _send_endless(handler: BaseHTTPRequestHandler, size: int, declared: bool = False) -> None:
+    """A success page's start, then ``size`` bytes of items, then close; a Content-Length
+    of ``size`` only if ``declared``."""
     item = json.dumps(forecast_items("20261125", "1430", 60, 127)[0]).encode() + b","
     chunk = item * (65536 // len(item))
     handler.close_connection = True
     try:
         handler.send_response(200)
         handler.send_header("Content-Type", JSON)
+        if declared:
+            handler.send_header("Content-Length", str(size))
         handler.end_headers()
         handler.wfile.write(b'{"response": {"header": {"resultCode": "00"}, "body": {"items": [')
         for _ in range(size // len(chunk)):

@@ -345,6 +345,7 @@ def baseline_rss(repo: Path, kma: FakeKma) -> int:
 HOSTILE = [
     # (fault served, words the one-line error must contain, requests the client may make)
     ("huge", "more than 1 MiB in one page", 1),
+    ("huge_declared", "more than 1 MiB in one page", 1),
     ("trickle", f"no complete answer within the {DEADLINE:g}s deadline", TRANSIENT),
     ("trickle_headers", f"no complete answer within the {DEADLINE:g}s deadline", TRANSIENT),
     ("total:1000000000000000000", "totalCount 1000000000000000000 is more than", 1),
