@@ -253,6 +253,21 @@ def load_state(path: Path) -> dict[str, Any]:
     return state
 
 
+def quarantine_name(path: Path) -> str:
+    """The name a raw file gets in quarantine: its issuance and the start of its sha256."""
+    return f"{path.stem}.{sha256(path)[:12]}.json"
+
+
+def known_broken(raw_dir: Path, name: str, state: dict[str, Any]) -> bool:
+    """Whether raw file ``name`` holds the very bytes already quarantined under its name.
+
+    A workspace that pulls the raw data as fetch_weather last saved it gets such a file
+    back; it is skipped (its copy is in quarantine), not quarantined and logged again.
+    """
+    kept = state.get("quarantined", {}).get(name)
+    return kept is not None and kept == quarantine_name(raw_dir / f"{name}.json")
+
+
 def pending(raw_dir: Path, state: dict[str, Any]) -> tuple[list[str], dict[str, list]]:
     """Raw issuances to (re)process: new names, and recent files whose content changed."""
     names = []
@@ -261,7 +276,7 @@ def pending(raw_dir: Path, state: dict[str, Any]) -> tuple[list[str], dict[str, 
             names = [e.name[:-5] for e in entries if e.name.endswith(".json")]
     names = sorted(n for n in names if RAW_NAME.match(n))
     done = set(state["done"])
-    todo = [n for n in names if n not in done]
+    todo = [n for n in names if n not in done and not known_broken(raw_dir, n, state)]
     recent: dict[str, list] = {}
     for name in state["done"][-RECHECK_ISSUANCES:]:
         path = raw_dir / f"{name}.json"
@@ -361,7 +376,7 @@ def quarantine(path: Path, quarantine_dir: Path, why: RawFileError) -> str:
     pulled them again) keeps one file. The move is a rename: the file is in raw/ or here.
     """
     quarantine_dir.mkdir(parents=True, exist_ok=True)
-    kept = quarantine_dir / f"{path.stem}.{sha256(path)[:12]}.json"
+    kept = quarantine_dir / quarantine_name(path)
     os.replace(path, kept)
     print(
         f"preprocess_weather: quarantined {path.stem}: {why}; moved to {kept}, the run goes "

@@ -406,6 +406,12 @@ BROKEN_RAW = {
 }
 
 
+def preprocess(repo: Path) -> subprocess.CompletedProcess:
+    """The stage by hand (``python -m``), as a person or a later run does."""
+    command = [sys.executable, "-m", "stages.preprocess_weather"]
+    return subprocess.run(command, cwd=repo, capture_output=True, text=True, timeout=120)
+
+
 def test_broken_raw_files_are_quarantined_and_the_run_succeeds(
     tmp_path: Path, kma: FakeKma
 ) -> None:
@@ -455,3 +461,16 @@ def test_broken_raw_files_are_quarantined_and_the_run_succeeds(
     )
     assert again.returncode == 0, again.stderr
     assert "no new or changed raw issuance" in again.stdout
+
+    # A workspace that pulls the raw data as the fetch saved it gets the same bytes back:
+    # skipped, not quarantined (nor logged) again.
+    restored = raw_dir / "202611251530.json"
+    restored.write_bytes(broken["202611251530"])
+    again = preprocess(repo)
+    assert again.returncode == 0, again.stderr
+    assert "no new or changed raw issuance" in again.stdout and restored.exists()
+    # Other bytes under that name (a re-fetch) are read as new.
+    restored.write_bytes(broken["202611251530"][:-1])
+    again = preprocess(repo)
+    assert again.returncode == 0 and "quarantined 202611251530" in again.stdout, again.stdout
+    assert len(list(quarantine.glob("202611251530.*.json"))) == 2
