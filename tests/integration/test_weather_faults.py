@@ -453,12 +453,7 @@ def test_broken_raw_files_are_quarantined_and_the_run_succeeds(
     assert "output/weather/quarantine" in outs  # versioned with the tables
 
     # The next run has nothing left to trip on.
-    again = subprocess.run(
-        [sys.executable, "-m", "stages.preprocess_weather"],
-        cwd=repo,
-        capture_output=True,
-        text=True,
-    )
+    again = preprocess(repo)
     assert again.returncode == 0, again.stderr
     assert "no new or changed raw issuance" in again.stdout
 
