@@ -26,6 +26,7 @@ from batchserving.core.atomic import write_json
 from batchserving.core.names import WEATHER_RAW_DIR
 from batchserving.core.params import ParamsError, WeatherParams
 from batchserving.weather.issuance import KST
+from batchserving.weather.items import shown
 from batchserving.weather.kma import (
     OPERATION,
     ClientSettings,
@@ -39,6 +40,7 @@ from batchserving.weather.kma import (
 KEY_ENV = "KMA_SERVICE_KEY"
 BASE_URL_ENV = "KMA_BASE_URL"
 RUN_AT_ENV = "WEATHER_RUN_AT"
+UNEXPECTED_LIMIT = 200  # characters of an unforeseen exception's text in the error
 
 
 def run_instant(raw: str | None) -> datetime:
@@ -48,9 +50,11 @@ def run_instant(raw: str | None) -> datetime:
     try:
         instant = datetime.fromisoformat(raw)
     except ValueError:
-        raise ValueError(f"{RUN_AT_ENV}={raw!r} is not ISO 8601") from None
+        raise ValueError(f"{RUN_AT_ENV}={shown(raw)} is not ISO 8601") from None
     if instant.tzinfo is None:
-        raise ValueError(f"{RUN_AT_ENV}={raw!r} has no UTC offset; e.g. 2026-11-25T14:45+09:00")
+        raise ValueError(
+            f"{RUN_AT_ENV}={shown(raw)} has no UTC offset; e.g. 2026-11-25T14:45+09:00"
+        )
     return instant
 
 
@@ -126,7 +130,8 @@ def main() -> None:
     except (ParamsError, KmaError, ValueError) as exc:
         sys.exit(f"fetch_weather: {scrub(str(exc), key)}")
     except Exception as exc:  # noqa: BLE001 - anything else may quote the URL and its key
-        sys.exit(f"fetch_weather: unexpected {type(exc).__name__}: {scrub(str(exc), key)}")
+        text = scrub(str(exc), key)  # scrubbed whole, then cut: no piece of the key is left
+        sys.exit(f"fetch_weather: unexpected {type(exc).__name__}: {text[:UNEXPECTED_LIMIT]}")
     state = "saved" if written else "unchanged (same values already stored)"
     print(
         f"fetch_weather: issuance {fetched.issuance.name}: "

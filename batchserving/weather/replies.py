@@ -89,7 +89,7 @@ NO_KEY_ADVICE = (
 )
 # Code 10 also answers a base_date outside the kept window, e.g. "최근 1일 간의 자료만 제공합니다."
 WINDOW_MESSAGE = re.compile(r"최근\s*(\d+)\s*일")
-MESSAGE_LIMIT = 200  # characters of the portal's own text quoted in an error
+MESSAGE_LIMIT = 80  # characters of the portal's own text quoted in an error
 
 
 class KmaError(RuntimeError):

@@ -444,3 +444,12 @@ def test_a_whole_issuance_passes_its_checks() -> None:
     from batchserving.weather.fake_kma import forecast_items
 
     check_items(forecast_items("20261125", "1430", 60, 127), ISSUANCE, (60, 127))
+
+
+def test_the_portals_own_text_is_quoted_cut_short() -> None:
+    said = "가" * 150 + "TAIL"
+    body = {"response": {"header": {"resultCode": "10", "resultMsg": said}}}
+    with pytest.raises(KmaError) as caught:
+        parse_reply(200, json.dumps(body, ensure_ascii=False).encode())
+    text = str(caught.value)
+    assert "가" * 79 + "…" in text and "가" * 80 not in text and "TAIL" not in text
