@@ -453,3 +453,16 @@ def test_the_portals_own_text_is_quoted_cut_short() -> None:
         parse_reply(200, json.dumps(body, ensure_ascii=False).encode())
     text = str(caught.value)
     assert "가" * 79 + "…" in text and "가" * 80 not in text and "TAIL" not in text
+
+
+def test_an_xml_entity_bomb_is_refused_not_expanded() -> None:
+    """Ten levels of ten-fold entities (10^10 characters from 600 bytes): expat refuses it."""
+    entities = '<!ENTITY a "aaaaaaaaaa">' + "".join(
+        f'<!ENTITY {chr(98 + i)} "{("&" + chr(97 + i) + ";") * 10}">' for i in range(9)
+    )
+    body = (
+        f'<?xml version="1.0"?><!DOCTYPE r [{entities}]><OpenAPI_ServiceResponse>'
+        "<cmmMsgHeader><errMsg>&j;</errMsg></cmmMsgHeader></OpenAPI_ServiceResponse>"
+    )
+    with pytest.raises(KmaError, match="neither JSON nor XML"):
+        parse_reply(200, body.encode())
