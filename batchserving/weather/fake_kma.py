@@ -57,6 +57,7 @@ import math
 import random
 import re
 import socket
+import ssl
 import struct
 import sys
 import threading
@@ -321,7 +322,14 @@ def shaped_page(items: list[dict], page: int, rows: int, fault: str) -> dict:
 class FakeKma:
     """The fake service on 127.0.0.1 with a free port (or ``port``); a context manager."""
 
-    def __init__(self, key: str = FAKE_KEY, port: int = 0, delay: float = 3.0) -> None:
+    def __init__(
+        self,
+        key: str = FAKE_KEY,
+        port: int = 0,
+        delay: float = 3.0,
+        tls: tuple[str, str] | None = None,
+    ) -> None:
+        """``tls``: (certificate file, key file) to serve HTTPS, as the real portal does."""
         self.key = key
         self.delay = delay  # how long "timeout" waits before answering
         self.huge_bytes = 300 << 20  # the body "huge" sends
@@ -342,7 +350,13 @@ class FakeKma:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self._server.daemon_threads = True
-        self.base_url = f"http://127.0.0.1:{self._server.server_port}{SERVICE_PATH}"
+        scheme = "http"
+        if tls:
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(*tls)
+            self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
+            scheme = "https"
+        self.base_url = f"{scheme}://127.0.0.1:{self._server.server_port}{SERVICE_PATH}"
 
     @property
     def mode(self) -> str:

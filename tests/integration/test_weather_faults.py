@@ -309,7 +309,11 @@ runpy.run_module("stages.fetch_weather", run_name="__main__", alter_sys=True)
 
 
 def fetch_measured(
-    repo: Path, kma: FakeKma, run_at: str = RUN_AT, timeout: float = 30.0
+    repo: Path,
+    kma: FakeKma,
+    run_at: str = RUN_AT,
+    timeout: float = 30.0,
+    extra_env: dict[str, str] | None = None,
 ) -> tuple[subprocess.CompletedProcess, int, float]:
     """Run the stage in a child; return its result, its peak RSS in MiB and its seconds.
 
@@ -318,7 +322,7 @@ def fetch_measured(
     with tempfile.TemporaryDirectory() as tmp:
         peak_file = Path(tmp) / "peak-kib"
         env = {**os.environ, "KMA_SERVICE_KEY": FAKE_KEY, "KMA_BASE_URL": kma.base_url}
-        env |= {"WEATHER_RUN_AT": run_at, "PEAK_RSS_FILE": str(peak_file)}
+        env |= {"WEATHER_RUN_AT": run_at, "PEAK_RSS_FILE": str(peak_file), **(extra_env or {})}
         started = time.monotonic()
         result = subprocess.run(
             [sys.executable, "-c", MEASURED_STAGE],
@@ -382,6 +386,62 @@ def test_hostile_answer_is_bounded_and_stores_nothing(
     assert seconds < 3 + requests_made * (DEADLINE + 1)
     assert_no_key(result.stdout, result.stderr)
     assert weather_files(repo) == before
+
+
+@pytest.fixture(scope="module")
+def tls_kma(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[FakeKma, str]]:
+    """The fake over HTTPS with a certificate for 127.0.0.1 made here, and that certificate."""
+    where = tmp_path_factory.mktemp("tls")
+    cert, key = str(where / "cert.pem"), str(where / "key.pem")
+    run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
+        + ["-keyout", key, "-out", cert, "-subj", "/CN=127.0.0.1"]
+        + ["-addext", "subjectAltName=IP:127.0.0.1"]
+    )
+    with FakeKma(tls=(cert, key)) as fake:
+        yield fake, cert
+
+
+@pytest.mark.parametrize(
+    ("fault", "issuance", "message"),
+    [
+        ("ok", "202611251930", None),
+        (
+            "trickle_headers",
+            "202611252030",
+            f"no complete answer within the {DEADLINE:g}s deadline",
+        ),
+        ("trickle", "202611252030", f"no complete answer within the {DEADLINE:g}s deadline"),
+        ("huge", "202611252030", "more than 1 MiB in one page"),
+    ],
+)
+def test_over_https_the_same_bounds_hold(
+    repo: Path,
+    tls_kma: tuple[FakeKma, str],
+    baseline_rss: int,
+    fault: str,
+    issuance: str,
+    message: str | None,
+) -> None:
+    """The real portal is HTTPS: the deadline and the byte cap hold on TLS connections too
+    (certificate checked: the test's own, through REQUESTS_CA_BUNDLE)."""
+    kma, cert = tls_kma
+    kma.reset()
+    kma.trickle_seconds = 0.2
+    kma.mode = fault
+    run_at = f"2026-11-25T{int(issuance[8:10]):02d}:50:00+09:00"
+    result, peak, seconds = fetch_measured(
+        repo, kma, run_at=run_at, extra_env={"REQUESTS_CA_BUNDLE": cert}
+    )
+    raw = repo / f"output/weather/raw/{issuance}.json"
+    if message is None:
+        assert result.returncode == 0, result.stderr
+        assert raw.exists() and kma.request_count == 1
+        return
+    assert result.returncode == 1 and message in result.stderr, result.stderr[-500:]
+    assert not raw.exists() and "Traceback" not in result.stderr
+    assert seconds < 3 + kma.request_count * (DEADLINE + 1)
+    assert peak < baseline_rss + 24, f"peak RSS {peak} MiB vs {baseline_rss} MiB"
 
 
 def test_after_a_poisoned_reply_the_next_good_run_stores(repo: Path, fake: FakeKma) -> None:
