@@ -5,7 +5,8 @@
 
 ``WEATHER_RUN_AT`` (ISO 8601 with an offset; default: now) picks the issuance: the latest
 one published at that instant, stepping back on NO_DATA. The answer is saved as
-``<raw-dir>/<baseDate><baseTime>.json``, named after the issuance the items echo, written
+``<raw-dir>/<baseDate><baseTime>.json``, named after the issuance the items echo (which
+must be the one asked for: the client checks every item before any is stored), written
 atomically. A re-fetch of the same issuance replaces the file (with its new ingestion
 time) only when the forecast values changed, so re-running a run changes nothing. Any
 failure leaves every stored file as it was and exits non-zero with the code or fault.
@@ -25,6 +26,7 @@ from batchserving.core.atomic import write_json
 from batchserving.core.names import WEATHER_RAW_DIR
 from batchserving.core.params import ParamsError, WeatherParams
 from batchserving.weather.issuance import KST
+from batchserving.weather.items import shown
 from batchserving.weather.kma import (
     OPERATION,
     ClientSettings,
@@ -38,6 +40,7 @@ from batchserving.weather.kma import (
 KEY_ENV = "KMA_SERVICE_KEY"
 BASE_URL_ENV = "KMA_BASE_URL"
 RUN_AT_ENV = "WEATHER_RUN_AT"
+UNEXPECTED_LIMIT = 200  # characters of an unforeseen exception's text in the error
 
 
 def run_instant(raw: str | None) -> datetime:
@@ -47,9 +50,11 @@ def run_instant(raw: str | None) -> datetime:
     try:
         instant = datetime.fromisoformat(raw)
     except ValueError:
-        raise ValueError(f"{RUN_AT_ENV}={raw!r} is not ISO 8601") from None
+        raise ValueError(f"{RUN_AT_ENV}={shown(raw)} is not ISO 8601") from None
     if instant.tzinfo is None:
-        raise ValueError(f"{RUN_AT_ENV}={raw!r} has no UTC offset; e.g. 2026-11-25T14:45+09:00")
+        raise ValueError(
+            f"{RUN_AT_ENV}={shown(raw)} has no UTC offset; e.g. 2026-11-25T14:45+09:00"
+        )
     return instant
 
 
@@ -125,13 +130,8 @@ def main() -> None:
     except (ParamsError, KmaError, ValueError) as exc:
         sys.exit(f"fetch_weather: {scrub(str(exc), key)}")
     except Exception as exc:  # noqa: BLE001 - anything else may quote the URL and its key
-        sys.exit(f"fetch_weather: unexpected {type(exc).__name__}: {scrub(str(exc), key)}")
-    if fetched.issuance != fetched.requested:
-        print(
-            f"fetch_weather: asked for {fetched.requested.name}, items are of "
-            f"{fetched.issuance.name}; stored under the latter",
-            flush=True,
-        )
+        text = scrub(str(exc), key)  # scrubbed whole, then cut: no piece of the key is left
+        sys.exit(f"fetch_weather: unexpected {type(exc).__name__}: {text[:UNEXPECTED_LIMIT]}")
     state = "saved" if written else "unchanged (same values already stored)"
     print(
         f"fetch_weather: issuance {fetched.issuance.name}: "

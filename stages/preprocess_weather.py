@@ -9,7 +9,10 @@ Outputs (parquet datasets: ``pandas.read_parquet(dir)`` reads one as a single ta
 - ``latest/<YYYYMM>.parquet`` (month of the forecast hour): one row per forecast hour, one
   column per category; for each (hour, category) the latest issuance wins.
 - ``state.json``: which raw issuances are processed (all names, plus size/mtime/sha256 of
-  the recent ones that may still be re-fetched).
+  the recent ones that may still be re-fetched), and which were quarantined.
+- ``quarantine/<issuance>.<sha256 prefix>.json``: raw files this stage could not read
+  (not JSON, too large, an item unchecked by the fetch: ``batchserving.weather.items``),
+  moved out of ``raw/`` with their bytes so they block no later run; the log names each.
 
 Incremental: a run reads only new or changed raw files, rewrites only the history
 partitions of their issue dates (<= 24 issuances each) and the latest partitions of their
@@ -36,12 +39,13 @@ from typing import Any
 
 import pandas as pd
 
-from batchserving.core.atomic import write_json, write_with
+from batchserving.core.atomic import write_json, write_text, write_with
 from batchserving.core.names import WEATHER_DIR, WEATHER_RAW_DIR
+from batchserving.weather.issuance import Issuance
+from batchserving.weather.items import CATEGORIES, ItemError, check_item, check_items
 
 KEY = ["nx", "ny", "fcstDate", "fcstTime", "category", "baseDate", "baseTime"]
 HOUR = ["nx", "ny", "fcstDate", "fcstTime"]
-CATEGORIES = ("T1H", "RN1", "SKY", "UUU", "VVV", "REH", "PTY", "LGT", "VEC", "WSD")
 SKY_LABELS = {1: "clear", 3: "mostly cloudy", 4: "overcast"}
 PTY_LABELS = {
     0: "none",
@@ -58,6 +62,15 @@ MISSING_AT = 900.0  # KMA marks a missing value with +-900 and beyond (e.g. -999
 RECHECK_ISSUANCES = 72
 RAW_NAME = re.compile(r"^\d{8}\d{2}30$")
 STATE_VERSION = 1
+# A raw file holds one issuance of 60 items, about 15 KB; a larger one is not read.
+MAX_RAW_BYTES = 1 << 20
+QUARANTINE = "quarantine"  # under the out dir: raw files that could not be read
+QUARANTINE_README = """\
+Raw KMA issuance files that preprocess_weather could not read, moved here from raw/ so
+they block no later run. Each keeps its bytes, named <issuance>.<sha256 prefix>.json;
+state.json's "quarantined" maps each issuance to its file, and the run's log says why.
+A versioned DVC output of preprocess_weather, like the tables: nothing is lost.
+"""
 
 HISTORY_COLUMNS = [*KEY, "fcstValue", "value", "value_max", "label", "fetched_at"]
 
@@ -127,16 +140,32 @@ def parse_value(category: str, raw: str) -> tuple[float, float, str | None]:
 # --- raw files -------------------------------------------------------------------------
 
 
+def raw_items(path: Path) -> tuple[list[dict[str, Any]], str]:
+    """The items and ``fetched_at`` of a raw file, each item checked; else RawFileError.
+
+    The items must be the file's issuance (its name), one grid cell, each (hour, category)
+    once (``batchserving.weather.items``), so nothing below meets a value unchecked.
+    """
+    try:
+        if path.stat().st_size > MAX_RAW_BYTES:
+            raise RawFileError(f"larger than {MAX_RAW_BYTES >> 20} MiB")
+        record = json.loads(path.read_text(encoding="utf-8"))
+        items, fetched_at = record["items"], record["fetched_at"]
+        if not isinstance(items, list) or not items or not isinstance(fetched_at, str):
+            raise RawFileError("no items, or no fetched_at")
+        cell = check_item(items[0])[1]
+        check_items(items, Issuance.parse(path.stem[:8], path.stem[8:]), cell)
+    except RawFileError as exc:
+        raise RawFileError(f"{path.name}: not a raw issuance file ({exc})") from None
+    except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
+        what = str(exc) if isinstance(exc, ItemError) else type(exc).__name__
+        raise RawFileError(f"{path.name}: not a raw issuance file ({what})") from None
+    return items, fetched_at
+
+
 def read_raw(path: Path) -> pd.DataFrame:
     """One raw issuance file as long rows (HISTORY_COLUMNS)."""
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-        items = record["items"]
-        fetched_at = str(record["fetched_at"])
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise RawFileError(
-            f"{path}: not a raw issuance file ({exc}); delete or re-fetch it"
-        ) from None
+    items, fetched_at = raw_items(path)
     rows = []
     unknown = set()
     for item in items:
@@ -211,10 +240,32 @@ def sha256(path: Path) -> str:
 def load_state(path: Path) -> dict[str, Any]:
     if not path.exists():
         return {"version": STATE_VERSION, "done": [], "recent": {}}
-    state = json.loads(path.read_text(encoding="utf-8"))
-    if state.get("version") != STATE_VERSION:
-        raise RawFileError(f"{path}: unknown state version; run with --rebuild")
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+        known = state.get("version") == STATE_VERSION and isinstance(state.get("done"), list)
+        known = known and isinstance(state.get("recent"), dict)
+    except (ValueError, AttributeError):
+        known = False
+    if not known:
+        raise RawFileError(
+            f"{path}: not a state file of version {STATE_VERSION}; run with --rebuild"
+        )
     return state
+
+
+def quarantine_name(path: Path) -> str:
+    """The name a raw file gets in quarantine: its issuance and the start of its sha256."""
+    return f"{path.stem}.{sha256(path)[:12]}.json"
+
+
+def known_broken(raw_dir: Path, name: str, state: dict[str, Any]) -> bool:
+    """Whether raw file ``name`` holds the very bytes already quarantined under its name.
+
+    A workspace that pulls the raw data as fetch_weather last saved it gets such a file
+    back; it is skipped (its copy is in quarantine), not quarantined and logged again.
+    """
+    kept = state.get("quarantined", {}).get(name)
+    return kept is not None and kept == quarantine_name(raw_dir / f"{name}.json")
 
 
 def pending(raw_dir: Path, state: dict[str, Any]) -> tuple[list[str], dict[str, list]]:
@@ -225,7 +276,7 @@ def pending(raw_dir: Path, state: dict[str, Any]) -> tuple[list[str], dict[str, 
             names = [e.name[:-5] for e in entries if e.name.endswith(".json")]
     names = sorted(n for n in names if RAW_NAME.match(n))
     done = set(state["done"])
-    todo = [n for n in names if n not in done]
+    todo = [n for n in names if n not in done and not known_broken(raw_dir, n, state)]
     recent: dict[str, list] = {}
     for name in state["done"][-RECHECK_ISSUANCES:]:
         path = raw_dir / f"{name}.json"
@@ -315,6 +366,40 @@ def write_latest(
         write_partition(path, typed(merged.sort_values(HOUR, kind="stable").reset_index(drop=True)))
 
 
+# --- quarantine ------------------------------------------------------------------------
+
+
+def quarantine(path: Path, quarantine_dir: Path, why: RawFileError) -> str:
+    """Move an unreadable raw file into ``quarantine_dir`` (bytes kept); return its new name.
+
+    Named by issuance and content, so quarantining the same bytes twice (a workspace that
+    pulled them again) keeps one file. The move is a rename: the file is in raw/ or here.
+    """
+    quarantine_dir.mkdir(parents=True, exist_ok=True)
+    kept = quarantine_dir / quarantine_name(path)
+    os.replace(path, kept)
+    print(
+        f"preprocess_weather: quarantined {path.stem}: {why}; moved to {kept}, the run goes "
+        "on without it (a re-fetch of that issuance is read as new)",
+        flush=True,
+    )
+    return kept.name
+
+
+def read_or_quarantine(
+    raw_dir: Path, names: list[str], quarantine_dir: Path
+) -> tuple[list[pd.DataFrame], dict[str, str]]:
+    """The long rows of each readable raw file; the others moved to quarantine (name -> file)."""
+    frames, quarantined = [], {}
+    for name in names:
+        path = raw_dir / f"{name}.json"
+        try:
+            frames.append(read_raw(path))
+        except RawFileError as why:
+            quarantined[name] = quarantine(path, quarantine_dir, why)
+    return frames, quarantined
+
+
 def update(raw_dir: Path, out_dir: Path, rebuild: bool = False) -> list[str]:
     """Process new/changed raw issuances into ``out_dir``; return the issuances processed."""
     history_dir, latest_dir, state_path = (
@@ -327,22 +412,30 @@ def update(raw_dir: Path, out_dir: Path, rebuild: bool = False) -> list[str]:
             shutil.rmtree(d, ignore_errors=True)
         state_path.unlink(missing_ok=True)
     state = load_state(state_path)
+    quarantine_dir = out_dir / QUARANTINE
+    if not (quarantine_dir / "README.md").exists():
+        write_text(quarantine_dir / "README.md", QUARANTINE_README)  # DVC needs the dir
     todo, recent = pending(raw_dir, state)
     if not todo:
         return []
-    new = pd.concat([read_raw(raw_dir / f"{name}.json") for name in todo], ignore_index=True)
-    history = merge_history(history_dir, new)
-    write_latest(latest_dir, history_dir, history, new)
-    for base_date, frame in history.items():
-        write_partition(history_dir / f"{base_date}.parquet", frame)
+    frames, quarantined = read_or_quarantine(raw_dir, todo, quarantine_dir)
+    todo = [name for name in todo if name not in quarantined]
+    if frames:
+        new = pd.concat(frames, ignore_index=True)
+        history = merge_history(history_dir, new)
+        write_latest(latest_dir, history_dir, history, new)
+        for base_date, frame in history.items():
+            write_partition(history_dir / f"{base_date}.parquet", frame)
 
     # The state last: a crash before this line only makes the next run redo the same work.
-    done = sorted(set(state["done"]) | set(todo))
+    done = sorted(set(state["done"]) - quarantined.keys() | set(todo))
     for name in todo:
         path = raw_dir / f"{name}.json"
         recent[name] = [*fingerprint(path)[:2], sha256(path)]
     recent = {n: recent[n] for n in done[-RECHECK_ISSUANCES:] if n in recent}
-    write_json(state_path, {"version": STATE_VERSION, "done": done, "recent": recent})
+    quarantined = {**state.get("quarantined", {}), **quarantined}
+    record = {"version": STATE_VERSION, "done": done, "recent": recent}
+    write_json(state_path, record | ({"quarantined": quarantined} if quarantined else {}))
     return todo
 
 

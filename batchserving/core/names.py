@@ -19,6 +19,7 @@ WEATHER_RAW_DIR = "output/weather/raw"
 WEATHER_HISTORY_DIR = "output/weather/history"
 WEATHER_LATEST_DIR = "output/weather/latest"
 WEATHER_STATE_FILE = "output/weather/state.json"
+WEATHER_QUARANTINE_DIR = "output/weather/quarantine"  # raw files preprocess could not read
 SERVING_DIR = "output/serving"
 PREDICTIONS_DIR = "output/predictions"
 # Inside .dvc/tmp, which git and DVC ignore.

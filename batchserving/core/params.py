@@ -219,12 +219,15 @@ class WeatherParams(Section):
     base_url: str = Field(pattern=r"^https?://", description="an http(s) URL")
     nx: int = Field(ge=1, le=149, description="a grid x from 1 to 149")
     ny: int = Field(ge=1, le=253, description="a grid y from 1 to 253")
+    # One issuance is 60 rows; a page of 1000 stays far under the client's body cap.
     num_of_rows: int = Field(ge=60, le=1000, description="an integer from 60 to 1000")
     retries: int = Field(ge=0, le=10, description="an integer from 0 to 10")
     backoff_seconds: float = Field(ge=0, le=60, description="seconds from 0 to 60")
     backoff_max_seconds: float = Field(ge=0, le=300, description="seconds from 0 to 300")
     connect_timeout_seconds: float = Field(gt=0, le=60, description="seconds > 0, at most 60")
     read_timeout_seconds: float = Field(gt=0, le=120, description="seconds > 0, at most 120")
+    # The whole request, body included: a server sending a byte per read timeout is cut here.
+    request_deadline_seconds: float = Field(gt=0, le=300, description="seconds > 0, at most 300")
     step_back_limit: int = Field(ge=0, le=72, description="an integer from 0 to 72")
 
 

@@ -30,7 +30,20 @@ Fault names (``fail``, ``mode``, ``--mode``):
   ``401`` (plain-text Unauthorized) | ``429`` (plain-text, no envelope) | ``500`` | ``502``
   | ``timeout`` (answers after ``delay`` s) | ``reset`` (TCP reset) | ``garbage`` (neither
   JSON nor XML) | ``empty`` (00 with empty items) | ``single`` (one item, as an object)
-  | ``short`` (totalCount 120, only 60 items exist).
+  | ``short`` (totalCount 60, only 59 items exist).
+Hostile answers (what a broken or malicious server could send; ``docs/kma-api.md``,
+"Bounds"):
+  ``huge``                     HTTP 200 and a JSON body of ``huge_bytes`` (300 MiB) with no
+                               Content-Length, written until the client hangs up
+  ``huge_declared``            the same, with a Content-Length that says so up front
+  ``trickle``                  a real page, one byte every ``trickle_seconds`` (1 s)
+  ``trickle_headers``          the same from the status line on: the headers trickle too
+  ``total:<JSON number>``      every page holds the issuance's 60 items and claims this
+                               ``totalCount``, spelled as given (``total:1e309``,
+                               ``total:1000000000000000000``, ``total:NaN``)
+  ``poison:<kind>``            one item broken as ``POISONS`` names (``no_value``,
+                               ``bad_date``, ``bad_category``, ``other_cell``,
+                               ``other_issuance``)
 The registered key is ``key``; a key that arrives double-encoded (``%2B`` decoded once
 is still ``%2B``) is refused with gateway code 30, as the real gateway does.
 """
@@ -42,7 +55,9 @@ import contextlib
 import json
 import math
 import random
+import re
 import socket
+import ssl
 import struct
 import sys
 import threading
@@ -236,11 +251,24 @@ FIXED_REPLIES: dict[str, Reply] = {
     "too_old": (200, backend_json("10", WINDOW_MESSAGE), JSON),
     "garbage": (200, b"Service Unavailable -- try again {", "text/plain"),
 }
-DATA_FAULTS = {"ok", "timeout", "reset", "empty", "single", "short"}
+DATA_FAULTS = {"ok", "timeout", "reset", "empty", "single", "short", "huge", "trickle"}
+DATA_FAULTS |= {"trickle_headers", "huge_declared"}
+# poison:<kind> -> what it does to one item of a page.
+POISONS = {
+    "no_value": lambda item: item.pop("fcstValue"),
+    "bad_date": lambda item: item.update(fcstDate="2026-11-25"),
+    "bad_category": lambda item: item.update(category="XYZ"),
+    "other_cell": lambda item: item.update(nx=item["nx"] + 1),
+    "other_issuance": lambda item: item.update(baseTime="0030"),
+}
+TOTAL_NUMBER = re.compile(r"-?[0-9.eE+-]+|NaN|-?Infinity")
 FAULT_NAMES = (
     "ok, a code 01..99, gateway:<code>:<status>, gateway_new:<code>:<status>, "
     "gateway_json:<code>:<status>, xml_backend:<code>, no_key, too_old, 401, 429, 500, 502, "
-    "timeout, reset, garbage, empty, single, short (see the module's docstring)"
+    "timeout, reset, garbage, empty, single, short, huge, huge_declared, trickle, "
+    "trickle_headers, "
+    "total:<JSON number>, "
+    f"poison:<{'|'.join(POISONS)}> (see the module's docstring)"
 )
 
 
@@ -267,7 +295,10 @@ def check_fault(fault: str) -> str:
     two_digits = fault.isdigit() and len(fault) == 2
     enveloped = kind in ENVELOPE_FORMS and code.isdigit() and len(code) == 2
     known = fault in DATA_FAULTS | TRANSPORT_REPLIES.keys() | FIXED_REPLIES.keys() or two_digits
-    if not (known or (enveloped and (status.isdigit() or not status))):
+    hostile = (kind == "total" and TOTAL_NUMBER.fullmatch(rest)) or (
+        kind == "poison" and rest in POISONS
+    )
+    if not (known or hostile or (enveloped and (status.isdigit() or not status))):
         raise ValueError(f"unknown fake KMA fault {fault!r}; the faults are: {FAULT_NAMES}")
     return fault
 
@@ -277,7 +308,10 @@ def shaped_page(items: list[dict], page: int, rows: int, fault: str) -> dict:
     if fault == "empty":
         return success_body([], page, rows)
     if fault == "short":
-        return success_body(items, page, rows, 2 * len(items))
+        return success_body(items[:-1], page, rows, len(items))
+    if fault.startswith("poison:"):
+        items = [dict(i) for i in items]
+        POISONS[fault.partition(":")[2]](items[0])
     if fault == "single":
         body = success_body(items[:1], page, rows)
         body["response"]["body"]["items"] = {"item": items[0]}
@@ -288,9 +322,18 @@ def shaped_page(items: list[dict], page: int, rows: int, fault: str) -> dict:
 class FakeKma:
     """The fake service on 127.0.0.1 with a free port (or ``port``); a context manager."""
 
-    def __init__(self, key: str = FAKE_KEY, port: int = 0, delay: float = 3.0) -> None:
+    def __init__(
+        self,
+        key: str = FAKE_KEY,
+        port: int = 0,
+        delay: float = 3.0,
+        tls: tuple[str, str] | None = None,
+    ) -> None:
+        """``tls``: (certificate file, key file) to serve HTTPS, as the real portal does."""
         self.key = key
         self.delay = delay  # how long "timeout" waits before answering
+        self.huge_bytes = 300 << 20  # the body "huge" sends
+        self.trickle_seconds = 1.0  # the pause between the bytes "trickle" sends
         self._mode = "ok"
         self.no_data: set[str] = set()  # issuances (YYYYMMDDHHMM) that answer 03
         self.requests: list[dict[str, str]] = []
@@ -307,7 +350,13 @@ class FakeKma:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self._server.daemon_threads = True
-        self.base_url = f"http://127.0.0.1:{self._server.server_port}{SERVICE_PATH}"
+        scheme = "http"
+        if tls:
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(*tls)
+            self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
+            scheme = "https"
+        self.base_url = f"{scheme}://127.0.0.1:{self._server.server_port}{SERVICE_PATH}"
 
     @property
     def mode(self) -> str:
@@ -360,7 +409,14 @@ class FakeKma:
         if fault == "timeout":
             time.sleep(self.delay)
             fault = "ok"
-        return _send(handler, *self._reply(query, fault))
+        reply = self._reply(query, fault)
+        if fault in ("huge", "huge_declared") and reply[0] == 200:
+            return _send_endless(handler, self.huge_bytes, declared=fault == "huge_declared")
+        if fault == "trickle" and reply[0] == 200:
+            return _send(handler, *reply, pause=self.trickle_seconds)
+        if fault == "trickle_headers" and reply[0] == 200:
+            return _trickle_all(handler, reply, self.trickle_seconds)
+        return _send(handler, *reply)
 
     def _reply(self, query: dict[str, str], fault: str) -> Reply:
         if fault in TRANSPORT_REPLIES:
@@ -391,19 +447,72 @@ class FakeKma:
         if base_date + base_time in self.no_data:
             return 200, backend_json("03"), JSON
         items = forecast_items(base_date, base_time, nx, ny)
+        if fault.startswith("total:"):
+            # Every page full and the count spelled as given: json.dumps cannot write 1e309.
+            body = json.dumps(success_body(items, 1, len(items), -1), ensure_ascii=False)
+            body = body.replace('"totalCount": -1', f'"totalCount": {fault[6:]}')
+            return 200, body.encode("utf-8"), JSON
         body = shaped_page(items, page, rows, fault)
         return 200, json.dumps(body, ensure_ascii=False).encode("utf-8"), JSON
 
 
-def _send(handler: BaseHTTPRequestHandler, status: int, body: bytes, content_type: str) -> None:
+def _send(
+    handler: BaseHTTPRequestHandler,
+    status: int,
+    body: bytes,
+    content_type: str,
+    pause: float = 0.0,
+) -> None:
+    """Answer ``body``; with a ``pause``, one byte at a time, ``pause`` seconds apart."""
     try:
         handler.send_response(status)
         handler.send_header("Content-Type", content_type)
         handler.send_header("Content-Length", str(len(body)))
         handler.end_headers()
-        handler.wfile.write(body)
+        if not pause:
+            handler.wfile.write(body)
+            return
+        for index in range(len(body)):
+            handler.wfile.write(body[index : index + 1])
+            handler.wfile.flush()
+            time.sleep(pause)
     except (BrokenPipeError, ConnectionResetError):
         pass  # the client gave up (its timeout); nothing to answer
+
+
+def _trickle_all(handler: BaseHTTPRequestHandler, reply: Reply, pause: float) -> None:
+    """The whole answer, status line and headers included, one byte every ``pause`` s."""
+    status, body, content_type = reply
+    head = f"HTTP/1.1 {status} OK\r\nContent-Type: {content_type}\r\n"
+    head += f"Content-Length: {len(body)}\r\n\r\n"
+    data = head.encode("latin-1") + body
+    handler.close_connection = True
+    try:
+        for index in range(len(data)):
+            handler.wfile.write(data[index : index + 1])
+            handler.wfile.flush()
+            time.sleep(pause)
+    except (BrokenPipeError, ConnectionResetError):
+        pass  # the client gave up: what it should do
+
+
+def _send_endless(handler: BaseHTTPRequestHandler, size: int, declared: bool = False) -> None:
+    """A success page's start, then ``size`` bytes of items, then close; a Content-Length
+    of ``size`` only if ``declared``."""
+    item = json.dumps(forecast_items("20261125", "1430", 60, 127)[0]).encode() + b","
+    chunk = item * (65536 // len(item))
+    handler.close_connection = True
+    try:
+        handler.send_response(200)
+        handler.send_header("Content-Type", JSON)
+        if declared:
+            handler.send_header("Content-Length", str(size))
+        handler.end_headers()
+        handler.wfile.write(b'{"response": {"header": {"resultCode": "00"}, "body": {"items": [')
+        for _ in range(size // len(chunk)):
+            handler.wfile.write(chunk)
+    except (BrokenPipeError, ConnectionResetError):
+        pass  # the client stopped reading: what it should do
 
 
 def _reset(handler: BaseHTTPRequestHandler) -> None:

@@ -3,7 +3,12 @@
 Written against ``docs/kma-api.md``: which issuance to ask for, the service key's two
 forms, paging by ``totalCount``, retrying only what the spec calls transient, stepping
 back on NO_DATA. What one reply means (its envelope, its code) is decided in
-``batchserving.weather.replies``.
+``batchserving.weather.replies``; what an item must be, in ``batchserving.weather.items``.
+
+Nothing read from the server is trusted (``docs/kma-api.md``, "Bounds"): a body is read
+streaming up to MAX_BODY_BYTES, a request has an overall deadline besides the per-read
+timeout (``batchserving.weather.deadline``), pages stop at what one issuance holds, and
+every item is checked before any is returned, so a hostile answer stores nothing.
 
 Every failure is a ``KmaError`` whose text names the code or fault and never the key:
 requests' own exceptions quote the full URL with its query string, so they are caught
@@ -18,14 +23,29 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 from batchserving.core.params import WeatherParams
 from batchserving.weather.issuance import Issuance, latest_issuance
+from batchserving.weather.items import (
+    CATEGORIES,
+    FORECAST_HOURS,
+    ISSUANCE_ITEMS,
+    ItemError,
+    check_items,
+    shown,
+)
 from batchserving.weather.replies import Fault, KmaError, Page, parse_reply
 
+if TYPE_CHECKING:
+    from batchserving.weather.deadline import Deadline
+
 OPERATION = "getUltraSrtFcst"
+# docs/kma-api.md ("Bounds"): a real page of 60 items is about 10 KB; 1 MiB is 100 times
+# that and still nothing to hold in memory. A larger body is refused, not read.
+MAX_BODY_BYTES = 1 << 20
+READ_CHUNK_BYTES = 64 << 10
 
 
 # --- the key --------------------------------------------------------------------------
@@ -95,33 +115,76 @@ def request_params(settings: ClientSettings, issuance: Issuance, page: int) -> d
     }
 
 
-def get_page(session: Any, settings: ClientSettings, issuance: Issuance, page: int) -> Page:
-    """One HTTP request; network faults become transient KmaErrors without the URL."""
+def too_big(where: str) -> KmaError:
+    return KmaError(
+        f"{where}: KMA sent more than {MAX_BODY_BYTES >> 20} MiB in one page (a real page of "
+        "60 items is about 10 KB): refused unread; check KMA_BASE_URL / the kma_api host",
+        Fault.PERMANENT,
+    )
+
+
+def read_body(response: Any, deadline: Deadline, where: str) -> bytes:
+    """The whole body of ``response``, at most MAX_BODY_BYTES, complete by ``deadline``.
+
+    ``read1`` returns as soon as any bytes arrive; a read cut short by the deadline (its
+    socket shut down) ends the body early, so ``deadline.expired`` is checked after it.
+    """
+    declared = response.headers.get("Content-Length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise too_big(where)
+    body = bytearray()
+    while chunk := response.raw.read1(READ_CHUNK_BYTES):
+        body += chunk
+        if len(body) > MAX_BODY_BYTES:
+            raise too_big(where)
+    if deadline.expired:
+        raise TimeoutError
+    return bytes(body)
+
+
+def network_fault(exc: BaseException, settings: ClientSettings, deadline: Deadline) -> str:
+    """What a network exception means, in words that never quote the URL (nor its key)."""
     import requests
+    import urllib3.exceptions
+
+    if deadline.expired:  # its sockets were shut down: whatever broke, the deadline did it
+        return f"gave no complete answer within the {deadline.seconds:g}s deadline"
+    if isinstance(exc, requests.Timeout | urllib3.exceptions.TimeoutError | TimeoutError):
+        return f"timeout after {settings.params.read_timeout_seconds:g}s"
+    if isinstance(exc, requests.ConnectionError | urllib3.exceptions.HTTPError | OSError):
+        reset = "reset" in str(exc).lower() or "aborted" in str(exc).lower()
+        return "connection reset by the server" if reset else "connection failed"
+    return f"request failed ({type(exc).__name__})"
+
+
+def get_page(session: Any, settings: ClientSettings, issuance: Issuance, page: int) -> Page:
+    """One HTTP request, bounded in bytes and in time (``weather.request_deadline_seconds``
+    in all, headers and body); network faults become transient KmaErrors without the URL."""
+    import requests
+    import urllib3.exceptions
+
+    from batchserving.weather.deadline import Deadline
 
     where = f"{settings.url} (issuance {issuance.name}, page {page})"
-    try:
-        response = session.get(
-            settings.url,
-            params=request_params(settings, issuance, page),
-            timeout=(settings.params.connect_timeout_seconds, settings.params.read_timeout_seconds),
-            verify=settings.verify_tls,
-        )
-        body = response.content
-    except requests.Timeout:
-        fault = f"timeout after {settings.params.read_timeout_seconds:g}s"
-    except requests.ConnectionError as exc:
-        reset = "reset" in str(exc).lower() or "aborted" in str(exc).lower()
-        fault = "connection reset by the server" if reset else "connection failed"
-    except requests.RequestException as exc:
-        fault = f"request failed ({type(exc).__name__})"
-    else:
+    timeout = (settings.params.connect_timeout_seconds, settings.params.read_timeout_seconds)
+    with Deadline(settings.params.request_deadline_seconds) as deadline:
         try:
-            return parse_reply(response.status_code, body)
-        except KmaError as exc:
-            text = scrub(f"{where}: {exc}", settings.service_key)
-            raise KmaError(text, exc.fault, exc.code) from None
-    raise KmaError(f"{where}: KMA {fault}", Fault.TRANSIENT)
+            with session.get(
+                settings.url,
+                params=request_params(settings, issuance, page),
+                timeout=timeout,
+                verify=settings.verify_tls,
+                stream=True,
+            ) as response:
+                body = read_body(response, deadline, where)
+        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+            fault = network_fault(exc, settings, deadline)
+            raise KmaError(f"{where}: KMA {fault}", Fault.TRANSIENT) from None
+    try:
+        return parse_reply(response.status_code, body)
+    except KmaError as exc:
+        text = scrub(f"{where}: {exc}", settings.service_key)
+        raise KmaError(text, exc.fault, exc.code) from None
 
 
 def with_retries(
@@ -152,7 +215,11 @@ def with_retries(
 
 
 def fetch_issuance(session: Any, settings: ClientSettings, issuance: Issuance) -> list[dict]:
-    """All items of one issuance, every page; raise KmaError if they disagree with totalCount."""
+    """All items of one issuance, every page; raise KmaError if they disagree with totalCount.
+
+    Pages are capped by what one issuance holds (ISSUANCE_ITEMS): a larger ``totalCount``
+    is refused before a second request, so a lying server cannot keep the client paging.
+    """
     first = with_retries(lambda: get_page(session, settings, issuance, 1), settings)
     if first.total_count == 0 or not first.items:
         raise KmaError(
@@ -160,6 +227,14 @@ def fetch_issuance(session: Any, settings: ClientSettings, issuance: Issuance) -
             "no data for this issuance",
             Fault.NO_DATA,
             "00",
+        )
+    if first.total_count > ISSUANCE_ITEMS:
+        raise KmaError(
+            f"KMA's totalCount {shown(first.total_count)} is more than the "
+            f"{ISSUANCE_ITEMS} items one issuance holds ({FORECAST_HOURS} hours x "
+            f"{len(CATEGORIES)} categories) for issuance {issuance.name}: refused, nothing "
+            "stored; check KMA_BASE_URL / the kma_api host",
+            Fault.PERMANENT,
         )
     items = list(first.items)
     pages = math.ceil(first.total_count / settings.params.num_of_rows)
@@ -186,29 +261,25 @@ class Fetched:
     items: list[dict[str, Any]]
 
 
-def echoed_issuance(items: list[dict[str, Any]], settings: ClientSettings) -> Issuance:
-    """The issuance the items name (all must agree, and be for the grid cell asked for)."""
-    bases = {(str(i.get("baseDate")), str(i.get("baseTime"))) for i in items}
-    if len(bases) != 1:
-        raise KmaError(f"KMA items name {len(bases)} issuances, expected one", Fault.PERMANENT)
-    cells = {(i.get("nx"), i.get("ny")) for i in items}
-    if cells != {(settings.params.nx, settings.params.ny)}:
-        raise KmaError(
-            f"KMA items are for grid cells {sorted(cells, key=str)}, "
-            f"not nx={settings.params.nx}, ny={settings.params.ny}",
-            Fault.PERMANENT,
-        )
+def checked(items: list[dict[str, Any]], settings: ClientSettings, issuance: Issuance) -> Fetched:
+    """``items`` as Fetched once every one is a forecast of ``issuance`` for the grid cell
+    asked for (``batchserving.weather.items``); else a permanent KmaError naming the item."""
     try:
-        return Issuance.parse(*bases.pop())
-    except ValueError as exc:
-        raise KmaError(f"KMA items carry a malformed issuance: {exc}", Fault.PERMANENT) from None
+        check_items(items, issuance, (settings.params.nx, settings.params.ny))
+    except ItemError as exc:
+        raise KmaError(
+            f"KMA answered an item that is not a forecast of the documented shape for "
+            f"issuance {issuance.name} ({exc}): refused, nothing stored",
+            Fault.PERMANENT,
+        ) from None
+    return Fetched(requested=issuance, issuance=issuance, items=items)
 
 
 def fetch_latest(settings: ClientSettings, run_at: datetime, session: Any = None) -> Fetched:
     """Fetch the latest issuance at ``run_at``; on no data step back (bounded), then fail."""
-    import requests
+    from batchserving.weather.deadline import deadline_session
 
-    session = session or requests.Session()
+    session = session or deadline_session()
     wanted = latest_issuance(run_at)
     issuance = wanted
     for _ in range(settings.params.step_back_limit + 1):
@@ -221,7 +292,7 @@ def fetch_latest(settings: ClientSettings, run_at: datetime, session: Any = None
             last = exc
             issuance = issuance.previous()
             continue
-        return Fetched(requested=issuance, issuance=echoed_issuance(items, settings), items=items)
+        return checked(items, settings, issuance)
     raise KmaError(
         f"KMA has no data for issuances {Issuance(issuance.at + timedelta(hours=1)).name}"
         f"..{wanted.name} "

@@ -22,6 +22,8 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from typing import Any
 
+from batchserving.weather.items import shown
+
 
 class Fault(enum.Enum):
     """What the client does about an answer (the spec's table, "what the client does")."""
@@ -87,7 +89,7 @@ NO_KEY_ADVICE = (
 )
 # Code 10 also answers a base_date outside the kept window, e.g. "최근 1일 간의 자료만 제공합니다."
 WINDOW_MESSAGE = re.compile(r"최근\s*(\d+)\s*일")
-MESSAGE_LIMIT = 200  # characters of the portal's own text quoted in an error
+MESSAGE_LIMIT = 80  # characters of the portal's own text quoted in an error
 
 
 class KmaError(RuntimeError):
@@ -159,7 +161,7 @@ def _xml_envelope(data: bytes) -> Envelope | None:
 def _json_envelope(data: bytes) -> Envelope | None:
     try:
         document = json.loads(data)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: arrays nested thousands deep
         return None
     if not isinstance(document, dict):
         return None
@@ -293,8 +295,25 @@ def json_page(body: Any) -> Page:
         item = [item]
     if not isinstance(item, list) or not all(isinstance(i, dict) for i in item):
         raise KmaError("KMA answered items of an unexpected shape", Fault.PERMANENT)
-    try:
-        total = int(body.get("totalCount", len(item)))
-    except (TypeError, ValueError):
-        raise KmaError("KMA answered a non-numeric totalCount", Fault.PERMANENT) from None
-    return Page(item, total)
+    return Page(item, count(body.get("totalCount", len(item)), "totalCount"))
+
+
+COUNT_DIGITS = re.compile(r"[0-9]{1,18}")
+
+
+def count(raw: Any, field: str) -> int:
+    """A count the server sent (a JSON integer, or its digits as a string) as an int >= 0.
+
+    JSON parsing turns ``1e309`` and ``Infinity`` into float infinity and ``NaN`` into a
+    float NaN; none of them, nor a negative, fractional, boolean or 19-digit value, is a
+    count: each is a permanent KmaError naming the field and the value (cut short).
+    """
+    if isinstance(raw, str) and COUNT_DIGITS.fullmatch(raw.strip()):
+        return int(raw)
+    if isinstance(raw, int) and not isinstance(raw, bool) and raw >= 0:
+        return raw
+    raise KmaError(
+        f"KMA's {field} {shown(raw)} is not a whole number from 0 up: the answer is not "
+        "getUltraSrtFcst's; check KMA_BASE_URL / the kma_api host",
+        Fault.PERMANENT,
+    )

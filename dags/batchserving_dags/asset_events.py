@@ -117,7 +117,7 @@ def weather_raw_event(context: dict, result: Any) -> Iterator[Metadata]:
 
 
 def weather_tables_event(context: dict, result: Any) -> Iterator[Metadata]:
-    """preprocess: the issuances in the tables, the latest one, and the commit."""
+    """preprocess: the issuances in the tables, the latest one, those quarantined, the commit."""
     state = json.loads((_repo() / WEATHER_STATE_FILE).read_text(encoding="utf-8"))
     done = sorted(state.get("done", []))
     yield Metadata(
@@ -125,6 +125,7 @@ def weather_tables_event(context: dict, result: Any) -> Iterator[Metadata]:
         {
             "latest_issuance": done[-1] if done else None,
             "issuances": len(done),
+            "quarantined": sorted(state.get("quarantined", {})),
             "commit": read_result(result, "the preprocess step")["commit"],
         },
     )

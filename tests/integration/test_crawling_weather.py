@@ -109,3 +109,38 @@ def test_missing_connection_fails_saying_to_add_it(
     assert "connection 'kma_api' is not configured" in logs.out + logs.err
     assert "airflow connections add kma_api" in logs.out + logs.err
     assert not (model_repo / "output" / "weather").exists()
+
+
+def tables_events(run_id: str) -> list[dict]:
+    """The extras of the kma-forecast-tables events of one run."""
+    from airflow.models.asset import AssetEvent
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        return [
+            event.extra
+            for event in session.query(AssetEvent).order_by(AssetEvent.id)
+            if event.source_run_id == run_id and event.asset.name == "kma-forecast-tables"
+        ]
+
+
+def test_a_broken_raw_file_is_quarantined_and_named_not_a_failed_run(
+    airflow_db, model_repo: Path, kma_conn: FakeKma, capfd: pytest.CaptureFixture
+) -> None:
+    raw = model_repo / "output/weather/raw/202611251330.json"
+    raw.parent.mkdir(parents=True)
+    raw.write_bytes(b'{"service": "getUltraSrtFcst", "items": [{"category": "T1H", ')  # cut short
+    dagrun = run_dag("crawling_weather", logical_date=LOGICAL_DATE)
+    logs = capfd.readouterr()
+    assert task_states(dagrun) == {"fetch": "success", "preprocess": "success"}, (
+        logs.out[-3000:] + logs.err[-3000:]
+    )
+    assert "quarantined 202611251330: 202611251330.json: not a raw issuance file" in logs.out
+    assert not raw.exists()
+    (kept,) = (model_repo / "output/weather/quarantine").glob("202611251330.*.json")
+    assert kept.read_bytes().startswith(b'{"service": "getUltraSrtFcst", "items": [{')
+    (extra,) = tables_events(dagrun.run_id)
+    assert extra["quarantined"] == ["202611251330"] and extra["latest_issuance"] == "202611251430"
+    # Versioned: the quarantined bytes are pinned by the committed weather/dvc.lock.
+    lock = git(model_repo, "show", f"HEAD:{WEATHER_LOCK}")
+    assert "output/weather/quarantine" in lock

@@ -6,9 +6,12 @@ Each failure must name the code or fault, never show the key, retry only transie
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
@@ -23,6 +26,7 @@ from tests.conftest import run, snapshot_project, tree_digest
 
 RETRIES = 2  # so a transient fault costs 1 + 2 requests
 STEP_BACK = 2  # so NO_DATA costs 1 + 2 requests
+DEADLINE = 2.0  # seconds one request may take, body included
 BASELINE_AT = "2026-11-25T14:50:00+09:00"  # issuance 202611251430
 RUN_AT = "2026-11-25T17:50:00+09:00"  # issuance 202611251730: a success would add a file
 KEY_SPELLINGS = (FAKE_KEY, quote(FAKE_KEY, safe=""), quote(FAKE_KEY), "KmA/tEsT", "KmA%2FtEsT")
@@ -45,6 +49,7 @@ def repo(tmp_path_factory: pytest.TempPathFactory, kma: FakeKma) -> Path:
         backoff_max_seconds=0.02,
         connect_timeout_seconds=0.5,
         read_timeout_seconds=0.5,
+        request_deadline_seconds=DEADLINE,
         step_back_limit=STEP_BACK,
     )
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
@@ -157,7 +162,7 @@ FAULTS = [
     ("reset", "connection reset", TRANSIENT),
     ("garbage", "neither JSON nor XML", 1),
     ("empty", "empty items", NO_DATA),
-    ("short", "totalCount 120 but 60 items", 2),
+    ("short", "totalCount 60 but 59 items", 1),
 ]
 
 
@@ -281,3 +286,246 @@ def test_dvc_repro_keeps_persisted_data_on_failure(repo: Path, fake: FakeKma) ->
     assert result.returncode != 0 and "code 30" in result.stderr
     assert_no_key(result.stdout, result.stderr)
     assert weather_files(repo) == before
+
+
+# --- hostile answers: bounded in bytes, time, requests; nothing stored -------------------
+
+
+# Runs the stage as ``python -m`` does and, at exit, writes the process's peak RSS (KiB).
+# VmHWM belongs to the process's own memory since its exec; ru_maxrss (getrusage, wait4)
+# would also count the pages of the large pytest process the child was forked from.
+MEASURED_STAGE = """
+import atexit, os, runpy
+
+def report():
+    with open("/proc/self/status") as status:
+        peak = next(line.split()[1] for line in status if line.startswith("VmHWM:"))
+    with open(os.environ["PEAK_RSS_FILE"], "w") as out:
+        out.write(peak)
+
+atexit.register(report)
+runpy.run_module("stages.fetch_weather", run_name="__main__", alter_sys=True)
+"""
+
+
+def fetch_measured(
+    repo: Path,
+    kma: FakeKma,
+    run_at: str = RUN_AT,
+    timeout: float = 30.0,
+    extra_env: dict[str, str] | None = None,
+) -> tuple[subprocess.CompletedProcess, int, float]:
+    """Run the stage in a child; return its result, its peak RSS in MiB and its seconds.
+
+    subprocess.run kills the child (by its pid) if it outlives ``timeout``.
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        peak_file = Path(tmp) / "peak-kib"
+        env = {**os.environ, "KMA_SERVICE_KEY": FAKE_KEY, "KMA_BASE_URL": kma.base_url}
+        env |= {"WEATHER_RUN_AT": run_at, "PEAK_RSS_FILE": str(peak_file), **(extra_env or {})}
+        started = time.monotonic()
+        result = subprocess.run(
+            [sys.executable, "-c", MEASURED_STAGE],
+            cwd=repo,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        seconds = time.monotonic() - started
+        peak = int(peak_file.read_text()) // 1024
+    return result, peak, seconds
+
+
+@pytest.fixture(scope="module")
+def baseline_rss(repo: Path, kma: FakeKma) -> int:
+    """Peak RSS (MiB) of a good fetch: what a hostile answer may not add much to."""
+    kma.reset()
+    result, peak, _ = fetch_measured(repo, kma, run_at="2026-11-25T13:50:00+09:00")
+    assert result.returncode == 0, result.stderr
+    return peak
+
+
+HOSTILE = [
+    # (fault served, words the one-line error must contain, requests the client may make)
+    ("huge", "more than 1 MiB in one page", 1),
+    ("huge_declared", "more than 1 MiB in one page", 1),
+    ("trickle", f"no complete answer within the {DEADLINE:g}s deadline", TRANSIENT),
+    ("trickle_headers", f"no complete answer within the {DEADLINE:g}s deadline", TRANSIENT),
+    ("total:1000000000000000000", "totalCount 1000000000000000000 is more than", 1),
+    ("total:1e309", "totalCount inf is not a whole number from 0", 1),
+    ("total:Infinity", "totalCount inf is not a whole number from 0", 1),
+    ("total:NaN", "totalCount nan is not a whole number from 0", 1),
+    ("total:-60", "totalCount -60 is not a whole number from 0", 1),
+    ("total:60.5", "totalCount 60.5 is not a whole number from 0", 1),
+    ("poison:no_value", "fcstValue None of ", 1),
+    ("poison:bad_date", "fcstDate '2026-11-25' is not [0-9]{8} digits", 1),
+    ("poison:bad_category", "category 'XYZ' is not one of T1H", 1),
+    ("poison:other_cell", "is for grid nx=61, ny=127, not 60/127", 1),
+    ("poison:other_issuance", "names issuance 202611250030, not 202611251730", 1),
+]
+
+
+@pytest.mark.parametrize(
+    ("fault", "message", "requests_made"), HOSTILE, ids=[h[0] for h in HOSTILE]
+)
+def test_hostile_answer_is_bounded_and_stores_nothing(
+    repo: Path, fake: FakeKma, baseline_rss: int, fault: str, message: str, requests_made: int
+) -> None:
+    before = weather_files(repo)
+    fake.trickle_seconds = 0.2  # under the 0.5 s read timeout: only a deadline stops it
+    fake.mode = fault
+    result, peak, seconds = fetch_measured(repo, fake)
+    print(f"{fault}: {seconds:.1f}s, peak RSS {peak} MiB (good fetch {baseline_rss} MiB)")
+    assert result.returncode == 1, (result.returncode, result.stderr[-500:])
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("fetch_weather: "), result.stderr[-500:]
+    assert message in lines[0] and len(lines[0]) < 600, lines[0]
+    assert fake.request_count == requests_made, len(fake.requests)
+    assert peak < baseline_rss + 24, f"peak RSS {peak} MiB vs {baseline_rss} MiB"
+    assert seconds < 3 + requests_made * (DEADLINE + 1)
+    assert_no_key(result.stdout, result.stderr)
+    assert weather_files(repo) == before
+
+
+@pytest.fixture(scope="module")
+def tls_kma(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[FakeKma, str]]:
+    """The fake over HTTPS with a certificate for 127.0.0.1 made here, and that certificate."""
+    where = tmp_path_factory.mktemp("tls")
+    cert, key = str(where / "cert.pem"), str(where / "key.pem")
+    run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
+        + ["-keyout", key, "-out", cert, "-subj", "/CN=127.0.0.1"]
+        + ["-addext", "subjectAltName=IP:127.0.0.1"]
+    )
+    with FakeKma(tls=(cert, key)) as fake:
+        yield fake, cert
+
+
+@pytest.mark.parametrize(
+    ("fault", "issuance", "message"),
+    [
+        ("ok", "202611251930", None),
+        (
+            "trickle_headers",
+            "202611252030",
+            f"no complete answer within the {DEADLINE:g}s deadline",
+        ),
+        ("trickle", "202611252030", f"no complete answer within the {DEADLINE:g}s deadline"),
+        ("huge", "202611252030", "more than 1 MiB in one page"),
+    ],
+)
+def test_over_https_the_same_bounds_hold(
+    repo: Path,
+    tls_kma: tuple[FakeKma, str],
+    baseline_rss: int,
+    fault: str,
+    issuance: str,
+    message: str | None,
+) -> None:
+    """The real portal is HTTPS: the deadline and the byte cap hold on TLS connections too
+    (certificate checked: the test's own, through REQUESTS_CA_BUNDLE)."""
+    kma, cert = tls_kma
+    kma.reset()
+    kma.trickle_seconds = 0.2
+    kma.mode = fault
+    run_at = f"2026-11-25T{int(issuance[8:10]):02d}:50:00+09:00"
+    result, peak, seconds = fetch_measured(
+        repo, kma, run_at=run_at, extra_env={"REQUESTS_CA_BUNDLE": cert}
+    )
+    raw = repo / f"output/weather/raw/{issuance}.json"
+    if message is None:
+        assert result.returncode == 0, result.stderr
+        assert raw.exists() and kma.request_count == 1
+        return
+    assert result.returncode == 1 and message in result.stderr, result.stderr[-500:]
+    assert not raw.exists() and "Traceback" not in result.stderr
+    assert seconds < 3 + kma.request_count * (DEADLINE + 1)
+    assert peak < baseline_rss + 24, f"peak RSS {peak} MiB vs {baseline_rss} MiB"
+
+
+def test_after_a_poisoned_reply_the_next_good_run_stores(repo: Path, fake: FakeKma) -> None:
+    raw = repo / "output/weather/raw/202611251830.json"
+    fake.mode = "poison:no_value"
+    assert fetch(repo, fake, run_at="2026-11-25T18:50:00+09:00").returncode == 1
+    assert not raw.exists()
+    fake.mode = "ok"
+    result = fetch(repo, fake, run_at="2026-11-25T18:50:00+09:00")
+    assert result.returncode == 0, result.stderr
+    assert len(json.loads(raw.read_text(encoding="utf-8"))["items"]) == 60
+
+
+# --- a raw file broken on disk: quarantined, the run goes on -----------------------------
+
+
+BROKEN_RAW = {
+    # issuance -> how its stored file is broken
+    "202611251530": lambda record: record["items"][0].pop("fcstValue"),  # KeyError before
+    "202611251630": lambda record: record["items"][0].update(fcstDate="2026-11-25"),
+    "202611251730": None,  # not JSON at all: cut in the middle
+}
+
+
+def preprocess(repo: Path) -> subprocess.CompletedProcess:
+    """The stage by hand (``python -m``), as a person or a later run does."""
+    command = [sys.executable, "-m", "stages.preprocess_weather"]
+    return subprocess.run(command, cwd=repo, capture_output=True, text=True, timeout=120)
+
+
+def test_broken_raw_files_are_quarantined_and_the_run_succeeds(
+    tmp_path: Path, kma: FakeKma
+) -> None:
+    kma.reset()
+    repo = snapshot_project(tmp_path / "repo")
+    raw_dir = repo / "output/weather/raw"
+    assert fetch(repo, kma, run_at="2026-11-25T14:50:00+09:00").returncode == 0
+    good = (raw_dir / "202611251430.json").read_text(encoding="utf-8")
+    broken: dict[str, bytes] = {}
+    for name, breaks in BROKEN_RAW.items():
+        record = json.loads(good)
+        record["baseTime"] = name[-4:]
+        for item in record["items"]:
+            item["baseTime"] = name[-4:]
+        if breaks:
+            breaks(record)
+            data = json.dumps(record).encode()
+        else:
+            data = json.dumps(record).encode()[:500]
+        (raw_dir / f"{name}.json").write_bytes(data)
+        broken[name] = data
+    assert fetch(repo, kma, run_at="2026-11-25T18:50:00+09:00").returncode == 0
+
+    stage = ["dvc", "repro", "--single-item", f"{WEATHER_PIPELINE}:preprocess_weather"]
+    result = subprocess.run(stage, cwd=repo, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "Traceback" not in result.stdout + result.stderr
+    quarantine = repo / "output/weather/quarantine"
+    for name, data in broken.items():
+        assert not (raw_dir / f"{name}.json").exists()
+        kept = list(quarantine.glob(f"{name}.*.json"))
+        assert len(kept) == 1 and kept[0].read_bytes() == data  # nothing lost
+        assert f"quarantined {name}" in result.stdout, result.stdout[-2000:]
+    state = json.loads((repo / "output/weather/state.json").read_text(encoding="utf-8"))
+    assert state["done"] == ["202611251430", "202611251830"]
+    assert sorted(state["quarantined"]) == sorted(broken)
+    lock = yaml.safe_load((repo / "weather/dvc.lock").read_text(encoding="utf-8"))
+    outs = {o["path"] for o in lock["stages"]["preprocess_weather"]["outs"]}
+    assert "output/weather/quarantine" in outs  # versioned with the tables
+
+    # The next run has nothing left to trip on.
+    again = preprocess(repo)
+    assert again.returncode == 0, again.stderr
+    assert "no new or changed raw issuance" in again.stdout
+
+    # A workspace that pulls the raw data as the fetch saved it gets the same bytes back:
+    # skipped, not quarantined (nor logged) again.
+    restored = raw_dir / "202611251530.json"
+    restored.write_bytes(broken["202611251530"])
+    again = preprocess(repo)
+    assert again.returncode == 0, again.stderr
+    assert "no new or changed raw issuance" in again.stdout and restored.exists()
+    # Other bytes under that name (a re-fetch) are read as new.
+    restored.write_bytes(broken["202611251530"][:-1])
+    again = preprocess(repo)
+    assert again.returncode == 0 and "quarantined 202611251530" in again.stdout, again.stdout
+    assert len(list(quarantine.glob("202611251530.*.json"))) == 2

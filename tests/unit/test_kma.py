@@ -15,9 +15,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from batchserving.weather.issuance import KST, latest_issuance
+from batchserving.weather.issuance import KST, Issuance, latest_issuance
+from batchserving.weather.items import ItemError, check_items
 from batchserving.weather.kma import normalise_key, scrub
-from batchserving.weather.replies import ADVICE, RESULT_CODES, Fault, KmaError, parse_reply
+from batchserving.weather.replies import (
+    ADVICE,
+    RESULT_CODES,
+    Fault,
+    KmaError,
+    count,
+    parse_reply,
+)
 from stages.preprocess_weather import dedupe_latest, parse_rn1, parse_value, wide_latest
 
 
@@ -356,3 +364,105 @@ def test_an_undocumented_code_is_retried_and_quoted() -> None:
     assert "code 77 (not in the documented table) (portal: SOMETHING_NEW / 새 오류)" in str(
         caught.value
     )
+
+
+# --- what the server sends is checked, never trusted -------------------------------------
+
+
+@pytest.mark.parametrize(("raw", "expected"), [(60, 60), ("60", 60), (0, 0), (" 7 ", 7)])
+def test_counts_are_whole_numbers(raw, expected: int) -> None:
+    assert count(raw, "totalCount") == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "shown"),
+    [
+        (float("inf"), "inf"),  # what json.loads makes of 1e309 and Infinity
+        (float("nan"), "nan"),
+        (-1, "-1"),
+        (60.0, "60.0"),
+        (True, "True"),
+        ("1" * 19, "'1111111111111111111'"),
+        ("x" * 500, "'" + "x" * 58),  # cut short: an error never quotes an unbounded value
+        (None, "None"),
+        ([60], "[60]"),
+    ],
+)
+def test_anything_else_is_a_named_permanent_error(raw, shown: str) -> None:
+    with pytest.raises(KmaError, match=r"^KMA's totalCount ") as caught:
+        count(raw, "totalCount")
+    assert caught.value.fault is Fault.PERMANENT
+    assert f"totalCount {shown}" in str(caught.value) and len(str(caught.value)) < 200
+
+
+def test_a_reply_with_totalcount_1e309_is_a_kma_error_not_an_overflow() -> None:
+    body = b'{"response": {"header": {"resultCode": "00"}, "body": {"items": {"item": []},'
+    with pytest.raises(KmaError, match="totalCount inf is not a whole number"):
+        parse_reply(200, body + b' "totalCount": 1e309}}}')
+
+
+def test_json_nested_too_deep_is_not_a_recursion_error() -> None:
+    with pytest.raises(KmaError, match="neither JSON nor XML"):
+        parse_reply(200, b"[" * 200_000)
+
+
+ISSUANCE = Issuance.parse("20261125", "1430")
+
+
+def item(**changes) -> dict:
+    good = {"baseDate": "20261125", "baseTime": "1430", "category": "T1H"}
+    good |= {"fcstDate": "20261125", "fcstTime": "1500", "fcstValue": "7", "nx": 60, "ny": 127}
+    return good | changes
+
+
+@pytest.mark.parametrize(
+    ("items", "words"),
+    [
+        ([item(fcstValue=None)], "item 1: fcstValue None of T1H is not a string"),
+        ([{k: v for k, v in item().items() if k != "fcstValue"}], "fcstValue None"),
+        ([item(fcstValue="9" * 33)], "is not a string of 1 to 32 characters"),
+        ([item(fcstDate="2026-11-25")], "fcstDate '2026-11-25' is not [0-9]{8} digits"),
+        ([item(fcstDate="20261131")], "20261131/1500 is not a real date and time"),
+        ([item(fcstTime="15:00")], "fcstTime '15:00' is not [0-9]{4} digits"),
+        ([item(category="t1h")], "category 't1h' is not one of T1H, RN1"),
+        ([item(nx="60")], "nx '60' is not an integer from 1 to 149"),
+        ([item(ny=True)], "ny True is not an integer"),
+        ([item(nx=61)], "is for grid nx=61, ny=127, not 60/127"),
+        ([item(baseTime="1400")], "baseTime 20261125/1400: base_time '1400' is not HH30"),
+        ([item(baseTime="1330")], "names issuance 202611251330, not 202611251430"),
+        ([item(), item(fcstValue="8")], "item 2: T1H at 20261125 1500 appears twice"),
+        ([item(), "T1H"], "item 2: an item is str, not an object"),
+    ],
+)
+def test_items_are_checked_field_by_field(items: list, words: str) -> None:
+    with pytest.raises(ItemError) as caught:
+        check_items(items, ISSUANCE, (60, 127))
+    assert words in str(caught.value)
+
+
+def test_a_whole_issuance_passes_its_checks() -> None:
+    from batchserving.weather.fake_kma import forecast_items
+
+    check_items(forecast_items("20261125", "1430", 60, 127), ISSUANCE, (60, 127))
+
+
+def test_the_portals_own_text_is_quoted_cut_short() -> None:
+    said = "가" * 150 + "TAIL"
+    body = {"response": {"header": {"resultCode": "10", "resultMsg": said}}}
+    with pytest.raises(KmaError) as caught:
+        parse_reply(200, json.dumps(body, ensure_ascii=False).encode())
+    text = str(caught.value)
+    assert "가" * 79 + "…" in text and "가" * 80 not in text and "TAIL" not in text
+
+
+def test_an_xml_entity_bomb_is_refused_not_expanded() -> None:
+    """Ten levels of ten-fold entities (10^10 characters from 600 bytes): expat refuses it."""
+    entities = '<!ENTITY a "aaaaaaaaaa">' + "".join(
+        f'<!ENTITY {chr(98 + i)} "{("&" + chr(97 + i) + ";") * 10}">' for i in range(9)
+    )
+    body = (
+        f'<?xml version="1.0"?><!DOCTYPE r [{entities}]><OpenAPI_ServiceResponse>'
+        "<cmmMsgHeader><errMsg>&j;</errMsg></cmmMsgHeader></OpenAPI_ServiceResponse>"
+    )
+    with pytest.raises(KmaError, match="neither JSON nor XML"):
+        parse_reply(200, body.encode())
