@@ -8,7 +8,8 @@ parent interpreter that imports Airflow and pre-imports exactly the modules that
 the baseline name; it then forks one child per parse, baseline and DAG file alternately,
 each child timing a ``DagBag`` of its one file. Like the DAG processor's manager, the
 parent freezes its objects (``gc.freeze``) before forking. The figure is the median of the pair
-ratios (file / the baseline parsed just before it). Target 1.5. The dags folder and the
+ratios (file / the baseline parsed just before it). Target 2.0: no heavy import at parse
+(a DAG file with pandas and sklearn at its top parses at about 200). The dags folder and the
 baseline are byte-compiled first, as ``make setup`` does for the dags folder and as Python
 does by itself on first import where PYTHONDONTWRITEBYTECODE is not set (this machine sets
 it: without the byte code every parse would compile its file again).
@@ -33,7 +34,7 @@ from batchserving import DAGS_FOLDER, PROJECT_ROOT
 from benchmarks.common import Figure
 
 PAIRS = 41  # (baseline, file) parses per DAG file
-TARGET = 1.5
+TARGET = 2.0
 
 BASELINE_DAG = '''"""Baseline: one EmptyOperator."""
 import pendulum

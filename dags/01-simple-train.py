@@ -20,14 +20,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import airflow.providers.standard.operators.bash  # noqa: F401 - see below
 import pendulum
 from airflow.sdk import DAG
-from batchserving_dags import failure_alert, update_and_register
-
-# The DAG processor pre-imports the `airflow` modules a DAG file names (not those of its
-# helpers) before it forks the parse: naming BashOperator's module above makes the helpers'
-# ProjectBashOperator free at every parse.
+from batchserving_dags.alerts import failure_alert
+from batchserving_dags.operators import update_and_register
 
 with DAG(
     dag_id="simple_train",

@@ -25,30 +25,21 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import airflow.providers.standard.operators.bash  # noqa: F401 - see below
 import pendulum
 from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.providers.standard.operators.python import BranchPythonOperator, PythonOperator
 from airflow.sdk import DAG, Label, TriggerRule
-from batchserving_dags import (
+from batchserving_dags.alerts import failure_alert, summary_alert
+from batchserving_dags.assets import MODEL_VERSIONS, PROD_DEPLOYMENT, prod_event
+from batchserving_dags.branch import (
     COMPARE_TASK,
     COMPARISON_TEMPLATE,
     KEEP_TASK,
-    MODEL_VERSIONS,
-    PROD_DEPLOYMENT,
     PROMOTE_TASK,
     branch_for,
-    failure_alert,
     keep_message,
-    prod_event,
-    repo_task,
-    summary_alert,
-    update_and_register,
 )
-
-# The DAG processor pre-imports the `airflow` modules a DAG file names (not those of its
-# helpers) before it forks the parse: naming BashOperator's module above makes the helpers'
-# ProjectBashOperator free at every parse.
+from batchserving_dags.operators import repo_task, update_and_register
 
 with DAG(
     dag_id="model_selection",

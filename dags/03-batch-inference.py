@@ -33,17 +33,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import airflow.providers.standard.operators.bash  # noqa: F401 - see below
 import pendulum
 from airflow.sdk import DAG
-from batchserving_dags import (
-    PREDICTIONS,
-    PROD_DEPLOYMENT,
-    PYTHON,
-    ProjectBashOperator,
-    failure_alert,
-    predictions_event,
-)
+from batchserving_dags.alerts import failure_alert
+from batchserving_dags.assets import PREDICTIONS, PROD_DEPLOYMENT, predictions_event
+from batchserving_dags.operators import PYTHON, ProjectBashOperator
 
 # Run values reach the command through the environment, never pasted into the shell text:
 # a run id or a conf path with quotes or `;` in it stays one argument. The run conf goes
@@ -53,10 +47,6 @@ PREDICT_COMMAND = (
     '--logical-date "$PREDICT_LOGICAL_DATE" --run-id "$PREDICT_RUN_ID" '
     '--run-conf "$PREDICT_RUN_CONF"'
 )
-
-# The DAG processor pre-imports the `airflow` modules a DAG file names (not those of its
-# helpers) before it forks the parse: naming BashOperator's module above makes the helpers'
-# ProjectBashOperator free at every parse.
 
 with DAG(
     dag_id="batch_inference",

@@ -33,28 +33,22 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import airflow.providers.standard.operators.bash  # noqa: F401 - see below
 import pendulum
 from airflow.sdk import DAG
-from batchserving_dags import (
+from batchserving_dags.alerts import failure_alert
+from batchserving_dags.assets import (
     WEATHER_RAW,
     WEATHER_TABLES,
-    KmaBashOperator,
-    failure_alert,
-    repo_task,
     weather_raw_event,
     weather_tables_event,
 )
+from batchserving_dags.operators import KmaBashOperator, repo_task
 
 
 def kst_iso(instant) -> str:
     """An Airflow date (UTC) as ISO 8601 in Korean time, e.g. 2026-11-25T14:45:00+09:00."""
     return pendulum.instance(instant).in_timezone("Asia/Seoul").isoformat()
 
-
-# The DAG processor pre-imports the `airflow` modules a DAG file names (not those of its
-# helpers) before it forks the parse: naming BashOperator's module above makes the helpers'
-# ProjectBashOperator free at every parse.
 
 with DAG(
     dag_id="crawling_weather",

@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from batchserving_dags import POOL, POOL_DESCRIPTION, POOL_SLOTS
+from batchserving_dags.pool import POOL, POOL_DESCRIPTION, POOL_SLOTS
 
 
 def create_pool() -> None:

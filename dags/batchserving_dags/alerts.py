@@ -1,20 +1,20 @@
 """Slack alerts for every DAG, through the Slack provider's webhook notifier.
 
-The callbacks the DAGs name (``failure_alert``, ``summary_alert(task_id)``) are declared
-in the package; they call ``post_alert`` here, in the task process, when an alert is
-sent. Connection ``my_webhook`` (type ``slackwebhook``, the webhook URL as password) is
-read then, never when a DAG file is parsed. A missing connection or a Slack outage is
-logged as a warning and never changes the task's outcome; each attempt is bounded by
-``SLACK_TIMEOUT_SECONDS``. Imported only when an alert is sent.
+The DAGs name two callbacks: ``failure_alert`` (every task's, in ``default_args``) and
+``summary_alert(task_id)`` (a success alert whose text is the ``message`` of the task's
+result). Connection ``my_webhook`` (type ``slackwebhook``, the webhook URL as password)
+is read when an alert is sent, never when a DAG file is parsed. A missing connection or a
+Slack outage is logged as a warning and never changes the task's outcome; each attempt
+is bounded by ``SLACK_TIMEOUT_SECONDS``.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from typing import Any
 
-from airflow.providers.slack.notifications.slack_webhook import SlackWebhookNotifier
 from airflow.sdk import BaseHook
 from airflow.sdk.exceptions import AirflowNotFoundException
 
@@ -50,6 +50,8 @@ def post_alert(text: str, context: Any) -> None:
             SLACK_CONN_ID,
         )
         return
+    from airflow.providers.slack.notifications.slack_webhook import SlackWebhookNotifier
+
     notifier = SlackWebhookNotifier(
         slack_webhook_conn_id=SLACK_CONN_ID, text=text, timeout=SLACK_TIMEOUT_SECONDS
     )
@@ -61,3 +63,20 @@ def post_alert(text: str, context: Any) -> None:
         log.warning("Slack alert not sent (%s: %s)", type(exc).__name__, reason)
     else:
         log.info("Slack alert sent through connection %r", SLACK_CONN_ID)
+
+
+def failure_alert(context: Any) -> None:
+    """The task-level failure alert every DAG puts in its ``default_args``."""
+    post_alert(FAILURE_TEXT, context)
+
+
+def _post_summary(task_id: str, context: Any) -> None:
+    from batchserving.core.results import read_result
+
+    message = read_result(context["ti"].xcom_pull(task_ids=task_id), task_id)["message"]
+    post_alert("{% raw %}" + str(message) + "{% endraw %}", context)
+
+
+def summary_alert(task_id: str):
+    """Success alert whose text is the ``message`` of the task's result: one line, no secrets."""
+    return functools.partial(_post_summary, task_id)

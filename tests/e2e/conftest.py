@@ -18,7 +18,7 @@ import pytest
 
 from batchserving import PROJECT_ROOT
 from batchserving.weather.fake_kma import FakeKma
-from dags.batchserving_dags import POOL, POOL_DESCRIPTION, POOL_SLOTS
+from dags.batchserving_dags.pool import POOL, POOL_DESCRIPTION, POOL_SLOTS
 from scripts.airflow_server import AirflowServer
 from tests.conftest import snapshot_project
 from tests.fakes.slack import SlackReceiver

@@ -18,7 +18,7 @@ from filelock import FileLock
 
 from batchserving.core.names import LOCK_FILE
 from batchserving.weather.fake_kma import FakeKma
-from dags.batchserving_dags import POOL
+from dags.batchserving_dags.pool import POOL
 from tests.conftest import git, tree_digest
 from tests.integration.dagrun import load_dag, task_states
 

@@ -1,33 +1,43 @@
 """What ``model_selection``'s branch and keep message decide, from the comparison alone.
 
-The compare task (``python -m batchserving.selection.compare``) prints the comparison as
-its last output line, its XCom; ``choose_branch`` and ``keep_champion`` (their callables
-are declared in the package) read it here when they run, on whichever worker. No dvc,
-gto or sklearn. Imported only when those tasks run.
+The compare task's result is the comparison (its XCom); ``choose_branch``, ``promote``
+and ``keep_champion`` read it when they run, on whichever worker. No dvc, gto or sklearn.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from batchserving.selection.rule import evidence_line, read_comparison
-from batchserving_dags import COMPARE_TASK, KEEP_TASK, PROMOTE_TASK
-
+COMPARE_TASK = "compare"
+PROMOTE_TASK = "promote"
+KEEP_TASK = "keep_champion"
+# The promote task gets the comparison in its environment (JSON in one variable).
+COMPARISON_TEMPLATE = "{{ ti.xcom_pull(task_ids='compare') }}"
 # "redeploy": prod is right but output/serving is not; the promote task deploys it.
 PROMOTE_DECISIONS = ("promote", "redeploy")
 
 
 def branch_for(ti: Any) -> str:
     """The task the branch follows: ``promote`` or ``keep_champion``, from the comparison."""
+    from batchserving.selection.rule import read_comparison
+
     comparison = read_comparison(ti.xcom_pull(task_ids=COMPARE_TASK))
     decision = comparison["decision"]
     print(f"decision: {decision} ({comparison.get('reason')})")
     return PROMOTE_TASK if decision in PROMOTE_DECISIONS else KEEP_TASK
 
 
-def keep_message(ti: Any) -> str:
-    """The Slack text of ``keep_champion``: who stays in prod and why, with the evidence."""
-    comparison = read_comparison(ti.xcom_pull(task_ids=COMPARE_TASK))
+def keep_message(ti: Any) -> dict[str, str]:
+    """The result of ``keep_champion``: its Slack text, who stays in prod and why."""
+    from batchserving.selection.rule import read_comparison
+
+    return {"message": keep_text(read_comparison(ti.xcom_pull(task_ids=COMPARE_TASK)))}
+
+
+def keep_text(comparison: dict[str, Any]) -> str:
+    """Who stays in prod and why, with the deltas and the evidence."""
+    from batchserving.selection.rule import evidence_line
+
     metric = comparison["rule"]["primary_metric"]
     champion, challenger = comparison["champion"], comparison["challenger"]
     if champion is None:

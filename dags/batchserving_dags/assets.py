@@ -1,13 +1,12 @@
-"""The extras of the DAGs' asset events, read from the model repo after a task's command.
+"""What the DAGs produce and consume, and the extras of each asset's events.
 
-The assets are declared in the package (``batchserving_dags``): producers name them as
-``outlets``, ``batch_inference`` and ``compare`` as inlets. A BashOperator cannot set an
-event's extras itself, so each producing task has a ``post_execute`` hook (declared in
-the package) that runs the function of the same name here, in the task process, right
-after the command succeeded: it reads what the command left in the model repo (git,
-``dvc.lock``, ``model.json``, the predictions file) and yields ``Metadata`` for the
-asset, which Airflow attaches to the event. The UI shows these extras on the asset's
-page and in the asset graph's events. Imported only when a task runs.
+Producers name an asset in ``outlets``; ``compare`` and ``batch_inference`` name theirs
+in ``inlets``. A BashOperator cannot set an event's extras itself, so each producing
+task has a ``post_execute`` hook here: run in the task process right after its command
+succeeded, it reads the command's result (its XCom) and what the command left in the
+model repo (git, ``dvc.lock``, ``model.json``, ``state.json``) and yields ``Metadata``
+for the asset, which Airflow attaches to the event (a hook must be a generator for
+that). The UI shows these extras on the asset's page and in the asset graph.
 """
 
 from __future__ import annotations
@@ -17,39 +16,45 @@ import subprocess
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import Metadata
+from airflow.sdk import Asset
 
 from batchserving.core.names import (
     ARTIFACT,
     METRICS_FILE,
     PIPELINE_LOCK,
+    PREDICTIONS_DIR,
+    PROD_STAGE,
     SERVING_DIR,
+    WEATHER_DIR,
     WEATHER_RAW_DIR,
     WEATHER_STATE_FILE,
 )
-from batchserving.core.results import read_result
-from batchserving.registry.dvclock import model_hash
-from batchserving.registry.workspace import workspace_path
-from batchserving.serving.deployment import read_record
-from batchserving_dags import (
-    MODEL_VERSIONS,
-    PREDICTIONS,
-    PROD_DEPLOYMENT,
-    WEATHER_RAW,
-    WEATHER_TABLES,
-)
+
+if TYPE_CHECKING:
+    from airflow.sdk import Metadata
+
+# The URIs use a private `x-` scheme: the model repo is no provider's storage.
+MODEL_VERSIONS = Asset(name=ARTIFACT, uri=f"x-model-repo://{ARTIFACT}/versions")
+PROD_DEPLOYMENT = Asset(name=f"{ARTIFACT}-{PROD_STAGE}", uri=f"x-model-repo://{ARTIFACT}/prod")
+PREDICTIONS = Asset(name="iris-predictions", uri=f"x-model-repo://{PREDICTIONS_DIR}")
+WEATHER_RAW = Asset(name="kma-forecast-raw", uri=f"x-model-repo://{WEATHER_RAW_DIR}")
+WEATHER_TABLES = Asset(name="kma-forecast-tables", uri=f"x-model-repo://{WEATHER_DIR}/tables")
 
 METRICS_SHOWN = ("accuracy", "f1_macro")
 
 
 def _repo() -> Path:
+    from batchserving.registry.workspace import workspace_path
+
     return workspace_path()
 
 
 def _serving_record() -> dict[str, Any]:
     """The deployment record the task just wrote or read, in this workspace."""
+    from batchserving.serving.deployment import read_record
+
     return read_record(_repo() / SERVING_DIR)
 
 
@@ -61,6 +66,8 @@ def _git(*args: str) -> str:
 
 def _version_facts(version: str) -> dict[str, Any]:
     """Commit, model md5 and metrics of a registered version, read from its tag."""
+    from batchserving.registry.dvclock import model_hash
+
     commit = _git("rev-list", "-n1", f"{ARTIFACT}@{version}")
     metrics = json.loads(_git("show", f"{commit}:{METRICS_FILE}"))
     return {
@@ -73,6 +80,10 @@ def _version_facts(version: str) -> dict[str, Any]:
 
 def model_version_event(context: dict, result: Any) -> Iterator[Metadata]:
     """register_model: the version the commit's model has (new, or the one it already had)."""
+    from airflow.sdk import Metadata
+
+    from batchserving.core.results import read_result
+
     registered = read_result(result, "the register step")
     facts = _version_facts(registered["version"])
     yield Metadata(MODEL_VERSIONS, {**facts, "new": bool(registered["new"])})
@@ -80,6 +91,8 @@ def model_version_event(context: dict, result: Any) -> Iterator[Metadata]:
 
 def prod_event(context: dict, result: Any) -> Iterator[Metadata]:
     """promote: the deployment record (version, commit, md5, metrics, when)."""
+    from airflow.sdk import Metadata
+
     record = _serving_record()
     yield Metadata(
         PROD_DEPLOYMENT,
@@ -95,6 +108,10 @@ def prod_event(context: dict, result: Any) -> Iterator[Metadata]:
 
 def predictions_event(context: dict, result: Any) -> Iterator[Metadata]:
     """predict: the file written, its rows, and the model version that scored them."""
+    from airflow.sdk import Metadata
+
+    from batchserving.core.results import read_result
+
     predicted = read_result(result, "the predict step")
     yield Metadata(
         PREDICTIONS,
@@ -111,6 +128,10 @@ def _issuance_at(run_at: str) -> str | None:
 
 def weather_raw_event(context: dict, result: Any) -> Iterator[Metadata]:
     """fetch: the issuance this run stored, and the data version's commit."""
+    from airflow.sdk import Metadata
+
+    from batchserving.core.results import read_result
+
     run_at = context["task"].env.get("WEATHER_RUN_AT", "")
     commit = read_result(result, "the fetch step")["commit"]
     yield Metadata(WEATHER_RAW, {"issuance": _issuance_at(run_at), "commit": commit})
@@ -118,6 +139,10 @@ def weather_raw_event(context: dict, result: Any) -> Iterator[Metadata]:
 
 def weather_tables_event(context: dict, result: Any) -> Iterator[Metadata]:
     """preprocess: the issuances in the tables, the latest one, those quarantined, the commit."""
+    from airflow.sdk import Metadata
+
+    from batchserving.core.results import read_result
+
     state = json.loads((_repo() / WEATHER_STATE_FILE).read_text(encoding="utf-8"))
     done = sorted(state.get("done", []))
     yield Metadata(
