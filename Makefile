@@ -28,7 +28,8 @@ CLUSTER_DATA ?= $(ROOT)/.cluster
 
 help:
 	@echo "make demo      run the whole job under Airflow's scheduler on the embedded default"
-	@echo "make test      run the tests (unit, DAG, integration, end-to-end)"
+	@echo "make test      run every test (unit, DAG, integration, end-to-end, cluster)"
+	@echo "make test-fast the tests without the end-to-end and cluster tiers (a few minutes)"
 	@echo "make run DAG=<dag_id> [CONF='<json>'] [DATE=YYYY-MM-DD]   run one DAG once (airflow dags test)"
 	@echo "make airflow   Airflow UI on http://127.0.0.1:8080"
 	@echo "make cluster   the cluster: PostgreSQL, Celery on Redis, 2 workers, S3 remote, git server"
@@ -37,6 +38,11 @@ help:
 	@echo "make redeploy  deploy the current prod version into output/serving"
 	@echo "make bench     performance figures as ratios"
 	@echo "make lint      ruff check + ruff format --check"
+	@echo "make format    ruff check --fix + ruff format"
+	@echo "make setup     install the locked environment and initialise .airflow/"
+	@echo "make browser   headless Chromium for the UI test (Debian packages, where missing)"
+	@echo "make cluster-packages   PostgreSQL, Redis, sshd for the cluster (Debian, where missing)"
+	@echo "make clean     remove .airflow/, output/ and the local DVC remote"
 
 $(ROOT)/.uv/bin/uv:
 	python3 -m venv $(ROOT)/.uv

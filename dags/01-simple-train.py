@@ -1,19 +1,14 @@
 """
 ### Periodic training: `simple_train`
 
-Every day at 00:30 Asia/Seoul, bring the DVC training pipeline up to date and register
+Every day at 00:30 Asia/Seoul: bring the DVC training pipeline up to date and register
 the result as a model version.
 
-1. `repro_evaluate`: `dvc repro evaluate` (prepare → train → evaluate) in `MODEL_REPO`.
-2. `register_model`: commit what the pipeline changed (`dvc.lock`, `metrics.json`, ...)
-   with a message naming this DAG run, `dvc push`, and `gto register iris-model` when the
-   model's content hash has no version yet. Nothing changed ⇒ no commit, no new version,
-   and the task log says so.
+1. `repro_evaluate`: `dvc repro evaluate` (prepare → train → evaluate) in the model
+   repo, commit what changed, `dvc push`, `git push`.
+2. `register_model`: tag that commit `iris-model@vX.Y.Z` (GTO) when its model is new.
 
-Both tasks write the model repo, so they run in pool `model_repo` (1 slot) and under the
-repo file lock. A failed task posts a Slack alert on connection `my_webhook`.
-
-Look afterwards with `git tag`, `gto show iris-model`, `dvc metrics show`.
+Nothing changed ⇒ no commit, no version. Look with `gto show`, `dvc metrics show`.
 """
 
 from __future__ import annotations

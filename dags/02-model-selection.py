@@ -1,24 +1,15 @@
 """
 ### Champion/challenger gate: `model_selection`
 
-Every day at 00:30 Asia/Seoul (the same minute as `simple_train`; pool `model_repo`
-serializes their repo writes and either order gives the same result):
+Every day at 00:30 Asia/Seoul: compare the latest version (challenger) with `prod`
+(champion) on the same test rows, and promote only a significant gain.
 
-1. `repro_evaluate` → `register_model`: the same step as `simple_train` (bring the DVC
-   pipeline up to date, register a new `iris-model` version if the model changed).
-2. `compare`: challenger = latest registered version, champion = the version in stage
-   `prod`. Both models predict the current test rows. Returns the comparison (both
-   metric sets, deltas, paired evidence, rule, decision) as its XCom, which the next
-   tasks read, on whichever worker they run. Rule (params.yaml `selection`): promote iff
-   the challenger clears `min_score` and (there is no champion, or challenger − champion
-   > `min_improvement` on `primary_metric` and `test` — McNemar by default — is
-   significant at `alpha`); a tie or a non-significant gain keeps the champion.
-3. `choose_branch` → `promote` (`gto assign iris-model --stage prod`, atomic deployment
-   into `output/serving/`, `dvc push`, Slack with old → new metric) or `keep_champion`
-   (no tag, no deployment change, Slack with the deltas) → `join`.
+1. `repro_evaluate` → `register_model`: as in `simple_train`.
+2. `compare`: both models on the current test rows; the rule is `params.yaml` `selection`.
+3. `choose_branch` → `promote` (`gto assign --stage prod`, deploy, Slack with the
+   deltas) or `keep_champion` (Slack with why) → `join`.
 
-Bad `metrics.json` fails `compare` with a message naming the problem and nothing is
-promoted. Rollback: `make rollback VERSION=vX.Y.Z`; redeploy prod: `make redeploy`.
+Rollback: `make rollback VERSION=vX.Y.Z`. The rule and its evidence: docs/selection.md.
 """
 
 from __future__ import annotations

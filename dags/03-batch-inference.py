@@ -1,32 +1,14 @@
 """
 ### Batch inference: `batch_inference`
 
-Every 5 minutes, score a few Iris rows with the deployed model and write them with lineage.
+Every 5 minutes: score `inference.n_samples` Iris rows, seeded by the logical date, with
+the `prod` model, into `output/predictions/<date>/<time>Z.csv`, each row with its model
+version, commit and run id. A re-run writes the same file.
 
-`predict` runs `python -m batchserving.serving.predict --refresh` in this worker's
-`MODEL_REPO` (default `.model-repo/`). It first resolves the registry's current `prod`
-version from the git server's tags (`MODEL_REPO_URL`; on one machine the workspace's own)
-and, when `output/serving/` does not hold it, fetches that model by md5 from the DVC
-remote into it, verified and switched atomically. It then loads only `output/serving/`
-(`model.json` and the model it names, checked by md5), never the training workspace, so
-it does not need pool `model_repo` or the repo lock. The server out of reach: it serves
-the cached version and says so in the log. It draws `inference.n_samples` rows seeded
-from the run's logical date and writes
-`output/predictions/<YYYY-MM-DD>/<YYYY-MM-DDTHH-MM-SSZ>.csv` (UTC) atomically, one row per
-sample: the features, `predicted_class`, `probability`, `model_version`, `model_commit`,
-`run_id`. Re-running a run rewrites the same file with the same content.
+Large batch: trigger with run conf `{"input_path": "data/big.parquet"}` (a path inside the
+model repo; optional `output_path` under `output/predictions/`).
 
-**Large batch**: trigger with run conf `{"input_path": "data/big.parquet"}` (CSV or
-Parquet, a relative path inside the model repo) and optionally `"output_path"` (`.csv` or
-`.parquet` under `output/predictions/`; default the scheduled file's path). Any other
-key, an absolute path, `..` or a symlink leading out is refused before anything is read
-or created. The file is streamed in chunks with the same columns (extra input columns are
-kept).
-
-Nothing in prod yet ⇒ the task is **skipped** (exit 99) and its log says to run
-`model_selection` first; no alert. Server out of reach with nothing cached, a broken or
-unloadable deployment, bad params or a bad input file ⇒ the task fails with the reason in
-its log and a Slack alert (`my_webhook`).
+Nothing in prod yet ⇒ skipped. Details: docs/architecture.md.
 """
 
 from __future__ import annotations

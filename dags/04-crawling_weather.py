@@ -1,32 +1,13 @@
 """
 ### Hourly weather ingestion: `crawling_weather`
 
-Every hour at :45 Asia/Seoul (the HH:30 issuance of KMA's ultra-short forecast is out by
-then), fetch the latest forecast for Seoul (grid nx 60, ny 127) and keep it as a DVC data
-version.
+Every hour at :45 Asia/Seoul (the HH:30 issuance is out by then): fetch KMA's
+ultra-short forecast for Seoul and keep it as a DVC data version.
 
-The two weather stages are a DVC pipeline of their own, `weather/dvc.yaml` (so `dvc repro`
-at the repo root never needs a KMA key); by hand: `KMA_SERVICE_KEY=... dvc repro weather/dvc.yaml`.
+1. `fetch`: the latest issuance into `output/weather/raw/` (key from connection `kma_api`).
+2. `preprocess`: the history and latest tables, incrementally.
 
-Each task syncs its workspace with the model repo's server, runs its DVC stage, commits
-the new data version (`weather/dvc.lock`) with a message naming this run and publishes it
-(`dvc push`, `git push`), so the next task may run on any worker. Nothing changed (a
-re-run of the same hour) ⇒ no commit.
-
-1. `fetch`: `dvc repro --single-item weather/dvc.yaml:fetch_weather` with `WEATHER_RUN_AT` =
-   this run's logical date (or run_after for a manual run) converted to KST; the stage
-   fetches the latest issuance at that instant (stepping back on NO_DATA) into
-   `output/weather/raw/<baseDate><baseTime>.json`. The key and base URL come from
-   connection `kma_api` (password = key, host = base URL), read when the task runs and
-   passed only to the command's environment: never a template field, never logged. No
-   `kma_api` connection: the task fails saying how to add it.
-2. `preprocess`: `dvc repro --single-item weather/dvc.yaml:preprocess_weather`: the history
-   table and the latest table (latest issuance wins), incrementally, from the raw data
-   `fetch` published.
-
-Every task writes the model repo: pool `model_repo` and the repo file lock. Re-running a
-run fetches the same issuance and leaves the same files. A failed task posts a Slack alert
-on connection `my_webhook`.
+By hand: `KMA_SERVICE_KEY=... dvc repro weather/dvc.yaml`. Details: docs/weather.md.
 """
 
 from __future__ import annotations

@@ -74,6 +74,8 @@ def test_dag_settings(dagbag) -> None:
         assert dag.max_active_runs == 1, dag_id
         assert dag.tags, dag_id
         assert dag.doc_md and dag.doc_md.strip(), dag_id
+        # What it does and when; the depth lives in docs/.
+        assert len(dag.doc_md.strip().splitlines()) <= 12, dag_id
 
 
 # Run in a fresh interpreter: which modules a DAG parse adds to what the DAG processor's
