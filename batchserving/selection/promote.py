@@ -30,7 +30,7 @@ from batchserving.core.names import ARTIFACT, PARAMS_FILE, PROD_STAGE, SERVING_D
 from batchserving.core.params import ParamsError, RegistryParams
 from batchserving.core.results import emit
 from batchserving.registry.git import RegistryError, run_label
-from batchserving.registry.integrity import pinned_md5
+from batchserving.registry.release import prod_release
 from batchserving.registry.remote import fetch_model
 from batchserving.registry.sync import sync, synced
 from batchserving.registry.versions import (
@@ -48,13 +48,7 @@ from batchserving.selection.rule import (
     read_comparison,
 )
 from batchserving.serving.deployment import serves
-from batchserving.serving.resolve import deploy_version
-
-
-def deploy_prod(repo: Path, model_file: Path, prod: ModelVersion) -> None:
-    """Install ``model_file`` as the prod version ``prod`` in ``output/serving``."""
-    deploy_version(repo, repo / SERVING_DIR, model_file, prod)
-    print(f"promote: deployed {ARTIFACT}@{prod.version} into {SERVING_DIR}", flush=True)
+from batchserving.serving.resolve import deploy_release
 
 
 @contextlib.contextmanager
@@ -148,17 +142,17 @@ def rollback(repo: Path, version_name: str, identity: RegistryParams, label: str
 
 def deploy_current_prod(repo: Path) -> str:
     """Deploy the current prod version into ``output/serving`` unless it is there already."""
-    prod = current_prod(repo)
-    if prod is None:
+    release = prod_release(repo)
+    if release is None:
         raise SelectionError(
             f"no {ARTIFACT} version is in {PROD_STAGE}; run the model_selection DAG first"
         )
-    if serves(
-        repo / SERVING_DIR, prod.version, prod.commit, pinned_md5(repo, prod.version, prod.commit)
-    ):
+    prod = release.version
+    if serves(repo / SERVING_DIR, prod.version, prod.commit, release.model_md5):
         return f"{ARTIFACT} {prod.version} ({PROD_STAGE}) is already deployed in {SERVING_DIR}"
     with fetched_model(repo, prod) as model_file:
-        deploy_prod(repo, model_file, prod)
+        deploy_release(repo / SERVING_DIR, model_file, release)
+    print(f"promote: deployed {ARTIFACT}@{prod.version} into {SERVING_DIR}", flush=True)
     return f"{ARTIFACT} {prod.version} ({PROD_STAGE}) deployed into {SERVING_DIR}"
 
 

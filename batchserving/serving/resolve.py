@@ -14,15 +14,12 @@ served and the log says so.
 
 from __future__ import annotations
 
-import json
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
 
 from batchserving.core.names import (
     ARTIFACT,
-    METRICS_FILE,
     PIPELINE_LOCK,
     PROD_STAGE,
     SERVING_DIR,
@@ -30,8 +27,8 @@ from batchserving.core.names import (
 )
 from batchserving.registry.git import RegistryError, git, show
 from batchserving.registry.integrity import mismatch, pinned_md5
+from batchserving.registry.release import Release, prod_release
 from batchserving.registry.remote import fetch_model
-from batchserving.registry.versions import ModelVersion, current_prod
 from batchserving.registry.workspace import origin_url
 from batchserving.serving.deployment import (
     RECORD_FILE,
@@ -43,29 +40,12 @@ from batchserving.serving.deployment import (
 )
 
 
-def version_metrics(git_dir: Path, version: ModelVersion) -> dict[str, Any]:
-    """The metrics.json committed with ``version`` (empty if it has none)."""
-    text = show(git_dir, version.commit, METRICS_FILE) or ""
+def deploy_release(serving_dir: Path, model_file: Path, release: Release) -> None:
+    """Install ``model_file`` as ``release``'s deployment (checked against its pinned md5)."""
     try:
-        return json.loads(text) if text.strip() else {}
-    except json.JSONDecodeError:
-        return {}
-
-
-def deploy_version(git_dir: Path, serving_dir: Path, model_file: Path, prod: ModelVersion) -> None:
-    """Install ``model_file`` as ``prod``'s deployment, its record read from ``git_dir``."""
-    if prod.assigned_at is None:
-        raise DeploymentError(f"{ARTIFACT}@{prod.version} is not assigned to {PROD_STAGE}")
-    record = {
-        "artifact": ARTIFACT,
-        "version": prod.version,
-        "commit": prod.commit,
-        "metrics": version_metrics(git_dir, prod),
-        # The prod tag's time: redeploying the same version writes the same record.
-        "promoted_at": prod.assigned_at.isoformat().replace("+00:00", "Z"),
-        "stage": PROD_STAGE,
-        "model_md5": pinned_md5(git_dir, prod.version, prod.commit),
-    }
+        record = release.deployment_record()
+    except ValueError as exc:
+        raise DeploymentError(str(exc)) from None
     deploy_model(serving_dir, model_file, record)
 
 
@@ -117,13 +97,13 @@ def refresh_serving(repo: Path) -> None:
     except RegistryError as exc:
         serve_cached(serving_dir, repo / SERVING_REGISTRY, f"the registry is out of reach ({exc})")
         return
-    prod = current_prod(mirror)
-    if prod is None:
+    release = prod_release(mirror)
+    if release is None:
         raise NothingDeployed(
             f"no {ARTIFACT} version is in {PROD_STAGE} yet; run the model_selection DAG first"
         )
-    md5 = pinned_md5(mirror, prod.version, prod.commit)
-    if serves(serving_dir, prod.version, prod.commit, md5):
+    prod = release.version
+    if serves(serving_dir, prod.version, prod.commit, release.model_md5):
         return
     serving_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=serving_dir, prefix=".fetch-") as tmp:
@@ -132,5 +112,8 @@ def refresh_serving(repo: Path) -> None:
         except RegistryError as exc:  # ModelIntegrityError too: never served
             serve_cached(serving_dir, mirror, str(exc))
             return
-        deploy_version(mirror, serving_dir, model_file, prod)
-    print(f"predict: now serving {ARTIFACT} {prod.version} (prod), verified by md5 {md5}")
+        deploy_release(serving_dir, model_file, release)
+    print(
+        f"predict: now serving {ARTIFACT} {prod.version} (prod), verified by md5 "
+        f"{release.model_md5}"
+    )

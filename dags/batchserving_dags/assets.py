@@ -12,7 +12,6 @@ that). The UI shows these extras on the asset's page and in the asset graph.
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -22,8 +21,6 @@ from airflow.sdk import Asset
 
 from batchserving.core.names import (
     ARTIFACT,
-    METRICS_FILE,
-    PIPELINE_LOCK,
     PREDICTIONS_DIR,
     PROD_STAGE,
     SERVING_DIR,
@@ -58,23 +55,18 @@ def _serving_record() -> dict[str, Any]:
     return read_record(_repo() / SERVING_DIR)
 
 
-def _git(*args: str) -> str:
-    return subprocess.run(
-        ["git", *args], cwd=_repo(), capture_output=True, text=True, check=True
-    ).stdout.strip()
-
-
 def _version_facts(version: str) -> dict[str, Any]:
-    """Commit, model md5 and metrics of a registered version, read from its tag."""
-    from batchserving.registry.dvclock import model_hash
+    """Commit, model md5 and metrics of a registered version, as the registry states it."""
+    from batchserving.registry.release import release_of
+    from batchserving.registry.versions import registered_version
 
-    commit = _git("rev-list", "-n1", f"{ARTIFACT}@{version}")
-    metrics = json.loads(_git("show", f"{commit}:{METRICS_FILE}"))
+    repo = _repo()
+    release = release_of(repo, registered_version(repo, version))
     return {
         "version": version,
-        "commit": commit,
-        "model_md5": model_hash(_git("show", f"{commit}:{PIPELINE_LOCK}")),
-        "metrics": {k: metrics.get(k) for k in METRICS_SHOWN},
+        "commit": release.version.commit,
+        "model_md5": release.model_md5,
+        "metrics": {k: release.metrics.get(k) for k in METRICS_SHOWN},
     }
 
 
