@@ -1,4 +1,5 @@
-"""Fixtures the serving unit tests share: a fitted Iris forest and a deployment of it."""
+"""What the unit tests share: training params, a params.yaml writer, a fitted Iris forest
+and a deployment of it."""
 
 from __future__ import annotations
 
@@ -17,6 +18,16 @@ from batchserving.serving.scoring import Lineage, load_model
 from batchserving.training.iris import CLASSES, FEATURES
 
 LINEAGE = Lineage("v1.2.3", "c" * 40, "scheduled__2026-03-01T09:25:00+00:00")
+# A valid train section, small enough to fit in a blink.
+GOOD_TRAIN = {"random_state": 42, "n_estimators": 10, "max_depth": 3, "test_size": 0.3}
+PROJECT_PARAMS = PROJECT_ROOT / "params.yaml"
+
+
+def write_params(tmp_path: Path, text: str) -> Path:
+    """``text`` as the params.yaml of ``tmp_path``."""
+    path = tmp_path / "params.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
 
 
 @pytest.fixture(scope="session")
@@ -51,6 +62,6 @@ def model(model_file: Path):
 @pytest.fixture
 def workdir(tmp_path: Path, model_file: Path) -> Path:
     """A directory laid out like a model repo: params.yaml and a deployment."""
-    shutil.copy(PROJECT_ROOT / "params.yaml", tmp_path / "params.yaml")
+    shutil.copy(PROJECT_PARAMS, tmp_path / "params.yaml")
     deploy_model(tmp_path / "output/serving", model_file, deployment_record(model_file))
     return tmp_path

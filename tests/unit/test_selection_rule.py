@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from scipy.stats import binomtest
 from sklearn.metrics import accuracy_score, f1_score
 
-from batchserving.core.params import ParamsError, SelectionParams
+from batchserving.core.params import SelectionParams
 from batchserving.selection.evidence import RESAMPLES, Evidence, gather, metric_scores
 from batchserving.selection.rule import (
     KEEP,
@@ -253,28 +253,3 @@ def test_deltas_cover_shared_scores_but_not_counts():
     )
     assert deltas == {"accuracy": 0.1, "f1_macro": 0.0}
     assert all(math.isfinite(v) for v in deltas.values())
-
-
-def test_selection_params_defaults():
-    params = SelectionParams.from_mapping({})
-    assert (params.primary_metric, params.min_improvement) == ("f1_macro", 0.0)
-    assert (params.test, params.alpha, params.min_score) == ("mcnemar", 0.05, 0.8)
-
-
-@pytest.mark.parametrize(
-    ("values", "key", "allowed"),
-    [
-        ({"test": "ttest"}, "selection.test", "mcnemar"),
-        ({"test": "ttest"}, "selection.test", "bootstrap"),
-        ({"alpha": 0.0}, "selection.alpha", "strictly between 0 and 1"),
-        ({"alpha": 1.0}, "selection.alpha", "strictly between 0 and 1"),
-        ({"min_score": -0.1}, "selection.min_score", "from 0 to 1"),
-        ({"min_score": 1.5}, "selection.min_score", "from 0 to 1"),
-        ({"min_improvement": -0.1}, "selection.min_improvement", ">= 0"),
-        ({"primary_metric": ""}, "selection.primary_metric", "f1_macro or accuracy"),
-    ],
-)
-def test_selection_params_errors_name_the_key_and_the_allowed_values(values, key, allowed):
-    with pytest.raises(ParamsError, match=key) as info:
-        SelectionParams.from_mapping(values)
-    assert allowed in str(info.value)
