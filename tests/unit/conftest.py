@@ -1,5 +1,5 @@
 """What the unit tests share: training params, a params.yaml writer, a fitted Iris forest
-and a deployment of it."""
+and a deployment of it, and the rows and scores the selection tests draw."""
 
 from __future__ import annotations
 
@@ -7,10 +7,14 @@ import shutil
 from pathlib import Path
 
 import joblib
+import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import settings
+from hypothesis import strategies as st
 from sklearn.datasets import load_iris
 from sklearn.ensemble import RandomForestClassifier
+from sklearn.metrics import accuracy_score, f1_score
 
 from batchserving import PROJECT_ROOT
 from batchserving.serving.deployment import Deployment, deploy_model, file_md5
@@ -65,3 +69,41 @@ def workdir(tmp_path: Path, model_file: Path) -> Path:
     shutil.copy(PROJECT_PARAMS, tmp_path / "params.yaml")
     deploy_model(tmp_path / "output/serving", model_file, deployment_record(model_file))
     return tmp_path
+
+
+# The selection tests' rows: the true classes and two models' predictions of them.
+METRICS = ("f1_macro", "accuracy")
+
+
+@st.composite
+def predictions(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """True classes of n rows and two models' predictions (mostly right, as real models are)."""
+    n = draw(st.integers(min_value=2, max_value=60))
+    classes = st.integers(min_value=0, max_value=2)
+    truth = np.array(draw(st.lists(classes, min_size=n, max_size=n)))
+
+    def model() -> np.ndarray:
+        wrong = draw(st.lists(st.booleans(), min_size=n, max_size=n))
+        other = draw(st.lists(st.integers(min_value=1, max_value=2), min_size=n, max_size=n))
+        return np.where(wrong, (truth + np.array(other)) % 3, truth)
+
+    return truth, model(), model()
+
+
+def score(metric: str, truth: np.ndarray, predicted: np.ndarray) -> float:
+    """The primary metric as metrics.json holds it (scikit-learn, rounded to 6 digits)."""
+    if metric == "accuracy":
+        return round(float(accuracy_score(truth, predicted)), 6)
+    return round(float(f1_score(truth, predicted, average="macro", zero_division=0)), 6)
+
+
+# The gate's properties: no per-example deadline, as a bootstrap's time varies by machine.
+fast = settings(deadline=None, max_examples=60)
+
+
+def one_row_gain(n: int, challenger_only: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """n rows of balanced classes; the champion misses ``challenger_only`` rows the other gets."""
+    truth = np.arange(n) % 3
+    champion = truth.copy()
+    champion[:challenger_only] = (truth[:challenger_only] + 1) % 3
+    return truth, champion, truth.copy()
