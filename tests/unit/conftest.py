@@ -1,9 +1,10 @@
-"""What the unit tests share: training params, a params.yaml writer, a fitted Iris forest
-and a deployment of it, and the rows and scores the selection tests draw."""
+"""What the unit tests share: training params, a params.yaml writer, random features, a
+fitted Iris forest and a deployment of it, and the rows and scores the selection tests draw."""
 
 from __future__ import annotations
 
 import shutil
+from datetime import UTC, datetime
 from pathlib import Path
 
 import joblib
@@ -22,6 +23,7 @@ from batchserving.serving.scoring import Lineage, load_model
 from batchserving.training.iris import CLASSES, FEATURES
 
 LINEAGE = Lineage("v1.2.3", "c" * 40, "scheduled__2026-03-01T09:25:00+00:00")
+DATE = datetime(2026, 3, 1, 9, 25, tzinfo=UTC)
 # A valid train section, small enough to fit in a blink.
 GOOD_TRAIN = {"random_state": 42, "n_estimators": 10, "max_depth": 3, "test_size": 0.3}
 PROJECT_PARAMS = PROJECT_ROOT / "params.yaml"
@@ -32,6 +34,12 @@ def write_params(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "params.yaml"
     path.write_text(text, encoding="utf-8")
     return path
+
+
+def features(n: int, seed: int = 0) -> pd.DataFrame:
+    """``n`` rows of random Iris features, the same for the same ``seed``."""
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame(rng.uniform(0.1, 8.0, (n, 4)).round(3), columns=FEATURES)
 
 
 @pytest.fixture(scope="session")
