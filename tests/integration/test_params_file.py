@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import PROJECT_ROOT, git
-from tests.unit.test_params_bounds import ALIAS_BOMB
+from tests.unit.test_params import ALIAS_BOMB
 
 DEADLINE_SECONDS = 60
 

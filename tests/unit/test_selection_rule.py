@@ -10,40 +10,22 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
-from scipy.stats import binomtest
-from sklearn.metrics import accuracy_score, f1_score
 
-from batchserving.core.params import ParamsError, SelectionParams
-from batchserving.selection.evidence import RESAMPLES, Evidence, gather, metric_scores
+from batchserving.core.params import SelectionParams
+from batchserving.selection.evidence import gather
 from batchserving.selection.rule import (
     KEEP,
     PROMOTE,
     SelectionError,
     decide,
-    evidence_line,
     metric_deltas,
     parse_metrics,
 )
+from tests.unit.conftest import METRICS, fast, one_row_gain, predictions, score
 
 TESTS = ("mcnemar", "bootstrap", "none")
-METRICS = ("f1_macro", "accuracy")
-
-
-@st.composite
-def predictions(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """True classes of n rows and two models' predictions (mostly right, as real models are)."""
-    n = draw(st.integers(min_value=2, max_value=60))
-    classes = st.integers(min_value=0, max_value=2)
-    truth = np.array(draw(st.lists(classes, min_size=n, max_size=n)))
-
-    def model() -> np.ndarray:
-        wrong = draw(st.lists(st.booleans(), min_size=n, max_size=n))
-        other = draw(st.lists(st.integers(min_value=1, max_value=2), min_size=n, max_size=n))
-        return np.where(wrong, (truth + np.array(other)) % 3, truth)
-
-    return truth, model(), model()
 
 
 gates = st.builds(
@@ -56,13 +38,6 @@ gates = st.builds(
 )
 
 
-def score(metric: str, truth: np.ndarray, predicted: np.ndarray) -> float:
-    """The primary metric as metrics.json holds it (scikit-learn, rounded to 6 digits)."""
-    if metric == "accuracy":
-        return round(float(accuracy_score(truth, predicted)), 6)
-    return round(float(f1_score(truth, predicted, average="macro", zero_division=0)), 6)
-
-
 def judge(
     params: SelectionParams, truth: np.ndarray, champion: np.ndarray, challenger: np.ndarray
 ) -> str:
@@ -72,9 +47,6 @@ def judge(
     return decide(
         score(metric, truth, challenger), score(metric, truth, champion), params, evidence
     )[0]
-
-
-fast = settings(deadline=None, max_examples=60)
 
 
 @fast
@@ -122,37 +94,6 @@ def test_with_test_none_the_decision_is_the_point_rule(rows, params, has_champio
 
 
 @fast
-@given(rows=predictions(), alpha=st.floats(min_value=0.001, max_value=0.5))
-def test_p_values_are_scipys_on_the_discordant_counts(rows, alpha):
-    truth, champion, challenger = rows
-    evidence = gather("mcnemar", alpha, "f1_macro", truth, champion, challenger)
-    challenger_only = sum(c == t != h for t, h, c in zip(truth, champion, challenger, strict=True))
-    champion_only = sum(h == t != c for t, h, c in zip(truth, champion, challenger, strict=True))
-    assert (evidence.challenger_only, evidence.champion_only) == (challenger_only, champion_only)
-    assert evidence.n == len(truth)
-    if challenger_only + champion_only:
-        expected = binomtest(challenger_only, challenger_only + champion_only, p=0.5).pvalue
-        assert evidence.p_value == expected
-    else:
-        assert evidence.p_value == 1.0
-
-
-@fast
-@given(rows=predictions(), metric=st.sampled_from(METRICS))
-def test_the_resampled_metric_is_scikit_learns(rows, metric):
-    truth, champion, challenger = rows
-    for predicted in (champion, challenger):
-        assert math.isclose(
-            float(metric_scores(metric, truth, predicted)),
-            score(metric, truth, predicted),
-            abs_tol=1e-6,
-        )
-    # Along the last axis, one score per resample: as the bootstrap calls it.
-    stacked = metric_scores(metric, np.stack([truth, truth]), np.stack([champion, challenger]))
-    assert stacked.shape == (2,)
-
-
-@fast
 @given(rows=predictions(), params=gates)
 def test_the_bootstrap_test_promotes_only_above_the_interval(rows, params):
     params = params.model_copy(update={"test": "bootstrap"})
@@ -162,14 +103,6 @@ def test_the_bootstrap_test_promotes_only_above_the_interval(rows, params):
     assert low <= high
     if judge(params, truth, champion, challenger) == PROMOTE:
         assert low > params.min_improvement
-
-
-def one_row_gain(n: int, challenger_only: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """n rows of balanced classes; the champion misses ``challenger_only`` rows the other gets."""
-    truth = np.arange(n) % 3
-    champion = truth.copy()
-    champion[:challenger_only] = (truth[:challenger_only] + 1) % 3
-    return truth, champion, truth.copy()
 
 
 @pytest.mark.parametrize(
@@ -195,19 +128,6 @@ def test_the_percentile_bootstrap_is_the_more_lenient_test():
     assert judge(bootstrap, truth, champion, challenger) == PROMOTE
 
 
-def test_the_interval_is_seeded_and_named_in_the_json():
-    truth, champion, challenger = one_row_gain(45, 1)
-    first = gather("bootstrap", 0.05, "accuracy", truth, champion, challenger)
-    assert gather("bootstrap", 0.05, "accuracy", truth, champion, challenger) == first
-    record = first.as_dict()
-    assert record["delta_ci"]["low"] == 0.0 and record["delta_ci"]["high"] > 0
-    assert record["bootstrap"]["resamples"] == RESAMPLES
-    assert record["outcomes"]["champion"] == "0" + "1" * 44
-    assert record["outcomes"]["challenger"] == "1" * 45
-    line = evidence_line(record)
-    assert "McNemar p = 1" in line and "[+0.0000, +" in line and "\n" not in line
-
-
 def test_the_floor_blocks_the_first_version_and_says_so():
     params = SelectionParams.from_mapping({"min_score": 0.9})
     decision, reason = decide(0.89, None, params)
@@ -218,12 +138,6 @@ def test_the_floor_blocks_the_first_version_and_says_so():
 def test_a_gain_without_evidence_is_an_error():
     with pytest.raises(SelectionError, match="evidence"):
         decide(0.95, 0.9, SelectionParams.from_mapping({}))
-
-
-def test_evidence_rejects_rows_that_do_not_pair():
-    with pytest.raises(ValueError, match="one length"):
-        gather("mcnemar", 0.05, "f1_macro", [0, 1, 2], [0, 1], [0, 1, 2])
-    assert isinstance(gather("none", 0.05, "accuracy", [0, 1], [0, 1], [1, 1]), Evidence)
 
 
 @pytest.mark.parametrize(
@@ -253,28 +167,3 @@ def test_deltas_cover_shared_scores_but_not_counts():
     )
     assert deltas == {"accuracy": 0.1, "f1_macro": 0.0}
     assert all(math.isfinite(v) for v in deltas.values())
-
-
-def test_selection_params_defaults():
-    params = SelectionParams.from_mapping({})
-    assert (params.primary_metric, params.min_improvement) == ("f1_macro", 0.0)
-    assert (params.test, params.alpha, params.min_score) == ("mcnemar", 0.05, 0.8)
-
-
-@pytest.mark.parametrize(
-    ("values", "key", "allowed"),
-    [
-        ({"test": "ttest"}, "selection.test", "mcnemar"),
-        ({"test": "ttest"}, "selection.test", "bootstrap"),
-        ({"alpha": 0.0}, "selection.alpha", "strictly between 0 and 1"),
-        ({"alpha": 1.0}, "selection.alpha", "strictly between 0 and 1"),
-        ({"min_score": -0.1}, "selection.min_score", "from 0 to 1"),
-        ({"min_score": 1.5}, "selection.min_score", "from 0 to 1"),
-        ({"min_improvement": -0.1}, "selection.min_improvement", ">= 0"),
-        ({"primary_metric": ""}, "selection.primary_metric", "f1_macro or accuracy"),
-    ],
-)
-def test_selection_params_errors_name_the_key_and_the_allowed_values(values, key, allowed):
-    with pytest.raises(ParamsError, match=key) as info:
-        SelectionParams.from_mapping(values)
-    assert allowed in str(info.value)

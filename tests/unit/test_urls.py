@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from batchserving.core.urls import UnsafeUrl, checked_url, redact_url, redact_urls
-from batchserving.registry.git import last_lines
 
 SECRET = "s3cr3t-T0KEN-9f8e7d"
 WHERE = "connection 'model_repo_git'"
@@ -81,32 +80,6 @@ def test_unset_is_none() -> None:
 )
 def test_redaction_hides_the_secret_and_keeps_the_place(url: str, shown: str) -> None:
     assert redact_url(url) == shown
-
-
-def test_a_commands_output_is_redacted_and_bounded() -> None:
-    stderr = (
-        "Cloning into '/tmp/x'...\n"
-        f"fatal: unable to access 'https://bot:{SECRET}@127.0.0.1:9/r.git/': Failed to connect\n"
-        + "x" * 100_000
-        + "\n"
-    )
-    reason = last_lines(stderr)
-    assert SECRET not in reason and "https://***@127.0.0.1:9/r.git/" in reason
-    assert len(reason) < 600
-
-
-def test_a_refused_host_key_is_explained_whatever_git_says_last() -> None:
-    stderr = (
-        "@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@\n"
-        "@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @\n"
-        "Host key verification failed.\n"
-        "fatal: Could not read from remote repository.\n\n"
-        "Please make sure you have the correct access rights\n"
-        "and the repository exists.\n"
-    )
-    reason = last_lines(stderr)
-    assert reason.startswith("the git server's ssh host key is not one that connection")
-    assert "known_hosts" in reason and "impersonating" in reason
 
 
 def test_urls_in_free_text_are_all_redacted() -> None:
