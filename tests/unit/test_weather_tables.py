@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from batchserving.weather import fake_kma, items
 from batchserving.weather.tables import dedupe_latest, wide_latest
 
 
@@ -49,3 +50,8 @@ def test_refetch_of_the_same_issuance_wins_by_ingestion_time() -> None:
     )
     best = dedupe_latest(long, ["nx", "ny", "fcstDate", "fcstTime", "category", "baseTime"])
     assert best["value"].tolist() == [9.0]
+
+
+def test_the_fake_kma_serves_the_categories_the_checks_and_tables_know() -> None:
+    """One definition of the KMA categories: the fake server's, the checks' and the tables'."""
+    assert fake_kma.CATEGORIES is items.CATEGORIES
