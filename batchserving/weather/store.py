@@ -64,6 +64,7 @@ def fingerprint(path: Path) -> list:
 
 
 def sha256(path: Path) -> str:
+    """The hex sha256 of a file's bytes."""
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
@@ -157,12 +158,14 @@ def next_state(
 
 
 def read_partition(path: Path, columns: list[str]) -> pd.DataFrame:
+    """A partition file's rows; no rows (with ``columns``) when there is none yet."""
     if path.exists():
         return pd.read_parquet(path)
     return pd.DataFrame(columns=columns)
 
 
 def write_partition(path: Path, frame: pd.DataFrame) -> None:
+    """Write a partition atomically (zstd parquet, no index)."""
     write_with(path, lambda tmp: frame.to_parquet(tmp, index=False, compression="zstd"))
 
 
