@@ -20,9 +20,9 @@ from pathlib import Path
 from batchserving.weather.fake_kma import forecast_items
 from batchserving.weather.issuance import KST, Issuance
 from batchserving.weather.kma import Fetched
+from batchserving.weather.store import update
 from benchmarks.common import Figure
 from stages.fetch_weather import raw_record
-from stages.preprocess_weather import update
 
 DAY, YEAR = 24, 8_760
 PAIRS = 15

@@ -67,11 +67,12 @@ from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
+from batchserving.weather.items import CATEGORIES
+
 SERVICE_PATH = "/1360000/VilageFcstInfoService_2.0"
 OPERATION_PATH = SERVICE_PATH + "/getUltraSrtFcst"
 # A fake key in the old Decoding form: its Encoding form differs (%2B, %2F, %3D).
 FAKE_KEY = "fAkE+KmA/tEsT+sErViCeKeY/0123456789+AbCdEfGhIjKlMnOpQrStUvWxYz=="
-CATEGORIES = ("T1H", "RN1", "SKY", "UUU", "VVV", "REH", "PTY", "LGT", "VEC", "WSD")
 BACKEND_CODES = {"01", "02", "03", "04", "05", "10", "11"}
 CODE_NAMES = {
     "01": "APPLICATION_ERROR",

@@ -1,16 +1,14 @@
-"""Pure parts of the weather pipeline: issuance arithmetic, the key, reply classification,
-RN1, de-duplication."""
+"""Pure parts of the weather fetch: issuance arithmetic, the key, reply classification,
+item checks."""
 
 from __future__ import annotations
 
 import json
-import math
 import re
 from datetime import UTC, datetime, timedelta, timezone
 from urllib.parse import quote
 from xml.sax.saxutils import escape
 
-import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -26,7 +24,6 @@ from batchserving.weather.replies import (
     count,
     parse_reply,
 )
-from stages.preprocess_weather import dedupe_latest, parse_rn1, parse_value, wide_latest
 
 
 def kst(*args: int) -> datetime:
@@ -83,87 +80,6 @@ def test_scrub_removes_every_spelling_of_the_key() -> None:
     key = "ab+cd/ef=="
     text = f"GET /x?serviceKey=ab%2Bcd%2Fef%3D%3D&k={key}&q=ab%2Bcd/ef%3D%3D&p=ab+cd%2Fef=="
     assert "ab" not in scrub(text, key).replace("***", "")
-
-
-@pytest.mark.parametrize(
-    ("raw", "low", "high"),
-    [
-        ("강수없음", 0.0, 0.0),
-        ("1mm 미만", 0.0, 1.0),
-        ("1.0mm 미만", 0.0, 1.0),
-        ("3.5mm", 3.5, 3.5),
-        ("1.0mm", 1.0, 1.0),
-        ("29.9mm", 29.9, 29.9),
-        ("30.0~50.0mm", 30.0, 50.0),
-        ("50.0mm 이상", 50.0, None),
-    ],
-)
-def test_rn1_strings(raw: str, low: float, high: float | None) -> None:
-    rain = parse_rn1(raw)
-    assert rain is not None and (rain.low, rain.high) == (low, high)
-
-
-def test_unknown_rn1_is_missing_not_zero() -> None:
-    assert parse_rn1("비 조금") is None
-    value, value_max, _ = parse_value("RN1", "비 조금")
-    assert math.isnan(value) and math.isnan(value_max)
-
-
-@pytest.mark.parametrize("raw", ["-999", "900", "-900", "999.0"])
-def test_900_and_beyond_are_missing(raw: str) -> None:
-    assert math.isnan(parse_value("T1H", raw)[0])
-    assert math.isnan(parse_value("RN1", raw)[0])
-
-
-def test_codes_keep_their_labels() -> None:
-    assert parse_value("SKY", "4") == (4.0, 4.0, "overcast")
-    assert parse_value("PTY", "0") == (0.0, 0.0, "none")
-    assert parse_value("PTY", "7")[2] == "snow flurries"
-    assert parse_value("T1H", "-3.5") == (-3.5, -3.5, None)
-
-
-def row(base_time: str, fcst_time: str, category: str, value: float, fetched: str = "t1") -> dict:
-    return {
-        "nx": 60,
-        "ny": 127,
-        "fcstDate": "20261125",
-        "fcstTime": fcst_time,
-        "category": category,
-        "baseDate": "20261125",
-        "baseTime": base_time,
-        "fcstValue": f"{value:g}",
-        "value": value,
-        "value_max": value,
-        "label": None,
-        "fetched_at": fetched,
-    }
-
-
-def test_latest_issuance_wins_per_category_not_per_row_order() -> None:
-    long = pd.DataFrame(
-        [
-            row("1430", "1600", "T1H", 9.0),  # newer issuance first: order must not matter
-            row("1330", "1600", "T1H", 7.0),
-            row("1330", "1600", "REH", 50.0),
-            row("1430", "1600", "REH", 55.0),
-            row("1330", "1500", "T1H", 6.0),
-        ]
-    )
-    best = dedupe_latest(long, ["nx", "ny", "fcstDate", "fcstTime", "category"])
-    # Not collapsed on (baseDate, baseTime) or fcstTime alone: 3 distinct values survive.
-    assert len(best) == 3
-    wide = wide_latest(long).set_index("fcstTime")
-    assert wide.loc["1600", "T1H"] == 9.0 and wide.loc["1600", "REH"] == 55.0
-    assert wide.loc["1500", "T1H"] == 6.0
-    assert wide.loc["1600", "issuance"] == "202611251430"
-
-
-def test_refetch_of_the_same_issuance_wins_by_ingestion_time() -> None:
-    long = pd.DataFrame(
-        [row("1430", "1600", "T1H", 9.0, "t2"), row("1430", "1600", "T1H", 8.0, "t1")]
-    )
-    best = dedupe_latest(long, ["nx", "ny", "fcstDate", "fcstTime", "category", "baseTime"])
-    assert best["value"].tolist() == [9.0]
 
 
 @pytest.mark.parametrize(
