@@ -13,7 +13,6 @@ page and in the asset graph's events. Imported only when a task runs.
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -31,6 +30,7 @@ from batchserving.core.names import (
 )
 from batchserving.core.results import read_result
 from batchserving.registry.dvclock import model_hash
+from batchserving.registry.git import git
 from batchserving.registry.workspace import workspace_path
 from batchserving.serving.deployment import read_record
 from batchserving_dags import (
@@ -54,9 +54,7 @@ def _serving_record() -> dict[str, Any]:
 
 
 def _git(*args: str) -> str:
-    return subprocess.run(
-        ["git", *args], cwd=_repo(), capture_output=True, text=True, check=True
-    ).stdout.strip()
+    return git(_repo(), *args).strip()
 
 
 def _version_facts(version: str) -> dict[str, Any]:
