@@ -4,9 +4,8 @@
 
 Run after the pipeline is up to date and registered. Under the repo lock
 (``batchserving.registry.lock``) it syncs the workspace with the server first and changes
-nothing there. The comparison is its
-result (``batchserving.core.results``): the task's XCom, so the next steps can run on
-any worker.
+nothing there. The comparison is its result (``batchserving.core.results``): the task's
+XCom, so the next steps can run on any worker.
 
 Challenger: the latest registered ``iris-model`` version; its metrics are the workspace's
 ``metrics.json`` and its model the workspace's model file. Champion: the version whose
@@ -251,7 +250,7 @@ def compare(repo: Path, params: SelectionParams, label: str) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--output", default="", help="also write the comparison to this file (in the repo)"
+        "--output", default="", help="also write the comparison here (relative: in the repo)"
     )
     args = parser.parse_args()
     try:
