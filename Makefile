@@ -123,12 +123,12 @@ run: setup
 rollback: $(BIN)/.synced
 	@test -n "$(VERSION)" || (echo "usage: make rollback VERSION=vX.Y.Z" >&2; exit 2)
 	@$(WORKSPACE)
-	cd $(ROOT) && $(BIN)/python -m batchserving.core.lock $(BIN)/python -m batchserving.selection.promote rollback $(VERSION)
+	cd $(ROOT) && $(BIN)/python -m batchserving.selection.promote rollback $(VERSION)
 
 # Deploy the current prod version into output/serving/ from the registry (DVC cache or remote).
 redeploy: $(BIN)/.synced
 	@$(WORKSPACE)
-	cd $(ROOT) && $(BIN)/python -m batchserving.core.lock $(BIN)/python -m batchserving.selection.promote redeploy
+	cd $(ROOT) && $(BIN)/python -m batchserving.selection.promote redeploy
 
 airflow: setup
 	@$(WORKSPACE)

@@ -69,9 +69,9 @@ def run(cmd: list[str], cwd: Path | None = None, **kwargs) -> subprocess.Complet
 def locked_task(
     repo: Path, *command: str, env: dict[str, str] | None = None, check: bool = True
 ) -> subprocess.CompletedProcess:
-    """A task's command under the repo lock in workspace ``repo``, as the DAG tasks run it."""
+    """A task's command in workspace ``repo``, as the DAG tasks run it (writers take the lock)."""
     result = subprocess.run(
-        [sys.executable, "-m", "batchserving.core.lock", *command],
+        list(command),
         cwd=PROJECT_ROOT,
         env={**os.environ, "MODEL_REPO": str(repo), **(env or {})},
         capture_output=True,

@@ -1,16 +1,20 @@
-"""Running git in the model repo, and the label that says who is writing.
+"""Running git and dvc for the model repo: one runner, one error summary, the writer's label.
 
-Every git call of the project goes through ``git()``: errors name the git command that
-failed and what git said, with every URL in them redacted and each line cut short (what
-a server replies is outside input). The registry's identity (params.yaml ``registry``)
-is passed to the process that needs it, never set in this process's environment.
+Every git and dvc subprocess of the project goes through ``run_tool()`` (git through its
+shorthand ``git()``): it runs the tool installed beside this interpreter (its bin dir
+first on PATH, so ``dvc``, and the ``python`` that DVC stages call, are the project's),
+and a failure raises one error naming the command and what the tool said, with every URL
+in it redacted and each line cut short (what a server replies is outside input). The
+registry's identity (params.yaml ``registry``) is passed to the process that needs it,
+never set in this process's environment.
 """
 
 from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Mapping
+import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from batchserving.core.excerpt import clip
@@ -24,27 +28,18 @@ HOST_KEY_ADVICE = (
     "someone may be impersonating the server"
 )
 LINE_CHARS = 200
+SUMMARY_LINES = 5
 
 
 class RegistryError(RuntimeError):
     """The repo is not in a state that can be committed, registered or published."""
 
 
-def git(repo: Path, *args: str, check: bool = True, env: Mapping[str, str] | None = None) -> str:
-    """Run git in ``repo``; return stdout. ``env`` adds to this process's environment."""
-    result = subprocess.run(
-        ["git", *args],
-        cwd=repo,
-        capture_output=True,
-        text=True,
-        check=False,
-        env={**os.environ, **env} if env else None,
-    )
-    if check and result.returncode != 0:
-        reason = last_lines(result.stderr.strip() or result.stdout, 5)
-        command = clip(redact_urls(" ".join(args)), LINE_CHARS)
-        raise RegistryError(f"git {command} failed: {reason}")
-    return result.stdout
+def tool_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """This process's environment plus ``extra``, with this interpreter's bin dir first on PATH."""
+    env = {**os.environ, **(extra or {})}
+    env["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), env.get("PATH", "")])
+    return env
 
 
 def last_lines(text: str, count: int = 3) -> str:
@@ -58,11 +53,52 @@ def last_lines(text: str, count: int = 3) -> str:
     return f"{HOST_KEY_ADVICE} ({reason})" if HOST_KEY_REFUSED in text else reason
 
 
+def check_result(
+    result: subprocess.CompletedProcess,
+    what: str,
+    error: type[RegistryError] = RegistryError,
+    advice: str = "",
+) -> None:
+    """Raise ``error`` "WHAT failed: WHY[; ADVICE]" if the command ``result`` failed."""
+    if result.returncode != 0:
+        reason = last_lines((result.stderr or "").strip() or result.stdout or "", SUMMARY_LINES)
+        raise error(f"{what} failed: {reason}" + (f"; {advice}" if advice else ""))
+
+
+def run_tool(
+    args: Sequence[str],
+    cwd: Path | None,
+    *,
+    what: str = "",
+    env: Mapping[str, str] | None = None,
+    check: bool = True,
+    capture: bool = True,
+    error: type[RegistryError] = RegistryError,
+    advice: str = "",
+) -> subprocess.CompletedProcess:
+    """Run ``args`` in ``cwd``; return the finished process (text output, if ``capture``).
+
+    ``env`` adds to this process's environment (``tool_env``). With ``check``, a failure
+    raises ``error`` naming ``what`` (by default the command line, redacted and clipped);
+    without ``capture`` the output goes to this process's own (a stage's log), and the
+    caller reads the exit code.
+    """
+    result = subprocess.run(
+        list(args), cwd=cwd, capture_output=capture, text=True, check=False, env=tool_env(env)
+    )
+    if check:
+        check_result(result, what or clip(redact_urls(" ".join(args)), LINE_CHARS), error, advice)
+    return result
+
+
+def git(repo: Path, *args: str, check: bool = True, env: Mapping[str, str] | None = None) -> str:
+    """Run git in ``repo``; return stdout. ``env`` adds to this process's environment."""
+    return run_tool(["git", *args], repo, check=check, env=env).stdout
+
+
 def show(repo: Path, revision: str, path: str) -> str | None:
     """The text of ``path`` at ``revision``, or None if it has no such file."""
-    result = subprocess.run(
-        ["git", "show", f"{revision}:{path}"], cwd=repo, capture_output=True, text=True
-    )
+    result = run_tool(["git", "show", f"{revision}:{path}"], repo, check=False)
     return result.stdout if result.returncode == 0 else None
 
 

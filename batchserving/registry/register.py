@@ -2,9 +2,9 @@
 
     python -m batchserving.registry.register [--commit SHA | --published RESULT]
 
-Run it under the repo lock (``python -m batchserving.core.lock python -m ...``). It
-syncs with the server, tags the commit (default: the server's HEAD) as the next
-version if its model has none, and pushes the tag (``batchserving.registry.sync``).
+Under the repo lock (``batchserving.registry.lock``) it syncs with the server, tags the
+commit (default: the server's HEAD) as the next version if its model has none, and
+pushes the tag (``batchserving.registry.sync``).
 
 A version is a commit tagged ``iris-model@vX.Y.Z`` by GTO; its ``dvc.lock`` pins the
 model's content hash. Registration is keyed on that hash, not on whether this run
@@ -29,10 +29,10 @@ from batchserving.core.params import ParamsError, RegistryParams
 from batchserving.core.results import ResultError, emit, read_result
 from batchserving.registry.dvclock import LOCK_FILES, model_hash, pinned_files
 from batchserving.registry.git import RegistryError, git, run_label, show
+from batchserving.registry.lock import locked_workspace
 from batchserving.registry.remote import in_remote, remote_description
 from batchserving.registry.sync import synced
 from batchserving.registry.versions import latest_version, register_version, version_at
-from batchserving.registry.workspace import workspace_path
 
 
 def changed_files(repo: Path, paths: set[str]) -> list[str]:
@@ -112,6 +112,18 @@ def commit_to_register(args: argparse.Namespace) -> str:
     return args.commit or "HEAD"
 
 
+def register(repo: Path, args: argparse.Namespace) -> dict:
+    """Sync, tag the commit the command line names if its model has no version, publish."""
+    identity = RegistryParams.load(repo / PARAMS_FILE)
+
+    def step() -> dict:
+        revision = commit_to_register(args)
+        commit = git(repo, "rev-parse", "--verify", f"{revision}^{{commit}}")
+        return register_commit(repo, commit.strip(), identity, run_label())
+
+    return synced(step, [], repo)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -119,16 +131,9 @@ def main() -> None:
     )
     parser.add_argument("--published", default="", help="the publish step's result: its commit")
     args = parser.parse_args()
-    repo = workspace_path()
     try:
-        identity = RegistryParams.load(repo / PARAMS_FILE)
-
-        def step() -> str:
-            revision = commit_to_register(args)
-            commit = git(repo, "rev-parse", "--verify", f"{revision}^{{commit}}")
-            return register_commit(repo, commit.strip(), identity, run_label())
-
-        result = synced(step, [], repo)
+        with locked_workspace() as repo:
+            result = register(repo, args)
     except (ParamsError, RegistryError, ResultError) as exc:
         sys.exit(f"registry: {exc}")
     print(f"registry: {result['message']}", flush=True)

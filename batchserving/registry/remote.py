@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
 from pathlib import Path
 
 from batchserving.core.names import ARTIFACT
 from batchserving.core.urls import redact_url
-from batchserving.registry.git import RegistryError, last_lines
+from batchserving.registry.git import RegistryError, check_result, run_tool
 from batchserving.registry.integrity import ModelIntegrityError, pinned_md5, verify_model
 from batchserving.registry.versions import ModelVersion
 
@@ -28,13 +27,10 @@ def remote_description(repo: Path) -> str:
 
 def dvc_push(repo: Path) -> None:
     """Send the workspace's DVC outputs to the default remote; errors say why."""
-    result = subprocess.run(["dvc", "push"], cwd=repo, capture_output=True, text=True)
-    if result.returncode != 0:
-        reason = last_lines(result.stderr.strip() or result.stdout, 5)
-        raise RegistryError(
-            f"dvc push to {remote_description(repo)} failed: {reason}; "
-            "check the remote with `dvc remote list` and its credentials"
-        )
+    result = run_tool(["dvc", "push"], repo, check=False)
+    if result.returncode != 0:  # only then is the remote's description worth reading
+        advice = "check the remote with `dvc remote list` and its credentials"
+        check_result(result, f"dvc push to {remote_description(repo)}", advice=advice)
     print("registry: dvc push done", flush=True)
 
 

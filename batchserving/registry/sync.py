@@ -15,17 +15,18 @@ nothing to sync, and publishing is the ``dvc push`` alone.
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from batchserving.registry.git import RegistryError, git, last_lines
+from batchserving.registry.git import RegistryError, check_result, git, last_lines, run_tool
 from batchserving.registry.remote import dvc_push
 from batchserving.registry.workspace import origin_url
 
 ORIGIN = "origin"
 MAX_ATTEMPTS = 3
+# What git push says of a ref the server refused because someone published first.
+REJECTED = ("[rejected]", "non-fast-forward", "already exists")
 T = TypeVar("T")
 
 
@@ -44,12 +45,7 @@ def server_branch(repo: Path) -> str:
 
 def dvc_pull(repo: Path, targets: list[str]) -> None:
     """Pull the outputs of ``targets`` that the remote has (missing ones are rebuilt later)."""
-    result = subprocess.run(
-        ["dvc", "pull", "--allow-missing", *targets], cwd=repo, capture_output=True, text=True
-    )
-    if result.returncode != 0:
-        reason = last_lines(result.stderr.strip() or result.stdout)
-        raise RegistryError(f"dvc pull {' '.join(targets)} failed: {reason}")
+    run_tool(["dvc", "pull", "--allow-missing", *targets], repo)
 
 
 def sync(repo: Path, pull: list[str]) -> None:
@@ -81,17 +77,11 @@ def publish(repo: Path, new_tags: set[str]) -> None:
         return
     branch = git(repo, "symbolic-ref", "--short", "HEAD").strip()  # sync checked it out
     refs = [f"HEAD:refs/heads/{branch}", *(f"refs/tags/{t}" for t in sorted(new_tags))]
-    result = subprocess.run(
-        ["git", "push", "--atomic", "--porcelain", ORIGIN, *refs],
-        cwd=repo,
-        capture_output=True,
-        text=True,
-    )
-    if result.returncode != 0:
-        text = f"{result.stdout}\n{result.stderr}"
-        if "[rejected]" in text or "non-fast-forward" in text or "already exists" in text:
-            raise PushRejected(f"the server refused the push ({last_lines(text)})")
-        raise RegistryError(f"git push to {ORIGIN} failed: {last_lines(text)}")
+    result = run_tool(["git", "push", "--atomic", "--porcelain", ORIGIN, *refs], repo, check=False)
+    output = f"{result.stdout}\n{result.stderr}"
+    if result.returncode != 0 and any(marker in output for marker in REJECTED):
+        raise PushRejected(f"the server refused the push ({last_lines(output)})")
+    check_result(result, f"git push to {ORIGIN}")
     print(f"publish: pushed {branch}{' and ' + ', '.join(sorted(new_tags)) if new_tags else ''}")
 
 

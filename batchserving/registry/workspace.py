@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -28,7 +27,7 @@ from pathlib import Path
 from batchserving import PROJECT_ROOT
 from batchserving.core.names import PIPELINE
 from batchserving.core.urls import UnsafeUrl, checked_url, redact_url
-from batchserving.registry.git import RegistryError, last_lines
+from batchserving.registry.git import RegistryError, run_tool
 
 DEFAULT_WORKSPACE = PROJECT_ROOT / ".model-repo"
 SHARED_REMOTE = "shared"
@@ -80,21 +79,9 @@ def endpoint_url(environ: Mapping[str, str] = os.environ) -> str | None:
     return _checked(environ, "AWS_ENDPOINT_URL", REMOTE_CREDENTIALS)
 
 
-def _run(args: list[str], cwd: Path | None = None, env: Mapping[str, str] | None = None) -> str:
-    result = subprocess.run(
-        args, cwd=cwd, capture_output=True, text=True, check=False, env=dict(env or os.environ)
-    )
-    if result.returncode != 0:
-        reason = last_lines(result.stderr.strip() or result.stdout)
-        raise NotAModelRepo(f"`{' '.join(args[:3])} ...` failed: {reason}")
-    return result.stdout
-
-
 def validate(path: Path) -> Path:
     """``path`` if it is the top of a git repository holding this project's DVC pipeline."""
-    top = subprocess.run(
-        ["git", "-C", str(path), "rev-parse", "--show-toplevel"], capture_output=True, text=True
-    )
+    top = run_tool(["git", "-C", str(path), "rev-parse", "--show-toplevel"], None, check=False)
     if top.returncode != 0 or Path(top.stdout.strip()).resolve() != path.resolve():
         raise NotAModelRepo(
             f"MODEL_REPO={path} is not the top of a git repository; point MODEL_REPO at a "
@@ -113,13 +100,16 @@ def configure_remote(path: Path, environ: Mapping[str, str] = os.environ) -> Non
     url = remote_url(environ)
     if not url:
         return
-    dvc = ["dvc", "remote"]
-    _run([*dvc, "add", "--local", "--force", "--default", SHARED_REMOTE, url], cwd=path)
+
+    def dvc_remote(*args: str) -> None:
+        run_tool(["dvc", "remote", *args], path, error=NotAModelRepo)
+
+    dvc_remote("add", "--local", "--force", "--default", SHARED_REMOTE, url)
     # DVC re-hashes what it downloads: an object altered in the bucket fails the pull.
-    _run([*dvc, "modify", "--local", SHARED_REMOTE, "verify", "true"], cwd=path)
+    dvc_remote("modify", "--local", SHARED_REMOTE, "verify", "true")
     endpoint = endpoint_url(environ)
     if endpoint:
-        _run([*dvc, "modify", "--local", SHARED_REMOTE, "endpointurl", endpoint], cwd=path)
+        dvc_remote("modify", "--local", SHARED_REMOTE, "endpointurl", endpoint)
 
 
 def clone_into_place(path: Path, source: str, environ: Mapping[str, str]) -> None:
@@ -132,7 +122,8 @@ def clone_into_place(path: Path, source: str, environ: Mapping[str, str]) -> Non
     path.parent.mkdir(parents=True, exist_ok=True)
     clone = Path(tempfile.mkdtemp(prefix=f"{path.name}.clone-", dir=path.parent))
     try:
-        _run(["git", "clone", "--quiet", source, str(clone)], env=environ)
+        clone_command = ["git", "clone", "--quiet", source, str(clone)]
+        run_tool(clone_command, None, env=environ, error=NotAModelRepo)
         try:
             clone.rename(path)
         except OSError as exc:

@@ -2,10 +2,10 @@
 
     python -m batchserving.selection.compare [--output comparison.json]
 
-Run it under the repo lock, after the pipeline is up to date and registered. It syncs
-the workspace with the server first and changes nothing there. The comparison is its
-result (``batchserving.core.results``): the task's XCom, so the next steps can run on
-any worker.
+Run after the pipeline is up to date and registered. Under the repo lock
+(``batchserving.registry.lock``) it syncs the workspace with the server first and changes
+nothing there. The comparison is its result (``batchserving.core.results``): the task's
+XCom, so the next steps can run on any worker.
 
 Challenger: the latest registered ``iris-model`` version; its metrics are the workspace's
 ``metrics.json`` and its model the workspace's model file. Champion: the version whose
@@ -43,10 +43,10 @@ from batchserving.core.results import emit
 from batchserving.registry.dvclock import model_hash
 from batchserving.registry.git import RegistryError, run_label, show
 from batchserving.registry.integrity import load_verified, pinned_md5
+from batchserving.registry.lock import locked_workspace
 from batchserving.registry.remote import fetch_model
 from batchserving.registry.sync import sync
 from batchserving.registry.versions import ModelVersion, latest_version, prod_assignments
-from batchserving.registry.workspace import workspace_path
 from batchserving.selection.evidence import Evidence, gather
 from batchserving.selection.rule import (
     KEEP,
@@ -249,16 +249,18 @@ def compare(repo: Path, params: SelectionParams, label: str) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--output", default="", help="also write the comparison to this file")
+    parser.add_argument(
+        "--output", default="", help="also write the comparison here (relative: in the repo)"
+    )
     args = parser.parse_args()
-    repo = workspace_path()
     try:
-        sync(repo, pull=["--with-deps", EVALUATE_STAGE])
-        comparison = compare(repo, SelectionParams.load(repo / PARAMS_FILE), run_label())
+        with locked_workspace() as repo:
+            sync(repo, pull=["--with-deps", EVALUATE_STAGE])
+            comparison = compare(repo, SelectionParams.load(repo / PARAMS_FILE), run_label())
+            if args.output:
+                write_json(repo / args.output, comparison)
     except (ParamsError, SelectionError, RegistryError) as exc:
         sys.exit(f"selection: {exc}; nothing was promoted")
-    if args.output:
-        write_json(args.output, comparison)
     champion = comparison["champion"]
     print(
         f"selection: challenger {comparison['challenger']['version']} vs champion "

@@ -4,7 +4,7 @@
     python -m batchserving.selection.promote rollback v0.0.1    # assign prod to an earlier version
     python -m batchserving.selection.promote redeploy           # deploy the current prod again
 
-Run them under the repo lock (``python -m batchserving.core.lock python -m ...``).
+Each runs under the repo lock (``batchserving.registry.lock``).
 
 Order of a promotion: fetch the model (DVC cache, else remote) into a staging file, then
 ``gto assign iris-model --stage prod`` (the comparison JSON is the tag message), then the
@@ -30,6 +30,7 @@ from batchserving.core.names import ARTIFACT, PARAMS_FILE, PROD_STAGE, SERVING_D
 from batchserving.core.params import ParamsError, RegistryParams
 from batchserving.core.results import emit
 from batchserving.registry.git import RegistryError, run_label
+from batchserving.registry.lock import locked_workspace
 from batchserving.registry.release import prod_release
 from batchserving.registry.remote import fetch_model
 from batchserving.registry.sync import sync, synced
@@ -39,7 +40,6 @@ from batchserving.registry.versions import (
     current_prod,
     registered_version,
 )
-from batchserving.registry.workspace import workspace_path
 from batchserving.selection.rule import (
     PROMOTE,
     REDEPLOY,
@@ -181,7 +181,8 @@ def main() -> None:
     sub.add_parser("redeploy", help="deploy the current prod version again")
     args = parser.parse_args()
     try:
-        summary = run(args, workspace_path())
+        with locked_workspace() as repo:
+            summary = run(args, repo)
     except (ParamsError, SelectionError, RegistryError) as exc:
         sys.exit(f"promote: {exc}")
     print(summary, flush=True)

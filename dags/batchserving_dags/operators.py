@@ -55,14 +55,15 @@ class KmaBashOperator(ProjectBashOperator):
 def repo_task(
     task_id: str, command: str, operator: type[BashOperator] = ProjectBashOperator, **kwargs
 ) -> BashOperator:
-    """A task running ``python -m COMMAND`` in the model repo under its lock, in the pool.
+    """A task running ``python -m COMMAND``, a writer of the model repo, in the pool.
 
-    ``batchserving.core.lock`` checks MODEL_REPO, waits for the repo lock and runs the
-    command there. ``operator`` may be a subclass that adds secrets to the environment.
+    The command itself checks MODEL_REPO and waits for the repo's file lock
+    (``batchserving.registry.lock``). ``operator`` may be a subclass that adds secrets to
+    the environment.
     """
     return operator(
         task_id=task_id,
-        bash_command=f"exec {PYTHON} -m batchserving.core.lock {PYTHON} -m {command}",
+        bash_command=f"exec {PYTHON} -m {command}",
         pool=POOL,
         append_env=True,  # keep PATH, MODEL_REPO and the rest of the worker's environment
         skip_on_exit_code=(),  # no exit code means "skipped" (BashOperator's default: 99)

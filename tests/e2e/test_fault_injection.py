@@ -4,14 +4,14 @@ Afterwards: no stale lock blocks anyone (the repo lock is an flock, released by 
 kernel when its holder dies; DVC's own locks likewise), the versions, tags and deployment
 that existed are untouched, and the next run succeeds with no manual cleanup.
 
-Three kill points, each with the task's own command (``python -m batchserving.core.lock ...``) in a
-process group of its own, killed whole: mid-training (``dvc repro evaluate`` while the
-train stage runs), mid-promotion (after the ``iris-model#prod#N`` tag, before the
-deployment; held there by a breakpoint the test injects into the promote command's
-interpreter, as the natural window is ~0.1 s) and mid-weather-fetch (while the fake
-KMA server holds its answer). The pieces: start the command with ``start_writer()``,
-``kill_when()`` its output or process tree shows the point, then check with a
-``RepoState`` captured before.
+Three kill points, each with the task's own command (``python -m batchserving...``, which
+takes the repo lock itself) in a process group of its own, killed whole: mid-training
+(the publish step's ``dvc repro evaluate`` while the train stage runs), mid-promotion
+(after the ``iris-model#prod#N`` tag, before the deployment; held there by a breakpoint
+the test injects into the promote command's interpreter, as the natural window is
+~0.1 s) and mid-weather-fetch (while the fake KMA server holds its answer). The pieces:
+start the command with ``start_writer()``, ``kill_when()`` its output or process tree
+shows the point, then check with a ``RepoState`` captured before.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -42,22 +41,15 @@ from tests.e2e.checks import (
     registry_problems,
 )
 
-PYTHON = sys.executable
-
-
-def locked(*command: str) -> list[str]:
-    """The command line a DAG task runs: ``python -m batchserving.core.lock COMMAND``."""
-    return [PYTHON, "-m", "batchserving.core.lock", *command]
-
 
 def writer_env(repo: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
     return {**os.environ, "MODEL_REPO": str(repo), "PYTHONUNBUFFERED": "1", **(extra or {})}
 
 
 def run_writer(repo: Path, *command: str, env: dict[str, str] | None = None) -> str:
-    """Run a locked command to completion (as a task would); fail with its output."""
+    """Run a writer's command to completion (as a task would); fail with its output."""
     result = subprocess.run(
-        locked(*command),
+        list(command),
         cwd=PROJECT_ROOT,
         env=writer_env(repo, env),
         capture_output=True,
@@ -97,9 +89,9 @@ def promote_command(comparison: str) -> tuple[str, ...]:
 
 
 def start_writer(repo: Path, *command: str, env: dict[str, str] | None = None) -> subprocess.Popen:
-    """Start a locked command in its own process group (so kill -9 reaches dvc and its stage)."""
+    """Start a writer's command in its own process group (so kill -9 reaches dvc and its stage)."""
     return subprocess.Popen(
-        locked(*command),
+        list(command),
         cwd=PROJECT_ROOT,
         env=writer_env(repo, env),
         stdout=subprocess.PIPE,
@@ -221,7 +213,7 @@ def test_kill_during_training_leaves_no_stale_lock_and_no_damage(model_repo: Pat
     # A person changes a parameter; the next training run is killed while it trains.
     params = model_repo / "params.yaml"
     params.write_text(re.sub(r"(?m)^(\s*n_estimators:\s*)\d+", r"\g<1>400", params.read_text()))
-    training = start_writer(model_repo, "dvc", "repro", "evaluate")
+    training = start_writer(model_repo, *TRAIN)
     output = kill_when(
         training,
         lambda out, cmds: "Running stage 'train'" in out and any("stages.train" in c for c in cmds),

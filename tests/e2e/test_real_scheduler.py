@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 import pytest
 
-from batchserving.core.lock import repo_lock
+from batchserving.registry.lock import repo_lock
 from tests.e2e.checks import (
     LOCK_CONTENTION,
     current_prod,

@@ -217,8 +217,7 @@ def test_two_workers_register_at_once(cluster: Cluster) -> None:
     for commits in ((first, second), (first, first)):
         procs = [
             subprocess.Popen(
-                [PYTHON, "-m", "batchserving.core.lock", PYTHON, "-m"]
-                + ["batchserving.registry.register", "--commit", commit],
+                [PYTHON, "-m", "batchserving.registry.register", "--commit", commit],
                 cwd=PROJECT_ROOT,
                 env=cluster.env(workspace),
                 stdout=subprocess.PIPE,

@@ -91,15 +91,7 @@ def test_bad_params_fail_with_one_alert_and_change_nothing(
 
     # What the task's log shows: the task's own command, run again by hand.
     again = subprocess.run(
-        [
-            "python",
-            "-m",
-            "batchserving.core.lock",
-            "python",
-            "-m",
-            "batchserving.core.repro",
-            "evaluate",
-        ],
+        ["python", "-m", "batchserving.registry.publish", "evaluate"],
         cwd=model_repo,
         capture_output=True,
         text=True,
@@ -121,7 +113,7 @@ def test_model_repo_is_checked_before_any_work(tmp_path: Path, kind: str) -> Non
     if kind == "not_dvc":
         run(["git", "init", "-q"], cwd=path)
     result = subprocess.run(
-        ["python", "-m", "batchserving.core.lock", "dvc", "repro", "evaluate"],
+        ["python", "-m", "batchserving.registry.publish", "evaluate"],
         cwd=PROJECT_ROOT,
         env={**os.environ, "MODEL_REPO": str(path)},
         capture_output=True,
