@@ -132,7 +132,8 @@ redeploy: $(BIN)/.synced
 
 airflow: setup
 	@$(WORKSPACE)
-	AIRFLOW__API__HOST=127.0.0.1 AIRFLOW__API__PORT=8080 $(BIN)/airflow standalone
+	AIRFLOW__CORE__PLUGINS_FOLDER=$(ROOT)/plugins AIRFLOW__API__HOST=127.0.0.1 AIRFLOW__API__PORT=8080 \
+		$(BIN)/airflow standalone
 
 # Start the cluster in $(CLUSTER_DATA) (or say it is up already); prints the UI and login.
 cluster: $(BIN)/.synced-cluster cluster-packages
