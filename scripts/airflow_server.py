@@ -12,7 +12,8 @@ Callers talk to the server only through REST API v2 with a token from
 kept if it already names the user, else written). ``stop()`` ends every process it
 started by process group, SIGTERM then SIGKILL, and then any stray descendant still
 carrying this server's own marker in its environment (found by pid). The process and
-REST helpers are ``scripts.airflow_api``'s, shared with ``make cluster``.
+REST helpers are ``scripts.processes``'s and ``scripts.airflow_api``'s, shared with
+``make cluster``.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ import json
 import os
 import secrets
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -29,27 +29,21 @@ from pathlib import Path
 
 from batchserving import DAGS_FOLDER, PLUGINS_FOLDER
 from batchserving.core.atomic import write_private
-from scripts.airflow_api import (
-    ADMIN,
+from scripts.airflow_api import ADMIN, AirflowRestClient
+from scripts.airflow_settings import (
+    AIRFLOW,
+    DEFAULT_TIMEZONE,
     FAST_SCHEDULING,
-    AirflowRestClient,
+    VENV_BIN,
     as_env,
     fernet_key,
-    free_port,
-    start_process,
-    stop_processes,
-    tail_file,
 )
+from scripts.processes import free_port, start_process, stop_processes, tail_file
 
-VENV_BIN = Path(sys.executable).parent
-AIRFLOW = str(VENV_BIN / "airflow")
 USER = ADMIN
 # Every process of one server carries this variable (a value of its own), so that stop()
 # finds its stray descendants by pid and never another Airflow on the same home.
 MARKER = "BATCHSERVING_AIRFLOW_SERVER"
-# The default time zone (naive dates on the command line, the scheduler's logs); the
-# schedules are unaffected (every DAG's start_date names Asia/Seoul).
-DEFAULT_TIMEZONE = "Asia/Seoul"
 COMPONENTS = {
     "api-server": ["api-server"],  # port and host from the environment
     "scheduler": ["scheduler"],

@@ -32,7 +32,6 @@ import pwd
 import secrets
 import shlex
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -43,11 +42,16 @@ from typing import Any
 
 from batchserving import DAGS_FOLDER, PLUGINS_FOLDER, PROJECT_ROOT
 from batchserving.core.atomic import write_private
-from scripts.airflow_api import (
-    ADMIN,
+from scripts.airflow_api import ADMIN, AirflowRestClient
+from scripts.airflow_settings import (
+    AIRFLOW,
+    DEFAULT_TIMEZONE,
     FAST_SCHEDULING,
-    AirflowRestClient,
+    VENV_BIN,
     fernet_key,
+)
+from scripts.processes import (
+    answers,
     free_port,
     is_running,
     port_is_free,
@@ -57,7 +61,6 @@ from scripts.airflow_api import (
     tail_file,
     wait_until,
 )
-from scripts.airflow_server import AIRFLOW, DEFAULT_TIMEZONE, VENV_BIN
 from scripts.seaweedfs_tls import grpc_tls_config
 
 DEFAULT_DATA = PROJECT_ROOT / ".cluster"
@@ -110,13 +113,6 @@ def run(cmd: list[str], what: str, **kwargs: Any) -> str:
         reason = (result.stderr.strip() or result.stdout.strip()).splitlines()[-8:]
         raise ClusterError(f"{what} failed (`{' '.join(cmd[:3])} ...`):\n" + "\n".join(reason))
     return result.stdout
-
-
-def answers(port: int) -> bool:
-    """Whether something accepts TCP connections on 127.0.0.1:``port``."""
-    with socket.socket() as sock:
-        sock.settimeout(1)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 @dataclass

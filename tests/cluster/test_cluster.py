@@ -47,8 +47,8 @@ import yaml
 from batchserving import PROJECT_ROOT
 from batchserving.core.names import ARTIFACT, PREDICTIONS_DIR
 from batchserving.registry.dvclock import model_hash
-from scripts.airflow_api import cmdline, descendants, is_running, pids_with_env
 from scripts.cluster import BUCKET, MARKER, Cluster
+from scripts.processes import cmdline, descendants, is_running, pids_with_env
 from tests.conftest import git, snapshot_project
 from tests.e2e.checks import current_prod, files_under, git_history_blob, secret_hits
 from tests.e2e.conftest import EXPECTED_DAGS

@@ -21,8 +21,15 @@ from pathlib import Path
 
 import pytest
 
-from scripts.airflow_api import free_port, start_process, start_time, stop_processes, wait_until
-from scripts.cluster import Cluster, Secrets, answers
+from scripts.cluster import Cluster, Secrets
+from scripts.processes import (
+    answers,
+    free_port,
+    start_process,
+    start_time,
+    stop_processes,
+    wait_until,
+)
 from tests.conftest import PROJECT_ROOT, git, run, snapshot_project
 from tests.integration.dagrun import run_dag, task_states
 
