@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,19 +21,22 @@ ADMIN = "admin"
 FINISHED = {"success", "failed"}
 
 
+def _nothing_to_check() -> None:
+    """No component to watch: a wait ends on its timeout alone."""
+
+
+@dataclass
 class AirflowRestClient:
-    """REST API v2 calls with a SimpleAuthManager token. Needs ``url`` and ``password``."""
+    """REST API v2 calls to the API server at ``url`` with a SimpleAuthManager token.
+
+    ``diagnostics`` says what to show when a wait times out (the components' output);
+    ``check_running`` raises if a component the owner started has exited."""
 
     url: str
     password: str
-    _token: str | None = None
-
-    def diagnostics(self) -> str:
-        """What to show when a wait times out (the components' output)."""
-        return ""
-
-    def check_running(self) -> None:
-        """Raise if a component this client started has exited (none started here)."""
+    diagnostics: Callable[[], str] = str
+    check_running: Callable[[], None] = _nothing_to_check
+    _token: str | None = field(default=None, repr=False)
 
     def _wait(self, ready: Callable[[], Any], timeout: float, what: str, poll=0.5) -> Any:
         """Poll ``ready()``; fail at once, with its output, if a component has exited."""
