@@ -38,7 +38,7 @@ class AirflowRestClient:
     check_running: Callable[[], None] = _nothing_to_check
     _token: str | None = field(default=None, repr=False)
 
-    def _wait(self, ready: Callable[[], Any], timeout: float, what: str, poll=0.5) -> Any:
+    def wait(self, ready: Callable[[], Any], timeout: float, what: str, poll=0.5) -> Any:
         """Poll ``ready()``; fail at once, with its output, if a component has exited."""
 
         def ready_while_running() -> Any:
@@ -93,7 +93,7 @@ class AirflowRestClient:
 
     def wait_for_dags(self, expected: set[str], timeout: float = 120) -> set[str]:
         """Wait until the DAG processor has serialized every DAG in ``expected`` (or errors)."""
-        self._wait(lambda: expected <= self.dag_ids() or self.import_errors(), timeout, "DAGs")
+        self.wait(lambda: expected <= self.dag_ids() or self.import_errors(), timeout, "DAGs")
         return self.dag_ids()
 
     def unpause(self, dag_id: str) -> None:
@@ -138,7 +138,7 @@ class AirflowRestClient:
                         done[dag_id] = run
             return len(done) == len(runs)
 
-        self._wait(finished, timeout, f"runs {runs}", poll=1.0)
+        self.wait(finished, timeout, f"runs {runs}", poll=1.0)
         return done
 
     def wait_until_idle(self, dag_ids: set[str], timeout: float) -> list[dict]:
@@ -147,5 +147,5 @@ class AirflowRestClient:
         def idle() -> bool:
             return all(r["state"] in FINISHED for d in dag_ids for r in self.runs(d))
 
-        self._wait(idle, timeout, "all runs to finish", poll=1.0)
+        self.wait(idle, timeout, "all runs to finish", poll=1.0)
         return [r for d in dag_ids for r in self.runs(d)]

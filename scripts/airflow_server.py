@@ -174,7 +174,7 @@ class AirflowServer:
         for name, args in COMPONENTS.items():
             log = self.home / f"{name}.out"
             self.procs[name] = start_process([AIRFLOW, *args], self._env, log)
-        self.rest._wait(lambda: self._healthy(), timeout, "the API server to answer")
+        self.rest.wait(lambda: self._healthy(), timeout, "the API server to answer")
         self.timings["api_up"] = time.monotonic() - t0
 
     def check_running(self) -> None:

@@ -115,7 +115,7 @@ class Cluster:
             healthy = all(health.get(p, {}).get("status") == "healthy" for p in parts)
             return healthy and all(self.airflow.worker_ready(w) for w in self.workers)
 
-        self.rest._wait(ready, timeout, "the scheduler, the DAG processor and the workers")
+        self.rest.wait(ready, timeout, "the scheduler, the DAG processor and the workers")
 
     def stop(self, grace: float = 20) -> list[int]:
         """Stop every process this cluster started, by pid; return those that needed SIGKILL.
