@@ -43,7 +43,7 @@ class Airflow:
     settings: dict[tuple[str, str], str] = field(default_factory=dict)  # over the defaults
     workers: tuple[str, ...] = WORKERS
     worker_concurrency: int = 3
-    _worker_log_offset: dict[str, int] = field(default_factory=dict)
+    _worker_log_offset: dict[str, int] = field(default_factory=dict, init=False, repr=False)
 
     @property
     def home(self) -> Path:

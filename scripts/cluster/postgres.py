@@ -109,19 +109,19 @@ class Postgres:
         import psycopg2
 
         try:
-            psycopg2.connect(self._dsn(dbname), connect_timeout=2).close()
+            psycopg2.connect(self.dsn(dbname), connect_timeout=2).close()
         except psycopg2.OperationalError:
             return False
         return True
 
-    def _dsn(self, dbname: str) -> str:
+    def dsn(self, dbname: str) -> str:
         pw, port = self.state.secrets.postgres_password, self.state.ports["postgres"]
         return f"host=127.0.0.1 port={port} user=airflow password={pw} dbname={dbname}"
 
     def _execute(self, dbname: str, sql: str) -> None:
         import psycopg2
 
-        conn = psycopg2.connect(self._dsn(dbname))
+        conn = psycopg2.connect(self.dsn(dbname))
         conn.autocommit = True  # CREATE DATABASE runs outside a transaction
         try:
             with conn.cursor() as cur:

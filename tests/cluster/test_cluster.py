@@ -546,7 +546,7 @@ def serves_a_stranger(port: int) -> str | None:
 
 
 def test_seaweedfs_grpc_serves_only_its_own_parts(cluster_started) -> None:
-    args = cmdline(cluster_started[0].pids["seaweedfs"][0]).split()
+    args = cmdline(cluster_started[0].state.pids["seaweedfs"][0]).split()
     grpc_ports = {
         m.group(1): int(m.group(2))
         for m in (re.fullmatch(r"-(\w+)\.port\.grpc=(\d+)", arg) for arg in args)
@@ -560,7 +560,7 @@ def test_seaweedfs_grpc_serves_only_its_own_parts(cluster_started) -> None:
 def test_postgres_keeps_fsync_on(cluster_started) -> None:
     import psycopg2
 
-    conn = psycopg2.connect(cluster_started[0]._pg_dsn("airflow"))
+    conn = psycopg2.connect(cluster_started[0].postgres.dsn("airflow"))
     try:
         with conn.cursor() as cur:
             cur.execute("SHOW fsync")
@@ -604,7 +604,7 @@ def test_make_cluster_twice_starts_nothing_new(story: Story) -> None:
     )
     assert up.returncode == 0, up.stderr
     assert "already up" in up.stdout and story.cluster.rest.url in up.stdout, up.stdout
-    assert Cluster(data=story.cluster.data).pids == before
+    assert Cluster(data=story.cluster.data).state.pids == before
 
 
 def test_stopping_leaves_no_process_behind(story: Story) -> None:
