@@ -11,8 +11,9 @@ Callers talk to the server only through REST API v2 with a token from
 ``POST /auth/token`` (SimpleAuthManager, user ``admin``, password from the password file:
 kept if it already names the user, else written). ``stop()`` ends every process it
 started by process group, SIGTERM then SIGKILL, and then any stray descendant still
-carrying this server's own marker in its environment (found by pid). The process and
-REST helpers are ``scripts.airflow_api``'s, shared with ``make cluster``.
+carrying this server's own marker in its environment (found by pid). The server has a
+REST client (``rest``, ``scripts.airflow_api``); process control is ``scripts.processes``'s
+and the shared settings ``scripts.airflow_settings``'s, both shared with ``make cluster``.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ import json
 import os
 import secrets
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -29,27 +29,21 @@ from pathlib import Path
 
 from batchserving import DAGS_FOLDER, PLUGINS_FOLDER
 from batchserving.core.atomic import write_private
-from scripts.airflow_api import (
-    ADMIN,
+from scripts.airflow_api import ADMIN, AirflowRestClient
+from scripts.airflow_settings import (
+    AIRFLOW,
+    DEFAULT_TIMEZONE,
     FAST_SCHEDULING,
-    AirflowRestClient,
+    VENV_BIN,
     as_env,
     fernet_key,
-    free_port,
-    start_process,
-    stop_processes,
-    tail_file,
 )
+from scripts.processes import free_port, start_process, stop_processes, tail_file
 
-VENV_BIN = Path(sys.executable).parent
-AIRFLOW = str(VENV_BIN / "airflow")
 USER = ADMIN
 # Every process of one server carries this variable (a value of its own), so that stop()
 # finds its stray descendants by pid and never another Airflow on the same home.
 MARKER = "BATCHSERVING_AIRFLOW_SERVER"
-# The default time zone (naive dates on the command line, the scheduler's logs); the
-# schedules are unaffected (every DAG's start_date names Asia/Seoul).
-DEFAULT_TIMEZONE = "Asia/Seoul"
 COMPONENTS = {
     "api-server": ["api-server"],  # port and host from the environment
     "scheduler": ["scheduler"],
@@ -58,7 +52,7 @@ COMPONENTS = {
 
 
 @dataclass
-class AirflowServer(AirflowRestClient):
+class AirflowServer:
     """One Airflow installation under ``home``; ``start()`` it, ``stop()`` it (always).
 
     ``fernet`` and ``jwt_secret`` None: the home's ``airflow.cfg`` provides them.
@@ -76,7 +70,15 @@ class AirflowServer(AirflowRestClient):
     jwt_secret: str | None = field(default_factory=lambda: secrets.token_hex(32))
     passwords_file: Path | None = None
     marker: str = field(default_factory=lambda: secrets.token_hex(8))
-    _token: str | None = None
+
+    def __post_init__(self) -> None:
+        self._connect()
+
+    def _connect(self) -> None:
+        """A REST client with the current password (a new one has no token yet)."""
+        self.rest = AirflowRestClient(
+            self.url, self.password, diagnostics=self.diagnostics, check_running=self.check_running
+        )
 
     @property
     def url(self) -> str:
@@ -150,6 +152,7 @@ class AirflowServer(AirflowRestClient):
             known = {}
         if known.get(USER):
             self.password = known[USER]
+            self._connect()
             return
         write_private(path, json.dumps({**known, USER: self.password}))
 
@@ -171,7 +174,7 @@ class AirflowServer(AirflowRestClient):
         for name, args in COMPONENTS.items():
             log = self.home / f"{name}.out"
             self.procs[name] = start_process([AIRFLOW, *args], self._env, log)
-        self._wait(lambda: self._healthy(), timeout, "the API server to answer")
+        self.rest.wait(lambda: self._healthy(), timeout, "the API server to answer")
         self.timings["api_up"] = time.monotonic() - t0
 
     def check_running(self) -> None:
@@ -181,7 +184,7 @@ class AirflowServer(AirflowRestClient):
                 raise RuntimeError(f"airflow {name} exited with {code}:\n{self.tail(name)}")
 
     def _healthy(self) -> bool:
-        return self.health().get("scheduler", {}).get("status") == "healthy"
+        return self.rest.health().get("scheduler", {}).get("status") == "healthy"
 
     def tail(self, name: str, lines: int = 40) -> str:
         return tail_file(self.home / f"{name}.out", lines)

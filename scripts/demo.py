@@ -89,13 +89,13 @@ def server_env() -> dict[str, str]:
 def trigger_and_wait(server: AirflowServer, dag_id: str) -> tuple[dict, dict[str, str]]:
     """Unpause, trigger through the REST API, wait, pause again: (the run, task states)."""
     run_id = f"demo__{datetime.now(UTC).strftime('%Y-%m-%dT%H-%M-%S')}"
-    server.unpause(dag_id)
+    server.rest.unpause(dag_id)
     try:
-        server.trigger(dag_id, run_id)
-        finished = server.wait_for_runs({dag_id: run_id}, RUN_TIMEOUT)[dag_id]
+        server.rest.trigger(dag_id, run_id)
+        finished = server.rest.wait_for_runs({dag_id: run_id}, RUN_TIMEOUT)[dag_id]
     finally:
-        server.api("PATCH", f"/dags/{dag_id}", json={"is_paused": True})
-    states = {t["task_id"]: t["state"] for t in server.task_instances(dag_id, run_id)}
+        server.rest.api("PATCH", f"/dags/{dag_id}", json={"is_paused": True})
+    states = {t["task_id"]: t["state"] for t in server.rest.task_instances(dag_id, run_id)}
     return finished, states
 
 
@@ -177,9 +177,9 @@ def run_all(repo: Path, use_fake: bool) -> tuple[bool, str]:
         try:
             say(f"demo: starting Airflow (scheduler, DAG processor, API server on {server.url})")
             server.start()
-            server.wait_for_dags(set(DAG_IDS))
-            if server.import_errors():
-                sys.exit(f"demo: DAG import errors: {server.import_errors()}")
+            server.rest.wait_for_dags(set(DAG_IDS))
+            if server.rest.import_errors():
+                sys.exit(f"demo: DAG import errors: {server.rest.import_errors()}")
             say(f"demo: Airflow up in {time.monotonic() - STARTED:.0f} s; running the four DAGs")
             results = [run_dag(server, dag_id) for dag_id in DAG_IDS]
         finally:

@@ -47,8 +47,10 @@ import yaml
 from batchserving import PROJECT_ROOT
 from batchserving.core.names import ARTIFACT, PREDICTIONS_DIR
 from batchserving.registry.dvclock import model_hash
-from scripts.airflow_api import cmdline, descendants, is_running, pids_with_env
-from scripts.cluster import BUCKET, MARKER, Cluster
+from scripts.cluster.cluster import Cluster
+from scripts.cluster.seaweedfs import BUCKET
+from scripts.cluster.state import MARKER
+from scripts.processes import cmdline, descendants, is_running, pids_with_env
 from tests.conftest import git, snapshot_project
 from tests.e2e.checks import current_prod, files_under, git_history_blob, secret_hits
 from tests.e2e.conftest import EXPECTED_DAGS
@@ -127,10 +129,10 @@ def cluster_started() -> Iterator[tuple[Cluster, SlackReceiver, str, Path]]:
 
 def person_pushes_params(cluster: Cluster, clone: Path, n_estimators: int) -> str:
     """A person clones the server's repo with the key, edits params.yaml, commits, pushes."""
-    env = cluster.git_env(clone.parent)
+    env = cluster.git_server.git_env(clone.parent)
     if not clone.exists():
         subprocess.run(
-            ["git", "clone", "--quiet", cluster.model_repo_url, str(clone)],
+            ["git", "clone", "--quiet", cluster.git_server.model_repo_url, str(clone)],
             env=env,
             check=True,
             capture_output=True,
@@ -150,8 +152,8 @@ def person_pushes_params(cluster: Cluster, clone: Path, n_estimators: int) -> st
 def trigger_round(cluster: Cluster, dag_ids: set[str], run_id: str) -> dict[str, dict]:
     """Trigger every DAG at the same moment; wait until all of them finished."""
     with ThreadPoolExecutor(len(dag_ids)) as pool:
-        started = dict(pool.map(lambda d: (d, cluster.trigger(d, run_id)), dag_ids))
-    return cluster.wait_for_runs(started, ROUND_TIMEOUT)
+        started = dict(pool.map(lambda d: (d, cluster.rest.trigger(d, run_id)), dag_ids))
+    return cluster.rest.wait_for_runs(started, ROUND_TIMEOUT)
 
 
 def kill_worker_mid_publish(cluster: Cluster, run_id: str, timeout: float = 180) -> dict:
@@ -159,16 +161,16 @@ def kill_worker_mid_publish(cluster: Cluster, run_id: str, timeout: float = 180)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for worker in cluster.workers:
-            leader = cluster.pids[worker][0]
+            leader = cluster.state.pids[worker][0]
             tree = descendants(leader)
             pushing = [cmdline(p) for p in tree if any(s in cmdline(p) for s in PUBLISHING)]
             if pushing:
                 for pid in [leader, *tree]:
                     with contextlib.suppress(ProcessLookupError):
                         os.kill(pid, signal.SIGKILL)
-                cluster.procs[worker].wait(timeout=30)
+                cluster.state.procs[worker].wait(timeout=30)
                 return {"worker": worker, "command": pushing[0], "pids": [leader, *tree]}
-        run = cluster.api("GET", f"/dags/simple_train/dagRuns/{run_id}")
+        run = cluster.rest.api("GET", f"/dags/simple_train/dagRuns/{run_id}")
         assert run["state"] not in ("success", "failed"), (
             f"no push seen before the run ended: {run}"
         )
@@ -180,8 +182,10 @@ def serve_on_both_workers(cluster: Cluster, story: Story) -> None:
     """Run batch_inference until each worker has served since the last promotion."""
     for n in range(1, MAX_INFERENCE_RUNS + 1):
         run_id = f"cluster_inference_{n}"
-        cluster.wait_for_runs({"batch_inference": cluster.trigger("batch_inference", run_id)}, 120)
-        for ti in cluster.task_instances("batch_inference", run_id):
+        cluster.rest.wait_for_runs(
+            {"batch_inference": cluster.rest.trigger("batch_inference", run_id)}, 120
+        )
+        for ti in cluster.rest.task_instances("batch_inference", run_id):
             story.inference.append((run_id, ti["hostname"] or ""))
         if {host for _, host in story.inference} >= set(cluster.workers):
             return
@@ -192,9 +196,9 @@ def story(cluster_started) -> Story:
     cluster, slack, slack_url, root = cluster_started
     story = Story(cluster, slack, slack_url, root / "person" / "model-repo")
     story.timings["start"] = cluster.timings["total"]
-    dag_ids = cluster.wait_for_dags(EXPECTED_DAGS)
+    dag_ids = cluster.rest.wait_for_dags(EXPECTED_DAGS)
     for dag_id in dag_ids:
-        cluster.unpause(dag_id)
+        cluster.rest.unpause(dag_id)
     for n in range(1, ROUNDS + 1):
         if n == 2:
             story.person_commit = person_pushes_params(cluster, story.person, PERSONS_N_ESTIMATORS)
@@ -202,13 +206,13 @@ def story(cluster_started) -> Story:
         story.rounds.append(trigger_round(cluster, dag_ids, f"cluster_round_{n}"))
         story.timings[f"round_{n}"] = time.monotonic() - t0
     # Every run so far, the ones unpausing scheduled included, belongs to the rounds.
-    runs = cluster.wait_until_idle(dag_ids, ROUND_TIMEOUT)
+    runs = cluster.rest.wait_until_idle(dag_ids, ROUND_TIMEOUT)
     story.round_runs = [(r["dag_id"], r["dag_run_id"]) for r in runs]
 
     t0 = time.monotonic()
-    crash_run = cluster.trigger("simple_train", "cluster_crash")
+    crash_run = cluster.rest.trigger("simple_train", "cluster_crash")
     story.crash = kill_worker_mid_publish(cluster, crash_run)
-    cluster.start_worker(story.crash["worker"])  # same workspace, as a rebooted machine
+    cluster.airflow.start_worker(story.crash["worker"])  # same workspace, as a rebooted machine
     cluster.wait_ready()
     # The next runs, on either worker; the killed task holds the pool's slot until the
     # scheduler has seen no heartbeat from it for HEARTBEAT_TIMEOUT seconds.
@@ -221,7 +225,7 @@ def story(cluster_started) -> Story:
     serve_on_both_workers(cluster, story)
     story.timings["inference_on_both"] = time.monotonic() - t0
     for dag_id in dag_ids:  # nothing new starts while the checks read the results
-        cluster.pause(dag_id)
+        cluster.rest.pause(dag_id)
     return story
 
 
@@ -231,7 +235,7 @@ def story(cluster_started) -> Story:
 def failed_task_details(cluster: Cluster, dag_id: str, run_id: str) -> list[str]:
     """Each task instance that did not succeed on its first try, with its log's tail."""
     details = []
-    for ti in cluster.task_instances(dag_id, run_id):
+    for ti in cluster.rest.task_instances(dag_id, run_id):
         ran = ti["state"] != "skipped" or ti["try_number"] > 0
         if ran and (ti["state"] not in ("success", "skipped") or ti["try_number"] != 1):
             where = f"{dag_id}/{run_id}/{ti['task_id']}"
@@ -241,7 +245,9 @@ def failed_task_details(cluster: Cluster, dag_id: str, run_id: str) -> list[str]
 
 
 def task_log_tail(cluster: Cluster, dag_id: str, run_id: str, task_id: str) -> str:
-    logs = sorted(cluster.logs_dir.glob(f"dag_id={dag_id}/run_id={run_id}/task_id={task_id}/*"))
+    logs = sorted(
+        cluster.airflow.logs_dir.glob(f"dag_id={dag_id}/run_id={run_id}/task_id={task_id}/*")
+    )
     if not logs:
         return "    (no log)"
     lines = logs[-1].read_text(errors="replace").splitlines()
@@ -250,7 +256,7 @@ def task_log_tail(cluster: Cluster, dag_id: str, run_id: str, task_id: str) -> s
 
 
 def server_tags(cluster: Cluster, pattern: str) -> list[str]:
-    return git(cluster.bare_repo, "tag", "--list", pattern).split()
+    return git(cluster.git_server.bare_repo, "tag", "--list", pattern).split()
 
 
 def version_md5s(cluster: Cluster) -> dict[str, str | None]:
@@ -259,7 +265,7 @@ def version_md5s(cluster: Cluster) -> dict[str, str | None]:
     for tag in server_tags(cluster, f"{ARTIFACT}@v*"):
         shown = subprocess.run(
             ["git", "show", f"{tag}^{{commit}}:dvc.lock"],
-            cwd=cluster.bare_repo,
+            cwd=cluster.git_server.bare_repo,
             capture_output=True,
             text=True,
         )
@@ -269,12 +275,12 @@ def version_md5s(cluster: Cluster) -> dict[str, str | None]:
 
 def bucket_md5s(cluster: Cluster) -> set[str]:
     """The content hashes of every object in the S3 DVC remote (``files/md5/ab/cdef...``)."""
-    keys = cluster.s3().find(f"{BUCKET}/dvc/files/md5")
+    keys = cluster.seaweedfs.s3().find(f"{BUCKET}/dvc/files/md5")
     return {"".join(key.split("/")[-2:]) for key in keys}
 
 
 def person_clone_synced(story: Story) -> Path:
-    env = story.cluster.git_env(story.person.parent)
+    env = story.cluster.git_server.git_env(story.person.parent)
     fetch = ["git", "fetch", "--quiet", "--tags", "--force", "--prune", "--prune-tags", "origin"]
     subprocess.run(fetch, cwd=story.person, env=env, check=True)
     subprocess.run(
@@ -295,8 +301,8 @@ def latest_prediction(workspace: Path) -> tuple[Path, list[dict]] | None:
 
 
 def test_the_four_dags_load_on_the_cluster(story: Story) -> None:
-    assert story.cluster.import_errors() == []
-    assert story.cluster.dag_ids() == EXPECTED_DAGS
+    assert story.cluster.rest.import_errors() == []
+    assert story.cluster.rest.dag_ids() == EXPECTED_DAGS
 
 
 def test_every_round_run_and_task_succeeds_on_its_first_try(story: Story) -> None:
@@ -304,7 +310,7 @@ def test_every_round_run_and_task_succeeds_on_its_first_try(story: Story) -> Non
     assert len(story.rounds) == ROUNDS and all(set(r) == EXPECTED_DAGS for r in story.rounds)
     problems = []
     for dag_id, run_id in story.round_runs:
-        run = cluster.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}")
+        run = cluster.rest.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}")
         if run["state"] != "success":
             problems.append(f"{dag_id}/{run_id}: run {run['state']}")
         problems += failed_task_details(cluster, dag_id, run_id)
@@ -315,7 +321,7 @@ def test_tasks_ran_on_both_workers(story: Story) -> None:
     hosts = {
         ti["hostname"]
         for dag_id, run_id in story.round_runs
-        for ti in story.cluster.task_instances(dag_id, run_id)
+        for ti in story.cluster.rest.task_instances(dag_id, run_id)
         if ti["hostname"]
     }
     assert hosts >= set(story.cluster.workers), f"task instances ran on {hosts}"
@@ -324,7 +330,7 @@ def test_tasks_ran_on_both_workers(story: Story) -> None:
 def test_round_two_trained_the_persons_params(story: Story) -> None:
     trained = {}
     for tag in server_tags(story.cluster, f"{ARTIFACT}@v*"):
-        params = git(story.cluster.bare_repo, "show", f"{tag}^{{commit}}:params.yaml")
+        params = git(story.cluster.git_server.bare_repo, "show", f"{tag}^{{commit}}:params.yaml")
         trained[tag] = yaml.safe_load(params)["train"]["n_estimators"]
     assert PERSONS_N_ESTIMATORS in trained.values(), f"versions and their n_estimators: {trained}"
 
@@ -343,10 +349,10 @@ def test_the_server_registry_is_consistent(story: Story) -> None:
     counters = [int(t.rsplit("#", 1)[1]) for t in server_tags(cluster, f"{ARTIFACT}#prod#*")]
     assert counters and len(counters) == len(set(counters)), f"prod counters: {counters}"
     assert len(current_prod(person_clone_synced(story))) == 1, "not exactly one current prod"
-    branch = git(cluster.bare_repo, "rev-parse", "refs/heads/main").strip()
+    branch = git(cluster.git_server.bare_repo, "rev-parse", "refs/heads/main").strip()
     ancestor = subprocess.run(
         ["git", "merge-base", "--is-ancestor", story.person_commit, branch],
-        cwd=cluster.bare_repo,
+        cwd=cluster.git_server.bare_repo,
     )
     assert ancestor.returncode == 0, f"the person's {story.person_commit[:12]} left the branch"
 
@@ -356,7 +362,7 @@ def test_both_workers_serve_the_current_prod(story: Story) -> None:
     assert len(prod) == 1, f"current prod: {prod}"
     served = {}
     for worker in story.cluster.workers:
-        latest = latest_prediction(story.cluster.workspace(worker))
+        latest = latest_prediction(story.cluster.airflow.workspace(worker))
         assert latest, f"{worker} wrote no predictions (inference runs: {story.inference})"
         path, rows = latest
         served[worker] = {(r["model_version"], r["model_commit"]) for r in rows}
@@ -377,7 +383,7 @@ def test_a_worker_killed_mid_publish_leaves_the_next_runs_working(story: Story) 
 
 
 def cluster_secrets(story: Story) -> dict[str, str]:
-    s = story.cluster.secrets
+    s = story.cluster.state.secrets
     found = {
         "S3 access key id": s.s3_access_key,
         "S3 secret key": s.s3_secret_key,
@@ -386,7 +392,7 @@ def cluster_secrets(story: Story) -> dict[str, str]:
         "KMA key": s.fake_kma_key,
         "KMA key (URL-encoded)": quote(s.fake_kma_key, safe=""),
     }
-    key_lines = story.cluster.private_key.read_text().splitlines()[1:-1]
+    key_lines = story.cluster.git_server.private_key.read_text().splitlines()[1:-1]
     found.update({f"git private key line {i}": ln for i, ln in enumerate(key_lines) if ln})
     weed = story.cluster.data / "seaweedfs"
     jwt_keys = re.findall(r'(?m)^key = "([0-9a-f]{64})"$', (weed / "security.toml").read_text())
@@ -399,15 +405,15 @@ def cluster_secrets(story: Story) -> dict[str, str]:
 
 def test_no_secret_in_logs_db_history_or_outputs(story: Story) -> None:
     cluster = story.cluster
-    dump = cluster.pg_dump("--exclude-table-data=connection")
+    dump = cluster.postgres.dump("--exclude-table-data=connection")
     assert b"rendered_task_instance_fields" in dump and b"bash_command" in dump, (
         "the dump holds no rendered fields: the check below would prove nothing"
     )
-    workspaces = [cluster.workspace(w) / "output" for w in cluster.workers]
+    workspaces = [cluster.airflow.workspace(w) / "output" for w in cluster.workers]
     hits = secret_hits(
         cluster_secrets(story),
-        [*files_under(cluster.logs_dir), *files_under(*workspaces)],
-        {"pg_dump": dump, "server git history": git_history_blob(cluster.bare_repo)},
+        [*files_under(cluster.airflow.logs_dir), *files_under(*workspaces)],
+        {"pg_dump": dump, "server git history": git_history_blob(cluster.git_server.bare_repo)},
     )
     assert not hits, "secrets leaked:\n" + "\n".join(hits)
     # The connections were really used: a secret never read would prove nothing.
@@ -417,13 +423,13 @@ def test_no_secret_in_logs_db_history_or_outputs(story: Story) -> None:
 
 def run_git(cluster: Cluster, root: Path, *args: str, cwd: Path | None = None):
     """git with the workers' key and the server's host key, its outcome (never raises)."""
-    env = cluster.git_env(root)
+    env = cluster.git_server.git_env(root)
     return subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True)
 
 
 def test_the_git_key_reaches_only_the_model_repo(cluster_started) -> None:
     cluster, _, _, root = cluster_started
-    other = cluster.bare_repo.parent / "other-repo.git"  # another repository on the host
+    other = cluster.git_server.bare_repo.parent / "other-repo.git"  # another repository on the host
     try:
         git(root, "init", "--quiet", "--bare", "-b", "main", str(other))
         key_reaches_only_the_model_repo(cluster, root, other)
@@ -432,22 +438,26 @@ def test_the_git_key_reaches_only_the_model_repo(cluster_started) -> None:
 
 
 def key_reaches_only_the_model_repo(cluster: Cluster, root: Path, other: Path) -> None:
-    server = cluster.model_repo_url.removesuffix(str(cluster.bare_repo))
-    mine = run_git(cluster, root, "ls-remote", cluster.model_repo_url)
+    server = cluster.git_server.model_repo_url.removesuffix(str(cluster.git_server.bare_repo))
+    mine = run_git(cluster, root, "ls-remote", cluster.git_server.model_repo_url)
     assert mine.returncode == 0 and "refs/heads/main" in mine.stdout, mine.stderr
     local = root / "other-work"
     git(root, "init", "--quiet", "-b", "main", str(local))
     git(local, *PERSON, "commit", "--quiet", "--allow-empty", "-m", "Not the model repo")
-    for url in (f"{server}{other}", f"{cluster.model_repo_url}/../{other.name}"):
+    for url in (f"{server}{other}", f"{cluster.git_server.model_repo_url}/../{other.name}"):
         listed = run_git(cluster, root, "ls-remote", url)
         assert listed.returncode != 0, f"the key lists {url}: {listed.stdout[:200]}"
-        assert f"reaches {cluster.bare_repo} only" in listed.stderr, listed.stderr[-300:]
+        assert f"reaches {cluster.git_server.bare_repo} only" in listed.stderr, listed.stderr[-300:]
         pushed = run_git(cluster, root, "push", url, "HEAD:refs/heads/main", cwd=local)
         assert pushed.returncode != 0, f"the key pushes to {url}"
     assert git(other, "for-each-ref").strip() == "", "a push reached the other repository"
     shell = subprocess.run(
-        [*cluster.git_env(root)["GIT_SSH_COMMAND"].split(), "-p", str(cluster.ports["ssh"])]
-        + [f"{cluster.git_user}@127.0.0.1", "cat /etc/hostname"],
+        [
+            *cluster.git_server.git_env(root)["GIT_SSH_COMMAND"].split(),
+            "-p",
+            str(cluster.state.ports["ssh"]),
+        ]
+        + [f"{cluster.git_server.git_user}@127.0.0.1", "cat /etc/hostname"],
         capture_output=True,
         text=True,
     )
@@ -456,7 +466,7 @@ def key_reaches_only_the_model_repo(cluster: Cluster, root: Path, other: Path) -
 
 def seaweedfs_ports(cluster: Cluster) -> dict[str, int]:
     """The HTTP port of each SeaweedFS part, as its running command line has them."""
-    args = cmdline(cluster.pids["seaweedfs"][0]).split()
+    args = cmdline(cluster.state.pids["seaweedfs"][0]).split()
     found = (re.fullmatch(r"-(master|volume|filer|s3)\.port=(\d+)", arg) for arg in args)
     return {m.group(1): int(m.group(2)) for m in found if m}
 
@@ -479,8 +489,8 @@ def test_only_signed_requests_write_the_object_store(cluster_started) -> None:
     assert set(ports) == {"master", "volume", "filer", "s3"}, ports
     key = f"{BUCKET}/planted-{secrets.token_hex(4)}"
     refused = {
-        "S3 PUT": unsigned("PUT", f"{cluster.s3_endpoint}/{key}"),
-        "S3 GET of the bucket": unsigned("GET", f"{cluster.s3_endpoint}/{BUCKET}", None),
+        "S3 PUT": unsigned("PUT", f"{cluster.seaweedfs.s3_endpoint}/{key}"),
+        "S3 GET of the bucket": unsigned("GET", f"{cluster.seaweedfs.s3_endpoint}/{BUCKET}", None),
         "filer PUT": unsigned("PUT", f"http://127.0.0.1:{ports['filer']}/buckets/{key}"),
         "filer GET of the bucket": unsigned(
             "GET", f"http://127.0.0.1:{ports['filer']}/buckets/{BUCKET}/", None
@@ -490,14 +500,14 @@ def test_only_signed_requests_write_the_object_store(cluster_started) -> None:
     accepted = {what: status for what, status in refused.items() if status not in (401, 403)}
     assert not accepted, f"unsigned requests not refused (HTTP status): {accepted}"
     wrong = s3fs.S3FileSystem(
-        key=cluster.secrets.s3_access_key,
-        secret="not-" + cluster.secrets.s3_secret_key,
-        client_kwargs={"endpoint_url": cluster.s3_endpoint},
+        key=cluster.state.secrets.s3_access_key,
+        secret="not-" + cluster.state.secrets.s3_secret_key,
+        client_kwargs={"endpoint_url": cluster.seaweedfs.s3_endpoint},
         skip_instance_cache=True,
     )
     with pytest.raises(PermissionError):
         wrong.pipe(f"{key}-wrong", b"planted")
-    right = cluster.s3()
+    right = cluster.seaweedfs.s3()
     right.pipe(f"{key}-signed", b"ok")  # the cluster's keys still write
     assert right.cat(f"{key}-signed") == b"ok"
     right.rm(f"{key}-signed")
@@ -536,7 +546,7 @@ def serves_a_stranger(port: int) -> str | None:
 
 
 def test_seaweedfs_grpc_serves_only_its_own_parts(cluster_started) -> None:
-    args = cmdline(cluster_started[0].pids["seaweedfs"][0]).split()
+    args = cmdline(cluster_started[0].state.pids["seaweedfs"][0]).split()
     grpc_ports = {
         m.group(1): int(m.group(2))
         for m in (re.fullmatch(r"-(\w+)\.port\.grpc=(\d+)", arg) for arg in args)
@@ -550,7 +560,7 @@ def test_seaweedfs_grpc_serves_only_its_own_parts(cluster_started) -> None:
 def test_postgres_keeps_fsync_on(cluster_started) -> None:
     import psycopg2
 
-    conn = psycopg2.connect(cluster_started[0]._pg_dsn("airflow"))
+    conn = psycopg2.connect(cluster_started[0].postgres.dsn("airflow"))
     try:
         with conn.cursor() as cur:
             cur.execute("SHOW fsync")
@@ -573,8 +583,8 @@ def test_the_cluster_files_are_their_owners_only(story: Story) -> None:
         here = Path(folder)
         for path in [here / d for d in dirs] + [here / f for f in files]:
             info = path.lstat()
-            is_log = path.suffix == ".log" or path.is_relative_to(story.cluster.logs_dir)
-            task_logs += is_log and path.is_relative_to(story.cluster.logs_dir)
+            is_log = path.suffix == ".log" or path.is_relative_to(story.cluster.airflow.logs_dir)
+            task_logs += is_log and path.is_relative_to(story.cluster.airflow.logs_dir)
             checked = stat.S_ISDIR(info.st_mode) or is_log or here in owned_files
             checked |= here == data / "seaweedfs" and path.suffix in weed_config
             if checked and not stat.S_ISLNK(info.st_mode) and info.st_mode & 0o077:
@@ -584,7 +594,7 @@ def test_the_cluster_files_are_their_owners_only(story: Story) -> None:
 
 
 def test_make_cluster_twice_starts_nothing_new(story: Story) -> None:
-    before = dict(story.cluster.pids)
+    before = dict(story.cluster.state.pids)
     up = subprocess.run(
         [sys.executable, "-m", "scripts.cluster", "up", "--data", str(story.cluster.data)],
         cwd=PROJECT_ROOT,
@@ -593,20 +603,20 @@ def test_make_cluster_twice_starts_nothing_new(story: Story) -> None:
         timeout=120,
     )
     assert up.returncode == 0, up.stderr
-    assert "already up" in up.stdout and story.cluster.url in up.stdout, up.stdout
-    assert Cluster(data=story.cluster.data).pids == before
+    assert "already up" in up.stdout and story.cluster.rest.url in up.stdout, up.stdout
+    assert Cluster(data=story.cluster.data).state.pids == before
 
 
 def test_stopping_leaves_no_process_behind(story: Story) -> None:
     cluster = story.cluster
-    pids = [pid for pid, _ in cluster.pids.values()]
+    pids = [pid for pid, _ in cluster.state.pids.values()]
     story.timings["total_before_stop"] = sum(story.timings.values())
     t0 = time.monotonic()
     down = [sys.executable, "-m", "scripts.cluster", "down", "--data", str(cluster.data)]
     result = subprocess.run(down, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120)
     story.timings["stop"] = time.monotonic() - t0
     assert result.returncode == 0, result.stderr
-    for proc in cluster.procs.values():
+    for proc in cluster.state.procs.values():
         proc.poll()
     assert not [pid for pid in pids if is_running(pid)], "a recorded process still runs"
     assert not pids_with_env(MARKER, str(cluster.data)), "a process of the cluster still runs"

@@ -59,10 +59,10 @@ def e2e(tmp_path_factory: pytest.TempPathFactory) -> Iterator[E2E]:
         server = AirflowServer(home=root / "airflow-home", model_repo=repo)
         stack.callback(server.stop)  # runs even when start() fails half way
         server.start()
-        server.add_pool(POOL, POOL_SLOTS, POOL_DESCRIPTION)
-        server.add_connection("my_webhook", "slackwebhook", password=slack_url)
+        server.rest.add_pool(POOL, POOL_SLOTS, POOL_DESCRIPTION)
+        server.rest.add_connection("my_webhook", "slackwebhook", password=slack_url)
         if kma:
-            server.add_connection("kma_api", "http", host=kma.base_url, password=kma_key)
+            server.rest.add_connection("kma_api", "http", host=kma.base_url, password=kma_key)
         yield E2E(server, repo, slack, slack_url, kma_key, kma)
 
 

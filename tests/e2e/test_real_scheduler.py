@@ -58,10 +58,10 @@ def commit_param_change(repo: Path, n_estimators: int) -> None:
 @pytest.fixture(scope="module")
 def rounds(e2e: E2E) -> Rounds:
     server = e2e.server
-    dag_ids = server.dag_ids()
+    dag_ids = server.rest.dag_ids()
     assert dag_ids, "no DAG was loaded"
     for dag_id in dag_ids:
-        server.unpause(dag_id)
+        server.rest.unpause(dag_id)
     triggered = []
     for n in range(1, ROUNDS + 1):
         if n in N_ESTIMATORS:
@@ -71,17 +71,17 @@ def rounds(e2e: E2E) -> Rounds:
         # the same scheduler loop. Concurrent triggers on SQLite held each other up in the
         # API server until the lock timed out (three at once, each waiting the full
         # timeout, then HTTP 500); the cluster test, on PostgreSQL, triggers concurrently.
-        run_ids = {dag_id: server.trigger(dag_id, run_id) for dag_id in sorted(dag_ids)}
-        triggered.append(server.wait_for_runs(run_ids, ROUND_TIMEOUT))
+        run_ids = {dag_id: server.rest.trigger(dag_id, run_id) for dag_id in sorted(dag_ids)}
+        triggered.append(server.rest.wait_for_runs(run_ids, ROUND_TIMEOUT))
     for dag_id in dag_ids:  # no new scheduled runs while the checks read the results
-        server.api("PATCH", f"/dags/{dag_id}", json={"is_paused": True})
-    all_runs = server.wait_until_idle(dag_ids, ROUND_TIMEOUT)
+        server.rest.api("PATCH", f"/dags/{dag_id}", json={"is_paused": True})
+    all_runs = server.rest.wait_until_idle(dag_ids, ROUND_TIMEOUT)
     return Rounds(dag_ids, triggered, all_runs)
 
 
 def test_the_four_dags_load_without_import_errors(e2e: E2E) -> None:
-    assert e2e.server.import_errors() == []
-    assert e2e.server.dag_ids() == EXPECTED_DAGS
+    assert e2e.server.rest.import_errors() == []
+    assert e2e.server.rest.dag_ids() == EXPECTED_DAGS
 
 
 def test_every_run_succeeds(e2e: E2E, rounds: Rounds) -> None:
@@ -90,7 +90,7 @@ def test_every_run_succeeds(e2e: E2E, rounds: Rounds) -> None:
     failed = [r for r in rounds.all_runs if r["state"] != "success"]
     details = []
     for run in failed:
-        for ti in e2e.server.task_instances(run["dag_id"], run["dag_run_id"]):
+        for ti in e2e.server.rest.task_instances(run["dag_id"], run["dag_run_id"]):
             if ti["state"] != "success":
                 where = f"{run['dag_id']}/{run['dag_run_id']}/{ti['task_id']}"
                 details.append(f"{where}: {ti['state']}")

@@ -171,7 +171,7 @@ def test_task_log_page_shows_the_tasks_own_output(
     server = e2e.server
     run_id = demo_runs["batch_inference"]["dag_run_id"]
     path = f"/dags/batch_inference/dagRuns/{run_id}/taskInstances/predict/xcomEntries/return_value"
-    result = read_result(server.api("GET", path)["value"], "predict")
+    result = read_result(server.rest.api("GET", path)["value"], "predict")
     assert result["rows"] == 5 and result["path"].endswith(".csv"), result
     output_line = f"predict: wrote {result['rows']} rows to {result['path']}"
     login(browser, server)
@@ -192,7 +192,7 @@ def test_asset_graph_shows_the_flow_between_the_dags(
     from selenium.webdriver.support.ui import WebDriverWait
 
     server = e2e.server
-    assets = server.api("GET", "/assets", params={"name_pattern": "iris-model-prod"})["assets"]
+    assets = server.rest.api("GET", "/assets", params={"name_pattern": "iris-model-prod"})["assets"]
     (prod,) = [a for a in assets if a["name"] == "iris-model-prod"]
     login(browser, server)
     browser.get(f"{server.url}/assets/{prod['id']}")

@@ -21,8 +21,15 @@ from pathlib import Path
 
 import pytest
 
-from scripts.airflow_api import free_port, start_process, start_time, stop_processes, wait_until
-from scripts.cluster import Cluster, Secrets, answers
+from scripts.cluster.cluster import Cluster
+from scripts.processes import (
+    answers,
+    free_port,
+    start_process,
+    start_time,
+    stop_processes,
+    wait_until,
+)
 from tests.conftest import PROJECT_ROOT, git, run, snapshot_project
 from tests.integration.dagrun import run_dag, task_states
 
@@ -36,12 +43,12 @@ def ssh_git_server(tmp_path: Path) -> Iterator[Cluster]:
     server = Cluster(data=tmp_path / "git-server", source=snapshot_project(tmp_path / "source"))
     # connections() also names a KMA and an S3 endpoint; neither runs here.
     server.kma = ("http://127.0.0.1:9", "unused")
-    server._prepare_dirs()
-    server.secrets = Secrets.load_or_create(server.data / "secrets.json")
+    server.prepare_dirs()
+    server.state.load_or_create_secrets()
     for part in ("ssh", "s3"):
-        server._port(part)
+        server.state.port(part)
     try:
-        server._start_git_server()
+        server.git_server.start()
         yield server
     finally:
         server.stop()
@@ -51,8 +58,8 @@ def change_host_key(server: Cluster) -> None:
     """Restart the server's sshd on the same port with a second host key (an impostor)."""
     server.stop()
     for name in ("host_key", "host_key.pub"):
-        (server.ssh_dir / name).unlink()
-    server._start_git_server()
+        (server.git_server.ssh_dir / name).unlink()
+    server.git_server.start()
 
 
 def git_connection(server: Cluster, **extra: str) -> str:
@@ -67,7 +74,7 @@ def predict_on_new_worker(
 ) -> str:
     """batch_inference once on a worker whose workspace is still to be cloned; its state."""
     monkeypatch.setenv("MODEL_REPO", str(workspace))
-    monkeypatch.setenv("MODEL_REPO_URL", server.model_repo_url)
+    monkeypatch.setenv("MODEL_REPO_URL", server.git_server.model_repo_url)
     monkeypatch.setenv("AIRFLOW_CONN_MODEL_REPO_GIT", connection)
     return task_states(run_dag("batch_inference", logical_date=LOGICAL_DATE))["predict"]
 
@@ -78,13 +85,16 @@ def test_the_launchers_connection_reaches_the_git_server(
 ) -> None:
     """scripts.cluster fills known_hosts, and with it a task clones over checked ssh."""
     extra = json.loads(ssh_git_server.connections()["model_repo_git"]["extra"])
-    assert extra["known_hosts"] == ssh_git_server.known_hosts
+    assert extra["known_hosts"] == ssh_git_server.git_server.known_hosts
     workspace = tmp_path / "worker"
     state = predict_on_new_worker(
         ssh_git_server, workspace, git_connection(ssh_git_server), monkeypatch
     )
     assert state == "skipped"  # cloned, synced, nothing in prod yet
-    assert git(workspace, "remote", "get-url", "origin").strip() == ssh_git_server.model_repo_url
+    assert (
+        git(workspace, "remote", "get-url", "origin").strip()
+        == ssh_git_server.git_server.model_repo_url
+    )
 
 
 @pytest.mark.usefixtures("airflow_db")

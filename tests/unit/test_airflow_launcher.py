@@ -24,7 +24,7 @@ def test_a_wait_fails_at_once_naming_the_component_that_exited(tmp_path: Path) -
     proc.wait(timeout=30)
     started = time.monotonic()
     with pytest.raises(RuntimeError) as raised:
-        server._wait(lambda: False, timeout=60, what="runs to finish")
+        server.rest.wait(lambda: False, timeout=60, what="runs to finish")
     assert time.monotonic() - started < 5  # not the 60 s timeout
     assert "airflow scheduler exited with 3" in str(raised.value)
     assert "database is locked" in str(raised.value)

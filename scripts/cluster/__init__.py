@@ -1,0 +1,28 @@
+"""The cluster on one machine: every part a real deployment has, on 127.0.0.1.
+
+    python -m scripts.cluster up       # start it (or say it is up already) and print the UI
+    python -m scripts.cluster status   # which processes run, the URLs
+    python -m scripts.cluster down     # stop every process it started, by pid
+
+Parts, each a process in its own process group with its pid recorded in ``cluster.json``:
+PostgreSQL (Airflow's metadata DB and the Celery result backend), Redis (the Celery
+broker), SeaweedFS (an S3 endpoint: the shared DVC remote), sshd (the git server holding
+the shared model repo; its key reaches that repository only), the fake KMA server
+(unless a real KMA key is configured), Airflow's API server, scheduler and DAG processor,
+and two Celery workers, each with a workspace of its own (``MODEL_REPO``). Every port is
+a free one, every file under one data folder (``.cluster/`` for ``make cluster``; a temp
+dir in the tests). Starting again on the same folder reuses its data (DB, registry,
+remote, keys).
+
+Every part takes a request only with a credential kept in the data folder (signed S3
+requests, JWTs and mutual TLS inside SeaweedFS, passwords, the git key), and every file
+and folder the cluster makes there is its owner's only (docs/cluster-security.md).
+
+Workers get ``MODEL_REPO``, ``MODEL_REPO_URL`` and ``DVC_REMOTE_URL``; credentials are
+in the Airflow connections ``model_repo_git`` and ``dvc_remote`` only, which the tasks
+read when they run, never in a worker's environment.
+
+One module per part (``postgres``, ``redis``, ``seaweedfs`` with ``seaweedfs_tls``,
+``git_server``, ``kma``, ``airflow``), ``state`` for what they share (the data folder,
+secrets, ports, pids), ``cluster`` for the whole, ``__main__`` for the command line.
+"""
