@@ -16,7 +16,7 @@ remote, keys).
 
 Every part takes a request only with a credential kept in the data folder (signed S3
 requests, JWTs and mutual TLS inside SeaweedFS, passwords, the git key), and every file
-and folder the cluster makes there is its owner's only (docs/cluster-security.md).
+and folder the cluster makes there is its owner's only (docs/security.md, "The local cluster").
 
 Workers get ``MODEL_REPO``, ``MODEL_REPO_URL`` and ``DVC_REMOTE_URL``; credentials are
 in the Airflow connections ``model_repo_git`` and ``dvc_remote`` only, which the tasks
