@@ -61,7 +61,7 @@ with DAG(
         python_callable=branch_for,
         execution_timeout=timedelta(minutes=1),
     )
-    # The promote task's last output line (its XCom) is the summary that goes to Slack.
+    # The message of the promote task's result (its XCom) goes to Slack.
     promote = repo_task(
         PROMOTE_TASK,
         'batchserving.selection.promote promote --comparison-json "$COMPARISON_JSON"',
