@@ -12,7 +12,9 @@ BIN := $(VENV)/bin
 UV := $(or $(shell command -v uv 2>/dev/null),$(ROOT)/.uv/bin/uv)
 
 export UV_COMPILE_BYTECODE := 1
-export UV_PYTHON_DOWNLOADS := never
+# uv picks any interpreter pyproject.toml allows (3.11 to 3.13) and downloads one only where
+# none is installed and the network allows it.
+export UV_PYTHON_DOWNLOADS ?= automatic
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 export AIRFLOW_HOME ?= $(ROOT)/.airflow
 export AIRFLOW__CORE__DAGS_FOLDER := $(ROOT)/dags
@@ -49,12 +51,12 @@ $(ROOT)/.uv/bin/uv:
 	$(ROOT)/.uv/bin/pip install -q uv
 
 $(BIN)/.synced: $(UV) $(ROOT)/pyproject.toml $(ROOT)/uv.lock
-	$(UV) sync --frozen --python python3.11 --quiet
+	$(UV) sync --frozen --quiet
 	@touch $@
 
 # The cluster's extra (Celery, PostgreSQL and Redis clients, dvc-s3, SeaweedFS) on top.
 $(BIN)/.synced-cluster: $(BIN)/.synced
-	$(UV) sync --frozen --python python3.11 --extra cluster --quiet
+	$(UV) sync --frozen --extra cluster --quiet
 	@touch $@
 
 $(AIRFLOW_HOME)/.ready: $(BIN)/.synced
