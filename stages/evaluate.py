@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
-import joblib
 import pandas as pd
 
 from batchserving.core.atomic import atomic_open, write_json
@@ -16,8 +16,13 @@ from batchserving.core.names import (
     IMPORTANCE_PLOT,
     METRICS_FILE,
     MODEL_PATH,
+    PIPELINE_LOCK,
+    TRAIN_STAGE,
 )
 from batchserving.core.params import ParamsError, TrainParams
+from batchserving.registry.dvclock import model_hash
+from batchserving.registry.git import RegistryError
+from batchserving.registry.integrity import load_verified
 from batchserving.training.iris import FEATURES, TARGET, load_dataset, split_rows
 from batchserving.training.metrics import DIGITS, score_model
 
@@ -46,6 +51,21 @@ def write_csv(frame: pd.DataFrame, path: str) -> None:
         frame.to_csv(fh, index=False, lineterminator="\n")
 
 
+def load_trained_model(path: Path) -> Any:
+    """The model ``train`` wrote, unpickled only if its md5 is the one ``dvc.lock`` records.
+
+    ``dvc repro`` records the train stage's output in ``dvc.lock`` before it runs this
+    stage, so the pin is the md5 of what train wrote (or what ``dvc pull`` verified).
+    """
+    lock = Path(PIPELINE_LOCK)
+    pinned = model_hash(lock.read_text(encoding="utf-8")) if lock.is_file() else None
+    if pinned is None:
+        raise RegistryError(
+            f"{PIPELINE_LOCK} pins no {MODEL_PATH}; run `dvc repro {TRAIN_STAGE}` first"
+        )
+    return load_verified(path, f"the {TRAIN_STAGE} stage's model", pinned)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data", default=DATA_PATH)
@@ -56,10 +76,10 @@ def main() -> None:
     args = parser.parse_args()
     try:
         params = TrainParams.load()
-    except ParamsError as exc:
+        model = load_trained_model(Path(args.model))
+    except (ParamsError, RegistryError) as exc:
         sys.exit(f"evaluate: {exc}")
     _, test = split_rows(load_dataset(args.data), params.test_size, params.random_state)
-    model = joblib.load(args.model)
     write_csv(confusion_rows(model, test), args.confusion)
     write_csv(feature_importance(model), args.importance)
     write_json(args.metrics, score_model(model, test))
