@@ -1,9 +1,11 @@
 """
 ### Batch inference: `batch_inference`
 
-Every 5 minutes: score `inference.n_samples` Iris rows, seeded by the logical date, with
-the `prod` model, into `output/predictions/<date>/<time>Z.csv`, each row with its model
-version, commit and run id. A re-run writes the same file.
+Every 5 minutes, and at once on each `iris-model-prod` event (a promotion): score
+`inference.n_samples` Iris rows with the `prod` model, seeded by the run's date (the
+logical date; for an asset-triggered run, which has none, its `run_after`), into
+`output/predictions/<date>/<time>Z.csv`, each row with its model version, commit and run
+id. A re-run writes the same file.
 
 Large batch: trigger with run conf `{"input_path": "data/big.parquet"}` (a path inside the
 model repo; optional `output_path` under `output/predictions/`).
@@ -16,7 +18,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import DAG
+from airflow.sdk import DAG, AssetOrTimeSchedule, CronTriggerTimetable
 from batchserving_dags.alerts import failure_alert
 from batchserving_dags.assets import PREDICTIONS, PROD_DEPLOYMENT, predictions_event
 from batchserving_dags.operators import PYTHON, ProjectBashOperator
@@ -32,7 +34,11 @@ PREDICT_COMMAND = (
 
 with DAG(
     dag_id="batch_inference",
-    schedule="*/5 * * * *",
+    # A promotion is served at once, not at the next 5-minute tick.
+    schedule=AssetOrTimeSchedule(
+        timetable=CronTriggerTimetable("*/5 * * * *", timezone="Asia/Seoul"),
+        assets=[PROD_DEPLOYMENT],
+    ),
     start_date=pendulum.datetime(2026, 1, 1, tz="Asia/Seoul"),
     catchup=False,
     max_active_runs=1,
@@ -58,8 +64,8 @@ with DAG(
         append_env=True,  # keep PATH, MODEL_REPO and the rest of the worker's environment
         skip_on_exit_code=(99,),  # batchserving.serving.predict: nothing deployed yet
         execution_timeout=timedelta(minutes=20),
-        # Consumes the prod deployment (the schedule stays every 5 minutes); produces
-        # the predictions file, its event naming the model version that scored it.
+        # Consumes the prod deployment (its events also schedule the DAG); produces the
+        # predictions file, its event naming the model version that scored it.
         inlets=[PROD_DEPLOYMENT],
         outlets=[PREDICTIONS],
         post_execute=predictions_event,

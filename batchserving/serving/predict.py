@@ -6,7 +6,8 @@ Two modes, one scoring module (``batchserving.serving.scoring``):
 
 - Scheduled (DAG ``batch_inference``): ``--logical-date ISO --run-id ID`` draws
   ``inference.n_samples`` Iris rows seeded from the logical date (same date, same rows,
-  same file) and writes ``output/predictions/<YYYY-MM-DD>/<YYYY-MM-DDTHH-MM-SSZ>.csv`` (UTC).
+  same file) and writes ``output/predictions/<YYYY-MM-DD>/<YYYY-MM-DDTHH-MM-SSZ>.csv`` (UTC;
+  an asset-triggered run's date, its ``run_after``, keeps its microseconds in the name).
 - Large batch: ``--input PATH --output PATH`` scores a CSV or Parquet file of any size in
   chunks of ``inference.chunk_rows`` rows, so memory stays bounded. A person's paths are
   taken as given.
@@ -50,9 +51,14 @@ EXIT_NOTHING_DEPLOYED = 99  # BashOperator's skip_on_exit_code
 
 
 def prediction_path(logical_date: datetime, root: Path = Path(PREDICTIONS_DIR)) -> Path:
-    """``<root>/<YYYY-MM-DD>/<YYYY-MM-DDTHH-MM-SSZ>.csv`` for a logical date, in UTC."""
+    """``<root>/<YYYY-MM-DD>/<YYYY-MM-DDTHH-MM-SSZ>.csv`` for a logical date, in UTC.
+
+    A date with microseconds (an asset-triggered run's ``run_after``) keeps them,
+    ``...T09-25-00.412000Z.csv``: its file is never a scheduled run's of the same second.
+    """
     utc = logical_date.astimezone(UTC)
-    return root / f"{utc:%Y-%m-%d}" / f"{utc:%Y-%m-%dT%H-%M-%SZ}.csv"
+    fraction = f".{utc:%f}" if utc.microsecond else ""
+    return root / f"{utc:%Y-%m-%d}" / f"{utc:%Y-%m-%dT%H-%M-%S}{fraction}Z.csv"
 
 
 def parse_logical_date(text: str) -> datetime:

@@ -36,6 +36,18 @@ def test_prediction_path_is_by_utc_date_and_time() -> None:
     assert prediction_path(seoul) == expected
 
 
+def test_an_asset_triggered_run_gets_a_file_of_its_own() -> None:
+    """An asset-triggered run's date is its run_after, to the microsecond: a promotion in
+    the same second as a scheduled run (or a second promotion) never overwrites its file."""
+    scheduled = DATE
+    promoted = DATE + timedelta(microseconds=412_000)
+    assert prediction_path(promoted) != prediction_path(scheduled)
+    assert prediction_path(promoted) == Path(
+        "output/predictions/2026-03-01/2026-03-01T09-25-00.412000Z.csv"
+    )
+    assert prediction_path(promoted) == prediction_path(promoted)  # a re-run: the same file
+
+
 def test_cli_reports_bad_input_and_exits_1(workdir: Path) -> None:
     (workdir / "in.csv").write_text("sepal_length,sepal_width,petal_length\n1,2,3\n")
     result = cli(workdir, "--input", "in.csv", "--output", "out.csv")
