@@ -187,6 +187,10 @@ class RegistryParams(Section):
 # The gate's choices, named once: the params model and the statistics both read them.
 PrimaryMetric = Literal["f1_macro", "accuracy"]
 SelectionTest = Literal["mcnemar", "bootstrap", "none"]
+SelectionApproval = Literal["none", "required"]
+# A person answers within a working day; model_selection's dagrun_timeout (its DAG file)
+# is this plus the run's other tasks, so a waiting run still ends before the next day's.
+MAX_APPROVAL_MINUTES = 1200
 
 
 class SelectionParams(Section):
@@ -209,6 +213,17 @@ class SelectionParams(Section):
     )
     min_score: float = Field(
         default=0.8, ge=0.0, le=1.0, description="a number from 0 to 1, e.g. 0.8"
+    )
+    approval: SelectionApproval = Field(
+        default="none",
+        description="none (a promote verdict promotes) or required (a person approves it in "
+        "Airflow first; reject or no answer keeps the champion)",
+    )
+    approval_timeout_minutes: float = Field(
+        default=720,
+        gt=0,
+        le=MAX_APPROVAL_MINUTES,
+        description=f"minutes > 0, at most {MAX_APPROVAL_MINUTES} (no answer by then keeps)",
     )
 
 

@@ -198,6 +198,9 @@ def rule_record(params: SelectionParams) -> dict[str, Any]:
         "test": params.test,
         "alpha": params.alpha,
         "min_score": params.min_score,
+        # Read by the DAG's branch: with "required" a promote verdict waits for a person.
+        "approval": params.approval,
+        "approval_timeout_minutes": params.approval_timeout_minutes,
         "statement": (
             f"promote iff challenger {metric} >= min_score {params.min_score} and (there is "
             f"no prod version, or challenger {metric} - champion {metric} > "

@@ -1,6 +1,6 @@
 """Promotion, rollback and redeployment of the ``prod`` version of ``iris-model``.
 
-    python -m batchserving.selection.promote promote --comparison-json JSON
+    python -m batchserving.selection.promote promote --comparison-json JSON [--approval-json JSON]
     python -m batchserving.selection.promote rollback v0.0.1    # assign prod to an earlier version
     python -m batchserving.selection.promote redeploy           # deploy the current prod again
 
@@ -44,7 +44,9 @@ from batchserving.selection.rule import (
     PROMOTE,
     REDEPLOY,
     SelectionError,
+    approval_line,
     evidence_line,
+    read_approval,
     read_comparison,
 )
 from batchserving.serving.deployment import serves
@@ -90,15 +92,26 @@ def check_prod_unmoved(
         )
 
 
-def promote(repo: Path, comparison: dict[str, Any], identity: RegistryParams) -> str:
+def promote(
+    repo: Path,
+    comparison: dict[str, Any],
+    identity: RegistryParams,
+    approval: dict[str, Any] | None = None,
+) -> str:
     """Tag a ``promote`` decision's version as prod (``redeploy``: no tag); return the summary.
 
-    The deployment into this worker's serving cache follows once the tag is published
+    ``approval`` is the approval step's decision record when a person was asked: it
+    must say approved, and it goes into the tag message beside the comparison. The
+    deployment into this worker's serving cache follows once the tag is published
     (``deploy_current_prod``), so a push the server rejects leaves the deployment as it was.
     """
     decision = comparison.get("decision")
     if decision not in (PROMOTE, REDEPLOY):
         raise SelectionError(f"the comparison decided {decision!r}; there is nothing to promote")
+    if approval is not None and not approval["approved"]:
+        raise SelectionError("the promotion was not approved; nothing is promoted")
+    if approval is not None:
+        comparison = {**comparison, "approval": approval}
     champion = comparison["champion"]
     target = comparison["challenger"] if decision == PROMOTE else champion
     version = ModelVersion(target["version"], target["commit"])
@@ -117,6 +130,7 @@ def promote(repo: Path, comparison: dict[str, Any], identity: RegistryParams) ->
     return (
         f":rocket: model_selection: promoted {ARTIFACT} {version.version} to {PROD_STAGE}: "
         f"{_metric_line(comparison)}; {evidence_line(comparison.get('evidence'))}"
+        f"{approval_line(approval)}"
     )
 
 
@@ -166,7 +180,8 @@ def run(args: argparse.Namespace, repo: Path) -> str:
         summary = synced(lambda: rollback(repo, args.version, identity, run_label()), [], repo)
     else:
         comparison = read_comparison(args.comparison_json)
-        summary = synced(lambda: promote(repo, comparison, identity), [], repo)
+        approval = read_approval(args.approval_json)
+        summary = synced(lambda: promote(repo, comparison, identity, approval), [], repo)
     print(f"promote: {deploy_current_prod(repo)}", flush=True)
     return summary
 
@@ -176,6 +191,9 @@ def main() -> None:
     sub = parser.add_subparsers(dest="action", required=True)
     promote_cmd = sub.add_parser("promote", help="act on the comparison of model_selection")
     promote_cmd.add_argument("--comparison-json", required=True, help="the compare step's JSON")
+    promote_cmd.add_argument(
+        "--approval-json", default=None, help="the approval step's decision (null: not asked)"
+    )
     rollback_cmd = sub.add_parser("rollback", help="assign prod to an earlier version")
     rollback_cmd.add_argument("version", help="a registered version, e.g. v0.0.1")
     sub.add_parser("redeploy", help="deploy the current prod version again")

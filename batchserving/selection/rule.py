@@ -148,3 +148,38 @@ def read_comparison(value: Any) -> dict[str, Any]:
             "run the whole model_selection DAG again"
         )
     return comparison
+
+
+def read_approval(value: Any) -> dict[str, Any] | None:
+    """The approval step's decision record (its XCom), or None when no one was asked.
+
+    ``None``/``"None"``/``"null"`` is a run without the step (``approval: none``, or a
+    keep verdict); anything else must be the record ``approve_promotion`` returns.
+    """
+    from batchserving.core.results import ResultError, read_result
+
+    if value is None or value in ("", "None", "null"):
+        return None
+    try:
+        record = read_result(value, "the approval step")
+    except ResultError as exc:
+        raise SelectionError(str(exc)) from None
+    by = record.get("by")
+    if not isinstance(record.get("approved"), bool) or not (
+        by is None or (isinstance(by, str) and len(by) <= 100)
+    ):
+        raise SelectionError(
+            "the approval step returned no decision record; run model_selection again"
+        )
+    return record
+
+
+def approval_line(record: dict[str, Any] | None) -> str:
+    """Who decided, in one line for Slack: the approver, the rejecter, or the time-out."""
+    if record is None:
+        return ""
+    if record["approved"]:
+        return f" Approved by {record['by'] or 'an unknown user'}."
+    if record.get("timed_out"):
+        return " No one approved it in time: the champion stays."
+    return f" Rejected by {record['by'] or 'an unknown user'}."

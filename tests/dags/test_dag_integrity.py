@@ -23,6 +23,26 @@ DAG_FILES = sorted(DAGS_FOLDER.glob("*.py"))
 HEAVY_MODULES = {"pandas", "numpy", "sklearn", "dvc", "gto", "requests", "joblib", "pyarrow"}
 
 
+def cron_of(dag) -> str:
+    """The DAG's cron expression, also when assets can trigger it besides the clock."""
+    from airflow.sdk import AssetOrTimeSchedule
+
+    if isinstance(dag.schedule, AssetOrTimeSchedule):
+        return dag.schedule.timetable.expression
+    return dag.schedule
+
+
+def test_a_promotion_triggers_batch_inference_besides_its_clock(dagbag) -> None:
+    """batch_inference runs every 5 minutes (Asia/Seoul) or on an iris-model-prod event."""
+    from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable
+
+    schedule = dagbag.dags["batch_inference"].schedule
+    assert isinstance(schedule, AssetOrTimeSchedule)
+    assert isinstance(schedule.timetable, CronTriggerTimetable)
+    assert str(schedule.timetable.timezone) == "Asia/Seoul"
+    assert [asset.name for asset in schedule.asset_condition.objects] == ["iris-model-prod"]
+
+
 @pytest.fixture(scope="module")
 def dagbag():
     """The dags folder parsed as the DAG processor does (bundle root on sys.path)."""
@@ -67,7 +87,7 @@ def test_no_heavy_imports_at_top_level(path) -> None:
 def test_dag_settings(dagbag) -> None:
     assert dagbag.dags, "no DAGs parsed"
     for dag_id, dag in dagbag.dags.items():
-        assert dag.schedule == EXPECTED_SCHEDULES[dag_id], dag_id
+        assert cron_of(dag) == EXPECTED_SCHEDULES[dag_id], dag_id
         assert str(dag.timezone) == "Asia/Seoul", dag_id
         assert dag.start_date.tzinfo is not None, dag_id
         assert dag.catchup is False, dag_id
@@ -185,9 +205,46 @@ def test_branches_of_model_selection_are_labelled(dagbag) -> None:
         task_id: dag.get_edge_info("choose_branch", task_id).get("label")
         for task_id in branch.downstream_task_ids
     }
-    assert set(labels) == {"promote", "keep_champion"}
+    assert set(labels) == {"promote", "keep_champion", "approve_promotion"}
     assert all(labels.values()), labels
     assert dag.get_task("join").trigger_rule == TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS
+
+
+def test_the_approval_step_branches_to_promote_or_keep(dagbag) -> None:
+    """approve_promotion is Airflow's HITL branch: Approve → promote, Reject/no answer → keep.
+
+    promote and keep_champion each follow either the branch or the approval, so they run
+    when one of the two ran and the other was skipped.
+    """
+    from airflow.providers.standard.operators.hitl import HITLBranchOperator
+    from airflow.sdk import TriggerRule
+
+    dag = dagbag.dags["model_selection"]
+    approval = dag.get_task("approve_promotion")
+    assert isinstance(approval, HITLBranchOperator)
+    assert approval.options_mapping == {"Approve": "promote", "Reject": "keep_champion"}
+    assert approval.defaults == ["Reject"]  # what a time-out chooses
+    assert approval.pool != POOL  # a person's wait never holds the one writer slot
+    labels = {
+        task_id: dag.get_edge_info("approve_promotion", task_id).get("label")
+        for task_id in approval.downstream_task_ids
+    }
+    assert set(labels) == {"promote", "keep_champion"} and all(labels.values()), labels
+    for task_id in ("promote", "keep_champion"):
+        task = dag.get_task(task_id)
+        assert task.upstream_task_ids == {"choose_branch", "approve_promotion"}, task_id
+        assert task.trigger_rule == TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS, task_id
+
+
+def test_a_run_waiting_for_approval_ends_within_its_dagrun_timeout(dagbag) -> None:
+    """The longest approval wait params.yaml allows, plus 3 h of tasks, fits the run."""
+    from batchserving.core.params import MAX_APPROVAL_MINUTES
+    from dags.batchserving_dags.approval import MAX_WAIT
+
+    dag = dagbag.dags["model_selection"]
+    assert timedelta(minutes=MAX_APPROVAL_MINUTES) == MAX_WAIT
+    assert dag.dagrun_timeout >= MAX_WAIT + timedelta(hours=3)
+    assert dag.dagrun_timeout < timedelta(days=1)  # the next day's run is not held up
 
 
 def test_every_producer_has_an_event_hook_that_runs(dagbag) -> None:

@@ -129,6 +129,8 @@ def test_selection_params_defaults():
     params = SelectionParams.from_mapping({})
     assert (params.primary_metric, params.min_improvement) == ("f1_macro", 0.0)
     assert (params.test, params.alpha, params.min_score) == ("mcnemar", 0.05, 0.8)
+    # No approval step unless asked for: a promote verdict promotes, as before.
+    assert (params.approval, params.approval_timeout_minutes) == ("none", 720)
 
 
 @pytest.mark.parametrize(
@@ -142,6 +144,9 @@ def test_selection_params_defaults():
         ({"min_score": 1.5}, "selection.min_score", "from 0 to 1"),
         ({"min_improvement": -0.1}, "selection.min_improvement", ">= 0"),
         ({"primary_metric": ""}, "selection.primary_metric", "f1_macro or accuracy"),
+        ({"approval": "yes"}, "selection.approval", "or required"),
+        ({"approval_timeout_minutes": 0}, "selection.approval_timeout_minutes", "at most 1200"),
+        ({"approval_timeout_minutes": -5}, "selection.approval_timeout_minutes", "minutes > 0"),
     ],
 )
 def test_selection_params_errors_name_the_key_and_the_allowed_values(values, key, allowed):
