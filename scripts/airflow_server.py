@@ -1,4 +1,4 @@
-"""A real Airflow on 127.0.0.1: scheduler, DAG processor, API server (``make demo``, tests).
+"""A real Airflow on 127.0.0.1: scheduler, DAG processor, triggerer, API server (make demo, tests).
 
 Each component is a separate ``airflow`` process in its own process group, all sharing
 one ``AIRFLOW_HOME`` (SQLite metadata DB, LocalExecutor), a free API port and the
@@ -48,7 +48,12 @@ COMPONENTS = {
     "api-server": ["api-server"],  # port and host from the environment
     "scheduler": ["scheduler"],
     "dag-processor": ["dag-processor"],
+    # Deferred tasks, deadline callbacks and human-in-the-loop operators run in it.
+    "triggerer": ["triggerer"],
 }
+
+# The components whose job heartbeats in the metadata DB (the health endpoint reports them).
+HEARTBEATING_JOBS = ("scheduler", "triggerer")
 
 
 @dataclass
@@ -159,7 +164,7 @@ class AirflowServer:
     # --- lifecycle -------------------------------------------------------------------------
 
     def start(self, timeout: float = 180) -> None:
-        """Migrate the DB, start the three components, wait until the API answers."""
+        """Migrate the DB, start the four components, wait until scheduler and triggerer are up."""
         t0 = time.monotonic()
         self.home.mkdir(parents=True, exist_ok=True)
         self.logs_dir.mkdir(exist_ok=True)
@@ -184,7 +189,8 @@ class AirflowServer:
                 raise RuntimeError(f"airflow {name} exited with {code}:\n{self.tail(name)}")
 
     def _healthy(self) -> bool:
-        return self.rest.health().get("scheduler", {}).get("status") == "healthy"
+        health = self.rest.health()
+        return all(health.get(job, {}).get("status") == "healthy" for job in HEARTBEATING_JOBS)
 
     def tail(self, name: str, lines: int = 40) -> str:
         return tail_file(self.home / f"{name}.out", lines)
