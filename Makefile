@@ -121,16 +121,20 @@ run: setup
 	@$(WORKSPACE)
 	$(BIN)/airflow dags test $(if $(CONF),-c "$$RUN_CONF") $(DAG) $(if $(DATE),"$$RUN_DATE")
 
-# Assign prod to an earlier registered version and deploy it (a new prod tag, like a promotion).
+# Assign prod to an earlier registered version and deploy it (a new prod tag, like a promotion);
+# then an iris-model-prod event to Airflow at AIRFLOW_API_URL, if one answers (scripts/prod_event.py).
 rollback: $(BIN)/.synced
 	@test -n "$(VERSION)" || (echo "usage: make rollback VERSION=vX.Y.Z" >&2; exit 2)
 	@$(WORKSPACE)
-	cd $(ROOT) && $(BIN)/python -m batchserving.selection.promote rollback $(VERSION)
+	cd $(ROOT) && $(BIN)/python -m batchserving.selection.promote rollback $(VERSION) && \
+		$(BIN)/python -m scripts.prod_event
 
-# Deploy the current prod version into output/serving/ from the registry (DVC cache or remote).
+# Deploy the current prod version into output/serving/ from the registry (DVC cache or remote);
+# then the same event as rollback.
 redeploy: $(BIN)/.synced
 	@$(WORKSPACE)
-	cd $(ROOT) && $(BIN)/python -m batchserving.selection.promote redeploy
+	cd $(ROOT) && $(BIN)/python -m batchserving.selection.promote redeploy && \
+		$(BIN)/python -m scripts.prod_event
 
 airflow: setup
 	@$(WORKSPACE)

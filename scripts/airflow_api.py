@@ -1,7 +1,8 @@
 """The REST API v2 client of a local Airflow (``make demo``, ``make cluster``, the tests).
 
 ``AirflowRestClient``: token auth (``POST /auth/token``, SimpleAuthManager) and the REST
-calls the harnesses make (pools, connections, DAGs, runs, task instances). Starting and
+calls the harnesses make (pools, connections, DAGs, runs, task instances, asset events,
+answers to human-in-the-loop tasks). Starting and
 stopping the processes behind it is ``scripts.processes``'s job.
 """
 
@@ -149,3 +150,21 @@ class AirflowRestClient:
 
         self.wait(idle, timeout, "all runs to finish", poll=1.0)
         return [r for d in dag_ids for r in self.runs(d)]
+
+    def post_asset_event(self, name: str, extra: dict[str, Any]) -> dict:
+        """Record an event of asset ``name``, as a producing task would; return the event."""
+        found = self.api("GET", "/assets", params={"name_pattern": name, "limit": 100})["assets"]
+        ids = [asset["id"] for asset in found if asset["name"] == name]
+        if not ids:
+            raise AssertionError(f"Airflow knows no asset {name!r}: no DAG names it yet")
+        return self.api("POST", "/assets/events", json={"asset_id": ids[0], "extra": extra})
+
+    def answer(self, dag_id: str, run_id: str, task_id: str, option: str) -> dict:
+        """Answer a human-in-the-loop task waiting for input (e.g. ``Approve``)."""
+        path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/-1/hitlDetails"
+        return self.api("PATCH", path, json={"chosen_options": [option]})
+
+    def waiting_question(self, dag_id: str, run_id: str, task_id: str) -> dict:
+        """The question a human-in-the-loop task asks (subject, body, options, defaults)."""
+        path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/-1/hitlDetails"
+        return self.api("GET", path)

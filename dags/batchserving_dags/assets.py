@@ -81,21 +81,26 @@ def model_version_event(context: dict, result: Any) -> Iterator[Metadata]:
     yield Metadata(MODEL_VERSIONS, {**facts, "new": bool(registered["new"])})
 
 
+def prod_extras(record: dict[str, Any]) -> dict[str, Any]:
+    """A prod event's extras from the deployment record: version, commit, md5, metrics, when.
+
+    The promote task's event and ``make rollback``/``make redeploy``'s (``scripts.prod_event``)
+    carry the same fields.
+    """
+    return {
+        "version": record.get("version"),
+        "commit": record.get("commit"),
+        "model_md5": record.get("model_md5"),
+        "metrics": {k: record.get("metrics", {}).get(k) for k in METRICS_SHOWN},
+        "promoted_at": record.get("promoted_at"),
+    }
+
+
 def prod_event(context: dict, result: Any) -> Iterator[Metadata]:
     """promote: the deployment record (version, commit, md5, metrics, when)."""
     from airflow.sdk import Metadata
 
-    record = _serving_record()
-    yield Metadata(
-        PROD_DEPLOYMENT,
-        {
-            "version": record.get("version"),
-            "commit": record.get("commit"),
-            "model_md5": record.get("model_md5"),
-            "metrics": {k: record.get("metrics", {}).get(k) for k in METRICS_SHOWN},
-            "promoted_at": record.get("promoted_at"),
-        },
-    )
+    yield Metadata(PROD_DEPLOYMENT, prod_extras(_serving_record()))
 
 
 def predictions_event(context: dict, result: Any) -> Iterator[Metadata]:
