@@ -7,8 +7,8 @@ and offers *Approve* (→ ``promote``) and *Reject* (→ ``keep_champion``). No 
 ``selection.approval_timeout_minutes`` is the default, *Reject*: the champion stays.
 The wait holds no worker slot and no pool slot (Airflow 3.3's ``awaiting_input``).
 
-The task's result (its XCom) is the decision record ``promote`` and ``keep_champion``
-read: approved or not, by whom (the responding user; ``None`` on a time-out), when.
+Its XCom ``decision`` is the record ``promote`` and ``keep_champion`` read: approved or
+not, by whom (the responding user; ``None`` on a time-out), when.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any
 
 from airflow.providers.standard.operators.hitl import HITLBranchOperator
 
-from batchserving_dags.branch import COMPARE_TASK, KEEP_TASK, PROMOTE_TASK
+from batchserving_dags.branch import COMPARE_TASK, DECISION_KEY, KEEP_TASK, PROMOTE_TASK
 
 APPROVE = "Approve"
 REJECT = "Reject"
@@ -117,8 +117,9 @@ class PromotionApproval(HITLBranchOperator):
         self.response_timeout = approval_wait(comparison)
         return super().execute(context)
 
-    def execute_complete(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
-        super().execute_complete(context, event)  # validates the answer, skips the other branch
+    def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
+        # First: the branch ends this method by raising (Airflow skips the other task then).
         record = decision_record(event)
         self.log.info("Approval: %s", json.dumps(record, sort_keys=True))
-        return record
+        context["ti"].xcom_push(key=DECISION_KEY, value=record)
+        return super().execute_complete(context, event)

@@ -17,8 +17,9 @@ KEEP_TASK = "keep_champion"
 APPROVAL_TASK = "approve_promotion"
 # The promote task gets the comparison in its environment (JSON in one variable).
 COMPARISON_TEMPLATE = "{{ ti.xcom_pull(task_ids='compare') }}"
-# The approval step's decision record, JSON ("null" when the step did not run).
-APPROVAL_TEMPLATE = "{{ ti.xcom_pull(task_ids='approve_promotion') | tojson }}"
+# The approval step's decision record (its XCom of this key), JSON; "null": it did not run.
+DECISION_KEY = "decision"
+APPROVAL_TEMPLATE = "{{ ti.xcom_pull(task_ids='approve_promotion', key='decision') | tojson }}"
 # "redeploy": prod is right but output/serving is not; the promote task deploys it.
 PROMOTE_DECISIONS = ("promote", "redeploy")
 
@@ -42,7 +43,7 @@ def keep_message(ti: Any) -> dict[str, str]:
     from batchserving.selection.rule import approval_line, read_approval, read_comparison
 
     comparison = read_comparison(ti.xcom_pull(task_ids=COMPARE_TASK))
-    approval = read_approval(ti.xcom_pull(task_ids=APPROVAL_TASK))
+    approval = read_approval(ti.xcom_pull(task_ids=APPROVAL_TASK, key=DECISION_KEY))
     if approval is not None:
         return {"message": not_approved_text(comparison, approval_line(approval))}
     return {"message": keep_text(comparison)}

@@ -67,8 +67,8 @@ class XComs:
     def __init__(self, **values) -> None:
         self.values = values
 
-    def xcom_pull(self, task_ids: str):
-        return self.values.get(task_ids)
+    def xcom_pull(self, task_ids: str, key: str = "return_value"):
+        return self.values.get(task_ids if key == "return_value" else f"{task_ids}.{key}")
 
 
 @pytest.mark.parametrize(
@@ -145,7 +145,7 @@ def test_the_decision_record_names_who_decided_or_the_time_out() -> None:
 
 def test_keep_after_a_rejection_says_who_rejected_and_what_the_gate_said() -> None:
     rejected = {"approved": False, "by": "ops-lead", "timed_out": False, "at": "2026-03-01"}
-    ti = XComs(compare=json.dumps(comparison()), approve_promotion=rejected)
+    ti = XComs(compare=json.dumps(comparison()), **{"approve_promotion.decision": rejected})
     message = keep_message(ti)["message"]
     assert "kept champion iris-model v0.0.1 in prod" in message
     assert "challenger v0.0.2 was not approved. Rejected by ops-lead." in message
