@@ -13,7 +13,8 @@ the ``batch_inference`` runs that the ``iris-model-prod`` events started.
 2. A challenger one row better (``test: none``): rejected → kept.
 3. The same challenger, ``approval_timeout_minutes: 0.1``: no answer → kept.
 4. ``approval: none``: promoted without a question (today's flow); served at once.
-5. ``make rollback``'s two commands: the rollback, then ``scripts.prod_event``'s event
+5. That asset-triggered run cleared and run again: the same file, byte for byte.
+6. ``make rollback``'s two commands: the rollback, then ``scripts.prod_event``'s event
    through the REST API; the run it starts serves the rolled-back version.
 """
 
@@ -55,6 +56,7 @@ class Team:
     repo: Path
     slack: SlackReceiver
     first_run: str = ""  # the run model_selection's schedule made when it was unpaused
+    last_asset_run: str = ""
     seen_inference_runs: set[str] = field(default_factory=set)
 
 
@@ -124,6 +126,17 @@ def prod_version(team: Team) -> str:
     return prod.version
 
 
+def predictions_of(team: Team, run_id: str) -> tuple[Path, list[dict]]:
+    """The one predictions file a batch_inference run wrote, and its rows."""
+    found = [
+        (path, rows)
+        for path in (team.repo / "output/predictions").rglob("*.csv")
+        if (rows := list(csv.DictReader(path.open(newline="")))) and rows[0]["run_id"] == run_id
+    ]
+    assert len(found) == 1, f"{run_id} wrote {len(found)} files"
+    return found[0]
+
+
 def served_by_next_asset_run(team: Team) -> str:
     """The model version the next new asset-triggered batch_inference run scored with."""
     rest = team.server.rest
@@ -138,12 +151,8 @@ def served_by_next_asset_run(team: Team) -> str:
     run = rest.wait(new_run, RUN_TIMEOUT, "an asset-triggered batch_inference run", poll=1.0)
     team.seen_inference_runs.add(run["dag_run_id"])
     assert run["logical_date"] is None  # it seeds from run_after, stated in the DAG doc
-    rows = [
-        row
-        for path in (team.repo / "output/predictions").rglob("*.csv")
-        for row in csv.DictReader(path.open(newline=""))
-        if row["run_id"] == run["dag_run_id"]
-    ]
+    team.last_asset_run = run["dag_run_id"]
+    _, rows = predictions_of(team, run["dag_run_id"])
     assert len(rows) == 5, f"{run['dag_run_id']} wrote {len(rows)} rows"
     assert len({row["model_version"] for row in rows}) == 1
     return rows[0]["model_version"]
@@ -210,6 +219,22 @@ def test_without_approval_the_gate_promotes_as_before(team: Team) -> None:
     assert prod_version(team) == "v0.0.2"
     assert "approval" not in prod_tag_message(team.repo)
     assert served_by_next_asset_run(team) == "v0.0.2"
+
+
+def test_a_rerun_of_an_asset_triggered_run_writes_the_same_file(team: Team) -> None:
+    rest, run_id = team.server.rest, team.last_asset_run
+    path, _ = predictions_of(team, run_id)
+    before = path.read_bytes()
+    body = {"dag_run_id": run_id, "task_ids": ["predict"], "dry_run": False, "only_failed": False}
+    rest.api("POST", f"/dags/{INFERENCE}/clearTaskInstances", json=body)
+
+    def rerun_done() -> bool:
+        (predict,) = rest.task_instances(INFERENCE, run_id)
+        return predict["try_number"] >= 2 and predict["state"] == "success"
+
+    rest.wait(rerun_done, RUN_TIMEOUT, f"the re-run of {run_id}", poll=1.0)
+    assert predictions_of(team, run_id)[0] == path  # no second file for the run
+    assert path.read_bytes() == before
 
 
 def test_rollback_sends_the_prod_event_through_the_rest_api(team: Team) -> None:

@@ -21,6 +21,34 @@ LOGICAL_DATE = datetime(2026, 3, 1, 9, 25, tzinfo=UTC)
 PREDICTIONS = "output/predictions/2026-03-01/2026-03-01T09-25-00Z.csv"
 
 
+def test_an_asset_triggered_run_seeds_from_run_after_into_a_file_of_its_own(
+    promoted_repo: Path,
+) -> None:
+    """A run an iris-model-prod event started has no logical date (Airflow 3): it scores
+    the sample of its run_after, into a file of its own even in a scheduled run's second.
+
+    (``dag.test()`` gives each such run a new id, so a second one scores the same rows
+    into the same file under its own id; a re-run of one run, same id, same bytes, is
+    cleared under the real scheduler in tests/e2e/test_promotion_approval.py.)
+    """
+    run_dag("batch_inference", LOGICAL_DATE, run_after=LOGICAL_DATE)
+    scheduled_file = promoted_repo / PREDICTIONS
+    scheduled_bytes = scheduled_file.read_bytes()
+    queued_at = LOGICAL_DATE + timedelta(microseconds=412_000)  # the event, 0.412 s later
+
+    def scored(dagrun) -> list[dict]:
+        assert dagrun.logical_date is None and task_states(dagrun) == {"predict": "success"}
+        with open(own, newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        assert {row.pop("run_id") for row in rows} == {dagrun.run_id}
+        return rows
+
+    own = promoted_repo / "output/predictions/2026-03-01/2026-03-01T09-25-00.412000Z.csv"
+    first = scored(run_dag("batch_inference", None, run_after=queued_at))
+    assert scheduled_file.read_bytes() == scheduled_bytes  # the scheduled run's file is intact
+    assert scored(run_dag("batch_inference", None, run_after=queued_at)) == first
+
+
 def test_nothing_deployed_skips_without_alert(
     model_repo: Path, slack_receiver, capfd: pytest.CaptureFixture
 ) -> None:
