@@ -61,15 +61,14 @@ def admin_password(path: Path) -> str | None:
 
 def send(url: str, password_path: Path, asset: str, extra: dict) -> str:
     """Post an event of ``asset``; return the line to print (what was sent, or why not)."""
-    client = AirflowRestClient(url, "")
+    password = admin_password(password_path)
+    client = AirflowRestClient(url, password or "")
     if not client.health():
         return (
             f"{NOT_SENT}: no Airflow API server answers at {url} (make airflow starts one); {LATER}"
         )
-    password = admin_password(password_path)
     if password is None:
         return f"{NOT_SENT}: no {ADMIN} password in {password_path}; {LATER}"
-    client.password = password
     try:
         event = client.post_asset_event(asset, extra)
     except (AssertionError, requests.RequestException, KeyError, TypeError, ValueError) as exc:
