@@ -101,7 +101,8 @@ def promote(
     """Tag a ``promote`` decision's version as prod (``redeploy``: no tag); return the summary.
 
     ``approval`` is the approval step's decision record when a person was asked: it
-    must say approved, and it goes into the tag message beside the comparison. The
+    must say approved (and must exist when the rule requires approval), and it goes
+    into the tag message beside the comparison. The
     deployment into this worker's serving cache follows once the tag is published
     (``deploy_current_prod``), so a push the server rejects leaves the deployment as it was.
     """
@@ -110,6 +111,12 @@ def promote(
         raise SelectionError(f"the comparison decided {decision!r}; there is nothing to promote")
     if approval is not None and not approval["approved"]:
         raise SelectionError("the promotion was not approved; nothing is promoted")
+    required = comparison["rule"].get("approval") == "required"
+    if decision == PROMOTE and approval is None and required:
+        raise SelectionError(
+            "selection.approval is required and no one approved this promotion; approve it "
+            "at model_selection's approve_promotion task (nothing is promoted)"
+        )
     if approval is not None:
         comparison = {**comparison, "approval": approval}
     champion = comparison["champion"]

@@ -180,3 +180,11 @@ def test_promote_refuses_a_rejected_approval_before_touching_the_repo(tmp_path: 
     with pytest.raises(SelectionError, match="not approved; nothing is promoted"):
         promote(tmp_path / "no-repo", comparison(), identity, rejected)
     assert not (tmp_path / "no-repo").exists()
+
+
+def test_promote_refuses_a_required_approval_that_no_one_gave(tmp_path: Path) -> None:
+    """approval: required and no decision record (the step bypassed): nothing is promoted."""
+    identity = RegistryParams.from_mapping({"git_name": "Bot", "git_email": "bot@example.invalid"})
+    with pytest.raises(SelectionError, match="no one approved this promotion"):
+        promote(tmp_path / "no-repo", comparison(), identity, None)
+    assert not (tmp_path / "no-repo").exists()
