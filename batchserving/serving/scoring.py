@@ -25,7 +25,7 @@ from batchserving.serving.tables import (
     output_schema,
     read_chunks,
 )
-from batchserving.training.iris import FEATURES
+from batchserving.training.iris import FEATURES, IRIS_ROW
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -76,7 +76,8 @@ def sample_features(n_samples: int, logical_date: datetime) -> pd.DataFrame:
     """``n_samples`` rows of the Iris features, the same rows for the same logical date.
 
     Rows come from the copy of Iris bundled with scikit-learn (no download, and never the
-    training workspace); drawn without replacement up to the 150 rows Iris has.
+    training workspace); drawn without replacement up to the 150 rows Iris has. The index
+    (``IRIS_ROW``) is each row's position in Iris: the key its true label is joined on.
     """
     import numpy as np
     import pandas as pd
@@ -85,7 +86,7 @@ def sample_features(n_samples: int, logical_date: datetime) -> pd.DataFrame:
     data = load_iris().data
     rng = np.random.default_rng(sample_seed(logical_date))
     rows = rng.choice(len(data), size=n_samples, replace=n_samples > len(data))
-    return pd.DataFrame(data[rows], columns=FEATURES)
+    return pd.DataFrame(data[rows], columns=FEATURES, index=pd.Index(rows, name=IRIS_ROW))
 
 
 def score_table(model: Any, features: Any, passthrough: pa.Table, lineage: Lineage) -> pa.Table:
@@ -148,13 +149,21 @@ def score_file(
 def write_sample_predictions(
     model: Any, n_samples: int, logical_date: datetime, lineage: Lineage, target: Path
 ) -> int:
-    """Score the seeded sample of a logical date and write it atomically (CSV or Parquet)."""
+    """Score the seeded sample of a logical date and write it atomically (CSV or Parquet).
+
+    The first column, ``IRIS_ROW``, names the Iris row each sampled row was drawn from.
+    """
     import pyarrow as pa
 
     fmt = output_format(target)  # before atomic_path makes the target's folders
     features = sample_features(n_samples, logical_date)
     array = check_features(features, 1)
-    passthrough = pa.table({c: pa.array(array[:, i]) for i, c in enumerate(FEATURES)})
+    passthrough = pa.table(
+        {
+            IRIS_ROW: pa.array(features.index.to_numpy(), pa.int64()),
+            **{c: pa.array(array[:, i]) for i, c in enumerate(FEATURES)},
+        }
+    )
     table = score_table(model, array, passthrough, lineage)
     with atomic_path(target) as tmp:
         writer = TableWriter(tmp, fmt)
