@@ -10,6 +10,7 @@ functions: the scheduled run's wall time is dominated by loading the model.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -147,16 +148,25 @@ def score_file(
 
 
 def write_sample_predictions(
-    model: Any, n_samples: int, logical_date: datetime, lineage: Lineage, target: Path
+    model: Any,
+    n_samples: int,
+    logical_date: datetime,
+    lineage: Lineage,
+    target: Path,
+    shift: Mapping[str, float] | None = None,
 ) -> int:
     """Score the seeded sample of a logical date and write it atomically (CSV or Parquet).
 
     The first column, ``IRIS_ROW``, names the Iris row each sampled row was drawn from.
+    ``shift`` (feature -> cm, added before scoring) makes a drifted sample for trying
+    monitoring (``scripts/served_day.py``); batch inference never passes it.
     """
     import pyarrow as pa
 
     fmt = output_format(target)  # before atomic_path makes the target's folders
     features = sample_features(n_samples, logical_date)
+    for feature, amount in (shift or {}).items():
+        features[feature] += amount
     array = check_features(features, 1)
     passthrough = pa.table(
         {

@@ -1,0 +1,72 @@
+"""Which prediction files a KST day holds.
+
+``batch_inference`` names its files after the run's logical date in UTC:
+``output/predictions/<YYYY-MM-DD>/<YYYY-MM-DDTHH-MM-SSZ>.csv`` (or ``.parquet`` for a
+large batch written there). A KST day runs from 00:00 to 24:00 Asia/Seoul, i.e. from
+15:00 UTC the day before to 15:00 UTC: its files are those of the two UTC folders whose
+timestamp falls in that window. Other names (a large batch's own ``output_path``, a
+labels file) are not the day's.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta, timezone
+from pathlib import Path
+
+KST = timezone(timedelta(hours=9), "KST")
+FILE_NAME = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}Z)\.(csv|parquet)$")
+DAY_PATTERN = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+class DayError(ValueError):
+    """The day to monitor is not a date, or it holds more files than allowed."""
+
+
+def parse_day(text: str | None) -> date:
+    """A ``YYYY-MM-DD`` day, or DayError naming what to pass."""
+    if not text or not DAY_PATTERN.match(text):
+        shown = repr(text[:40]) if text else "nothing"
+        raise DayError(f"the day to monitor is {shown}: give a KST date as YYYY-MM-DD")
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise DayError(f"the day to monitor, {text!r}, is not a calendar date") from None
+
+
+def window(day: date) -> tuple[datetime, datetime]:
+    """The UTC instants [start, end) of a KST day."""
+    start = datetime(day.year, day.month, day.day, tzinfo=KST).astimezone(UTC)
+    return start, start + timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class DayFile:
+    """A prediction file of the day and the instant its name gives."""
+
+    path: Path
+    at: datetime
+
+
+def day_files(predictions_dir: Path, day: date, max_files: int) -> list[DayFile]:
+    """The day's prediction files in time order; DayError beyond ``max_files``."""
+    start, end = window(day)
+    found = []
+    for folder in sorted({start.date(), (end - timedelta(seconds=1)).date()}):
+        directory = predictions_dir / folder.isoformat()
+        if not directory.is_dir():
+            continue
+        for path in directory.iterdir():
+            match = FILE_NAME.match(path.name)
+            if not match or not path.is_file():
+                continue
+            at = datetime.strptime(match.group(1), "%Y-%m-%dT%H-%M-%SZ").replace(tzinfo=UTC)
+            if start <= at < end:
+                found.append(DayFile(path, at))
+                if len(found) > max_files:
+                    raise DayError(
+                        f"{day} has more than {max_files} prediction files under "
+                        f"{predictions_dir}: raise monitoring.max_files in params.yaml"
+                    )
+    return sorted(found, key=lambda f: (f.at, f.path.name))
