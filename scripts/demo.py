@@ -3,7 +3,8 @@
 Starts Airflow's scheduler, DAG processor and API server on the project's Airflow home
 (``.airflow/``, as ``make airflow`` uses), triggers ``simple_train`` → ``model_selection``
 → ``batch_inference`` → ``crawling_weather`` → ``monitor_predictions`` through the REST
-API one after another (the last for the KST day the demo's predictions fall in),
+API one after another (batch_inference for this time yesterday, which the last one
+monitors),
 waits for each, and stops what it started (by pid). The runs stay in the metadata DB with
 their task logs, XComs and asset events: ``make airflow`` shows them. The scheduler runs
 with ``use_job_schedule`` off, so only the demo's own runs happen, and each DAG goes back
@@ -99,18 +100,20 @@ def server_env() -> dict[str, str]:
     return {**passed, "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False"}
 
 
-def today_kst() -> str:
-    """The KST day of now: the day the demo's predictions fall in."""
-    return datetime.now(KST).date().isoformat()
+def monitored_day() -> str:
+    """The KST day the demo's monitor_predictions run checks: yesterday's."""
+    return (datetime.now(KST).date() - timedelta(days=1)).isoformat()
 
 
-def logical_date_of(dag_id: str) -> datetime | None:
-    """monitor_predictions monitors the KST day before its logical date: 01:00 tomorrow
-    (KST) monitors today, the day of the demo's predictions. The others run now."""
-    if dag_id != "monitor_predictions":
-        return None
-    tomorrow = datetime.now(KST).date() + timedelta(days=1)
-    return datetime(tomorrow.year, tomorrow.month, tomorrow.day, 1, tzinfo=KST)
+def logical_date_of(dag_id: str) -> datetime:
+    """The run's logical date: now, but for batch_inference this time yesterday.
+
+    monitor_predictions monitors the KST day before its logical date, and Airflow runs no
+    logical date in the future: so the demo's predictions are those of yesterday's run at
+    this time, and monitor_predictions, run now, monitors that day.
+    """
+    now = datetime.now(UTC)
+    return now - timedelta(days=1) if dag_id == "batch_inference" else now
 
 
 def trigger_and_wait(server: AirflowServer, dag_id: str) -> tuple[dict, dict[str, str]]:
@@ -164,7 +167,7 @@ def summary(repo: Path) -> None:
 
 def monitoring_summary(repo: Path) -> str:
     """The monitored day's figures and its report, from the day's summary."""
-    day = today_kst()
+    day = monitored_day()
     report = repo / MONITORING_DIR / day / "report.html"
     try:
         done = json.loads(report.with_name("summary.json").read_text(encoding="utf-8"))
