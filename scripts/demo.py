@@ -3,9 +3,8 @@
 Starts Airflow's scheduler, DAG processor and API server on the project's Airflow home
 (``.airflow/``, as ``make airflow`` uses), triggers ``simple_train`` → ``model_selection``
 → ``batch_inference`` → ``crawling_weather`` → ``monitor_predictions`` through the REST
-API one after another (batch_inference for this time yesterday, which the last one
-monitors),
-waits for each, and stops what it started (by pid). The runs stay in the metadata DB with
+API one after another (batch_inference for this time yesterday, the day the last one
+monitors), waits for each, and stops what it started (by pid). The runs stay in the metadata DB with
 their task logs, XComs and asset events: ``make airflow`` shows them. The scheduler runs
 with ``use_job_schedule`` off, so only the demo's own runs happen, and each DAG goes back
 to paused (as new DAGs start) when its run is over.
