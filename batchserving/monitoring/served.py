@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from batchserving.serving.tables import InputError, read_chunks
-from batchserving.training.iris import CLASSES, IRIS_ROW, TARGET
+from batchserving.serving.tables import IRIS_ROW, InputError, read_chunks
+from batchserving.training.iris import CLASSES, TARGET
 
 REQUIRED = ("predicted_class", "model_version", "model_commit")
 VERSION = re.compile(r"^v\d{1,6}\.\d{1,6}\.\d{1,6}$")

@@ -20,13 +20,14 @@ from batchserving.core.atomic import atomic_path
 from batchserving.registry.integrity import ModelIntegrityError
 from batchserving.serving.deployment import Deployment, load_deployed
 from batchserving.serving.tables import (
+    IRIS_ROW,
     TableWriter,
     check_features,
     output_format,
     output_schema,
     read_chunks,
 )
-from batchserving.training.iris import FEATURES, IRIS_ROW
+from batchserving.training.iris import FEATURES
 
 if TYPE_CHECKING:
     import pandas as pd

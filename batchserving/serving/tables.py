@@ -32,6 +32,8 @@ if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
 
+# A scheduled sample's first column: the row's position in Iris (its label's join key).
+IRIS_ROW = "iris_row"
 OUTPUT_COLUMNS: list[str] = [
     "predicted_class",
     "probability",

@@ -14,8 +14,6 @@ if TYPE_CHECKING:
 FEATURES: list[str] = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 TARGET = "species"
 CLASSES: list[str] = ["setosa", "versicolor", "virginica"]
-# A scheduled sample's column naming the row's position in Iris (its label's join key).
-IRIS_ROW = "iris_row"
 
 
 def load_dataset(path: str) -> pd.DataFrame:
