@@ -5,7 +5,7 @@
 large batch written there). A KST day runs from 00:00 to 24:00 Asia/Seoul, i.e. from
 15:00 UTC the day before to 15:00 UTC: its files are those of the two UTC folders whose
 timestamp falls in that window. Other names (a large batch's own ``output_path``, a
-labels file) are not the day's.
+labels file) and symbolic links are not the day's.
 """
 
 from __future__ import annotations
@@ -59,7 +59,8 @@ def day_files(predictions_dir: Path, day: date, max_files: int) -> list[DayFile]
             continue
         for path in directory.iterdir():
             match = FILE_NAME.match(path.name)
-            if not match or not path.is_file():
+            # A link could point anywhere; batch_inference writes plain files.
+            if not match or path.is_symlink() or not path.is_file():
                 continue
             at = datetime.strptime(match.group(1), "%Y-%m-%dT%H-%M-%SZ").replace(tzinfo=UTC)
             if start <= at < end:

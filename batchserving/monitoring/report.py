@@ -19,8 +19,13 @@ WIDTH, HEIGHT = 360, 140
 COLOURS = {"reference": "#4c78a8", "served": "#f58518"}
 
 
-def _bars(series: dict[str, list[float]], labels: list[str]) -> str:
-    """An SVG of grouped bars: for each label, one bar per series (values are shares)."""
+def _bars(
+    series: dict[str, list[float]], labels: list[str], axis: tuple[str, str] | None = None
+) -> str:
+    """An SVG of grouped bars: for each label, one bar per series (values are shares).
+
+    ``axis`` names the two ends of the x axis instead of a label under every group.
+    """
     top = max((v for values in series.values() for v in values), default=0.0) or 1.0
     slot = WIDTH / max(len(labels), 1)
     bar = slot / (len(series) + 1)
@@ -33,22 +38,23 @@ def _bars(series: dict[str, list[float]], labels: list[str]) -> str:
                 f'<rect x="{x:.1f}" y="{HEIGHT - 20 - h:.1f}" width="{bar:.1f}" '
                 f'height="{h:.1f}" fill="{COLOURS[name]}" opacity="0.8"/>'
             )
-    if len(labels) <= 6:
+    if axis:
+        shapes.append(
+            f'<text x="0" y="{HEIGHT - 5}" font-size="11">{escape(axis[0])}</text>'
+            f'<text x="{WIDTH}" y="{HEIGHT - 5}" font-size="11" text-anchor="end">'
+            f"{escape(axis[1])}</text>"
+        )
+    else:
         shapes += [
             f'<text x="{(i + 0.4) * slot:.1f}" y="{HEIGHT - 5}" font-size="11" '
             f'text-anchor="middle">{escape(label)}</text>'
             for i, label in enumerate(labels)
         ]
-    else:
-        shapes.append(
-            f'<text x="0" y="{HEIGHT - 5}" font-size="11">{escape(labels[0])}</text>'
-            f'<text x="{WIDTH}" y="{HEIGHT - 5}" font-size="11" text-anchor="end">'
-            f"{escape(labels[-1])}</text>"
-        )
     return f'<svg width="{WIDTH}" height="{HEIGHT}" role="img">{"".join(shapes)}</svg>'
 
 
 def _histogram(reference: Any, served: Any) -> str:
+    """Reference and served shares in ``BINS`` equal bins over both samples' range."""
     import numpy as np
 
     both = np.concatenate([reference, served])
@@ -57,7 +63,8 @@ def _histogram(reference: Any, served: Any) -> str:
         name: (np.histogram(values, edges)[0] / max(len(values), 1)).tolist()
         for name, values in (("reference", reference), ("served", served))
     }
-    return _bars(shares, [f"{edges[0]:.1f} cm", f"{edges[-1]:.1f} cm"] * (BINS // 2))
+    labels = [f"{edge:.2f}" for edge in edges[:-1]]
+    return _bars(shares, labels, axis=(f"{edges[0]:.1f} cm", f"{edges[-1]:.1f} cm"))
 
 
 def _feature_sections(result: DayResult) -> list[str]:

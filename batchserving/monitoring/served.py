@@ -28,8 +28,8 @@ REQUIRED = ("predicted_class", "model_version", "model_commit")
 VERSION = re.compile(r"^v\d{1,6}\.\d{1,6}\.\d{1,6}$")
 COMMIT = re.compile(r"^[0-9a-f]{40}$")
 LABELS_SUFFIX = ".labels.csv"
-# A labels file is a row number and a class name a line: far below this for any batch.
-MAX_LABELS_BYTES = 256 << 20
+# A labels file is a row number and a class name a line: 1M rows are about 15 MB.
+MAX_LABELS_BYTES = 64 << 20
 UNKNOWN = ""  # the label of a row whose truth is not known
 
 
@@ -82,7 +82,7 @@ def read_labels(path: Path) -> Any | None:
     import pandas as pd
 
     labels_path = path.with_name(path.name.rsplit(".", 1)[0] + LABELS_SUFFIX)
-    if not labels_path.is_file():
+    if labels_path.is_symlink() or not labels_path.is_file():
         return None
     if labels_path.stat().st_size > MAX_LABELS_BYTES:
         raise InputError(f"{labels_path}: larger than {MAX_LABELS_BYTES} bytes")

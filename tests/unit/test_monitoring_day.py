@@ -109,6 +109,11 @@ def test_the_day_is_its_kst_window_and_nothing_else(model, tmp_path: Path) -> No
     for at in (START - timedelta(seconds=1), START, END - timedelta(minutes=5), END):
         scheduled(model, tmp_path, OLD, at)
     (tmp_path / START.strftime("%Y-%m-%d") / "scored.csv").write_text("not the day's\n")
+    # A link in the day's folder could point at any file: it is not read.
+    secret = tmp_path / "elsewhere.csv"
+    secret.write_text("not a prediction\n")
+    link = prediction_path(START + timedelta(minutes=10), tmp_path)
+    link.symlink_to(secret)
     found = [f.at for f in day_files(tmp_path, DAY, 100)]
     assert found == [START, END - timedelta(minutes=5)]
 
