@@ -148,7 +148,7 @@ def render(result: DayResult, summary: dict[str, Any]) -> str:
     return (
         "<!doctype html><html><head><meta charset=utf-8>"
         f"<title>Monitoring {escape(summary['day'])}</title><style>"
-        "body{font-family:sans-serif;margin:2em}section{display:inline-block;margin:1em;"
+        "body{font-family:sans-serif;margin:2em}section{display:inline-block;width:400px;margin:1em;"
         "vertical-align:top}.drift{color:#c00}table{border-collapse:collapse}"
         "td,th{border:1px solid #ccc;padding:2px 8px}</style></head><body>"
         f"<h1>monitor_predictions: {escape(summary['day'])} (KST)</h1><p>{headline}</p>"
