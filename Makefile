@@ -112,14 +112,17 @@ format: $(BIN)/.synced
 	$(BIN)/ruff format .
 
 # CONF and DATE reach the shell through the environment: any JSON (quotes, spaces) stays
-# one argument.
+# one argument. DATE is the run's logical date, except for monitor_predictions, where it is
+# the KST day to monitor: that run's logical date is the next day's 01:00 KST.
+RUN_LOGICAL_DATE = if [ "$(DAG)" = monitor_predictions ]; then \
+	echo "$$(date -u -d "$$RUN_DATE + 1 day" +%Y-%m-%d)T01:00:00+09:00"; else echo "$$RUN_DATE"; fi
 run: export RUN_CONF := $(CONF)
 run: export RUN_DATE := $(DATE)
 run: setup
 	@test -n "$(DAG)" || (echo "usage: make run DAG=<dag_id> [CONF='<json>'] [DATE=YYYY-MM-DD]" >&2; exit 2)
 	@[[ -z "$$RUN_DATE" || "$$RUN_DATE" =~ ^[0-9]{4}-[0-9]{2}-[0-9]{2}$$ ]] || (echo "DATE: use YYYY-MM-DD" >&2; exit 2)
 	@$(WORKSPACE)
-	$(BIN)/airflow dags test $(if $(CONF),-c "$$RUN_CONF") $(DAG) $(if $(DATE),"$$RUN_DATE")
+	$(BIN)/airflow dags test $(if $(CONF),-c "$$RUN_CONF") $(DAG) $(if $(DATE),"$$($(RUN_LOGICAL_DATE))")
 
 # Assign prod to an earlier registered version and deploy it (a new prod tag, like a promotion);
 # then an iris-model-prod event to Airflow at AIRFLOW_API_URL, if one answers (scripts/prod_event.py).

@@ -103,12 +103,16 @@ class AirflowRestClient:
     def pause(self, dag_id: str) -> None:
         self.api("PATCH", f"/dags/{dag_id}", json={"is_paused": True})
 
-    def trigger(self, dag_id: str, run_id: str, attempts: int = 5) -> str:
-        """Create a run. SQLite has one writer: a trigger beside a busy scheduler can meet
-        "database is locked" (HTTP 500), so a 500 is retried a few times; a retry that finds
-        the run already created (409) counts as created."""
-        now = datetime.now(UTC).isoformat()
-        body = {"dag_run_id": run_id, "logical_date": now}
+    def trigger(
+        self, dag_id: str, run_id: str, attempts: int = 5, logical_date: datetime | None = None
+    ) -> str:
+        """Create a run (logical date: now unless given). SQLite has one writer: a trigger
+        beside a busy scheduler can meet "database is locked" (HTTP 500), so a 500 is retried
+        a few times; a retry that finds the run already created (409) counts as created."""
+        body = {
+            "dag_run_id": run_id,
+            "logical_date": (logical_date or datetime.now(UTC)).isoformat(),
+        }
         for attempt in range(1, attempts + 1):
             try:
                 return self.api("POST", f"/dags/{dag_id}/dagRuns", json=body)["dag_run_id"]

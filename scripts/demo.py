@@ -2,8 +2,9 @@
 
 Starts Airflow's scheduler, DAG processor and API server on the project's Airflow home
 (``.airflow/``, as ``make airflow`` uses), triggers ``simple_train`` → ``model_selection``
-→ ``batch_inference`` → ``crawling_weather`` through the REST API one after another,
-waits for each, and stops what it started (by pid). The runs stay in the metadata DB with
+→ ``batch_inference`` → ``crawling_weather`` → ``monitor_predictions`` through the REST
+API one after another (batch_inference for this time yesterday, the day the last one
+monitors), waits for each, and stops what it started (by pid). The runs stay in the metadata DB with
 their task logs, XComs and asset events: ``make airflow`` shows them. The scheduler runs
 with ``use_job_schedule`` off, so only the demo's own runs happen, and each DAG goes back
 to paused (as new DAGs start) when its run is over.
@@ -22,16 +23,28 @@ import sys
 import time
 from collections.abc import Generator
 from contextlib import contextmanager, nullcontext
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 from batchserving import PROJECT_ROOT
-from batchserving.core.names import PREDICTIONS_DIR, SERVING_DIR, WEATHER_HISTORY_DIR
+from batchserving.core.names import (
+    MONITORING_DIR,
+    PREDICTIONS_DIR,
+    SERVING_DIR,
+    WEATHER_HISTORY_DIR,
+)
 from batchserving.registry.workspace import NotAModelRepo, describe, ensure_workspace
 from batchserving.serving.deployment import read_record
 from scripts.airflow_server import USER, AirflowServer
 
-DAG_IDS = ["simple_train", "model_selection", "batch_inference", "crawling_weather"]
+DAG_IDS = [
+    "simple_train",
+    "model_selection",
+    "batch_inference",
+    "crawling_weather",
+    "monitor_predictions",
+]
+KST = timezone(timedelta(hours=9))
 FAKE_KEY = "demo-simulated-key"
 UI_URL = "http://127.0.0.1:8080"
 RUN_TIMEOUT = 600  # seconds for one DAG run (they take well under a minute here)
@@ -86,12 +99,28 @@ def server_env() -> dict[str, str]:
     return {**passed, "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False"}
 
 
+def monitored_day() -> str:
+    """The KST day the demo's monitor_predictions run checks: yesterday's."""
+    return (datetime.now(KST).date() - timedelta(days=1)).isoformat()
+
+
+def logical_date_of(dag_id: str) -> datetime:
+    """The run's logical date: now, but for batch_inference this time yesterday.
+
+    monitor_predictions monitors the KST day before its logical date, and Airflow runs no
+    logical date in the future: so the demo's predictions are those of yesterday's run at
+    this time, and monitor_predictions, run now, monitors that day.
+    """
+    now = datetime.now(UTC)
+    return now - timedelta(days=1) if dag_id == "batch_inference" else now
+
+
 def trigger_and_wait(server: AirflowServer, dag_id: str) -> tuple[dict, dict[str, str]]:
     """Unpause, trigger through the REST API, wait, pause again: (the run, task states)."""
     run_id = f"demo__{datetime.now(UTC).strftime('%Y-%m-%dT%H-%M-%S')}"
     server.rest.unpause(dag_id)
     try:
-        server.rest.trigger(dag_id, run_id)
+        server.rest.trigger(dag_id, run_id, logical_date=logical_date_of(dag_id))
         finished = server.rest.wait_for_runs({dag_id: run_id}, RUN_TIMEOUT)[dag_id]
     finally:
         server.rest.api("PATCH", f"/dags/{dag_id}", json={"is_paused": True})
@@ -132,6 +161,19 @@ def summary(repo: Path) -> None:
     else:
         say("  latest predictions  none")
     say(f"  weather stored      {weather_summary(repo)}")
+    say(f"  monitoring          {monitoring_summary(repo)}")
+
+
+def monitoring_summary(repo: Path) -> str:
+    """The monitored day's figures and its report, from the day's summary."""
+    day = monitored_day()
+    report = repo / MONITORING_DIR / day / "report.html"
+    try:
+        done = json.loads(report.with_name("summary.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return f"no report for {day}"
+    drift = "drift detected" if done["drift"]["detected"] else "no drift"
+    return f"{day} (KST): {done['rows']} rows, {drift}, accuracy {done['accuracy']}; {report}"
 
 
 def weather_summary(repo: Path) -> str:
@@ -156,7 +198,7 @@ def look_further(repo: Path, password: str) -> None:
 
 
 def run_all(repo: Path, use_fake: bool) -> tuple[bool, str]:
-    """Start Airflow, run the four DAGs in order, stop Airflow; (all succeeded, password)."""
+    """Start Airflow, run the five DAGs in order, stop Airflow; (all succeeded, password)."""
     env = server_env()
     with fake_kma_server() if use_fake else nullcontext() as fake_url:
         if fake_url:
@@ -180,7 +222,7 @@ def run_all(repo: Path, use_fake: bool) -> tuple[bool, str]:
             server.rest.wait_for_dags(set(DAG_IDS))
             if server.rest.import_errors():
                 sys.exit(f"demo: DAG import errors: {server.rest.import_errors()}")
-            say(f"demo: Airflow up in {time.monotonic() - STARTED:.0f} s; running the four DAGs")
+            say(f"demo: Airflow up in {time.monotonic() - STARTED:.0f} s; running the five DAGs")
             results = [run_dag(server, dag_id) for dag_id in DAG_IDS]
         finally:
             server.stop()

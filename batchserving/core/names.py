@@ -35,8 +35,18 @@ PIPELINE = "dvc.yaml"  # the model pipeline, at the root
 PIPELINE_LOCK = "dvc.lock"
 WEATHER_PIPELINE = "weather/dvc.yaml"
 WEATHER_LOCK = "weather/dvc.lock"
+# The monitoring pipeline: a day of served predictions against the training data and the
+# truth. Per-day reports accumulate under MONITORING_DIR; the latest day's metrics and the
+# history of every day (for `dvc metrics` / `dvc plots`) are small, git-tracked files.
+MONITORING_PIPELINE = "monitoring/dvc.yaml"
+MONITORING_LOCK = "monitoring/dvc.lock"
+MONITORING_DIR = "output/monitoring"
+MONITORING_METRICS = "monitoring/metrics.json"
+MONITORING_HISTORY = "monitoring/history.csv"
+MONITOR_STAGE = "monitor_predictions"
 
 # DVC stages whose outputs the registry reads.
+PREPARE_STAGE = "prepare"
 TRAIN_STAGE = "train"
 EVALUATE_STAGE = "evaluate"
 

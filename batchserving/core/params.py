@@ -255,3 +255,21 @@ class InferenceParams(Section):
     n_jobs: int = Field(
         ge=1, le=64, description="an integer from 1 to 64 (threads of the forest's predict)"
     )
+
+
+class MonitoringParams(Section):
+    """``monitoring``: what a day of served rows is checked with (batchserving.monitoring)."""
+
+    SECTION = "monitoring"
+    false_alarm_rate: float = Field(
+        gt=0.0, lt=0.5, description="a number strictly between 0 and 0.5, e.g. 0.05"
+    )
+    max_sample_rows: int = Field(
+        ge=100, le=10_000_000, description="an integer from 100 to 10000000"
+    )
+    min_rows: int = Field(ge=1, le=100_000, description="an integer from 1 to 100000")
+    min_labelled_rows: int = Field(ge=1, le=100_000, description="an integer from 1 to 100000")
+    max_files: int = Field(ge=1, le=100_000, description="an integer from 1 to 100000")
+    read_chunk_rows: int = Field(
+        ge=1_000, le=10_000_000, description="an integer from 1000 to 10000000"
+    )

@@ -11,9 +11,14 @@ from batchserving.core.names import (
     EVALUATE_STAGE,
     METRICS_FILE,
     MODEL_PATH,
+    MONITORING_HISTORY,
+    MONITORING_LOCK,
+    MONITORING_METRICS,
+    MONITORING_PIPELINE,
     PARAMS_FILE,
     PIPELINE,
     PIPELINE_LOCK,
+    PREPARE_STAGE,
     TRAIN_STAGE,
     WEATHER_LOCK,
     WEATHER_PIPELINE,
@@ -27,9 +32,13 @@ PIPELINE_FILES = (
     WEATHER_LOCK,
     PARAMS_FILE,
     METRICS_FILE,
+    MONITORING_PIPELINE,
+    MONITORING_LOCK,
+    MONITORING_METRICS,
+    MONITORING_HISTORY,
 )
-# Every pipeline's lock file: the model pipeline's and the weather pipeline's.
-LOCK_FILES = (PIPELINE_LOCK, WEATHER_LOCK)
+# Every pipeline's lock file: the model pipeline's, the weather and the monitoring pipeline's.
+LOCK_FILES = (PIPELINE_LOCK, WEATHER_LOCK, MONITORING_LOCK)
 # The params that decide which rows are test rows (see batchserving.training.iris.split_rows).
 SPLIT_PARAMS = ("train.random_state", "train.test_size")
 
@@ -42,6 +51,12 @@ def model_hash(dvc_lock_text: str | None) -> str | None:
     """The md5 that a ``dvc.lock`` text pins for the model, or None if it pins none."""
     outs = _stages(dvc_lock_text).get(TRAIN_STAGE, {}).get("outs", [])
     return next((out.get("md5") for out in outs if out.get("path") == MODEL_PATH), None)
+
+
+def data_hash(dvc_lock_text: str | None) -> str | None:
+    """The md5 that a ``dvc.lock`` text pins for the prepared data set, or None."""
+    outs = _stages(dvc_lock_text).get(PREPARE_STAGE, {}).get("outs", [])
+    return next((out.get("md5") for out in outs if out.get("path") == DATA_PATH), None)
 
 
 def pinned_files(*dvc_lock_texts: str) -> set[str]:

@@ -24,7 +24,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from batchserving.core.names import PARAMS_FILE, PIPELINE, WEATHER_PIPELINE
+from batchserving.core.names import MONITORING_PIPELINE, PARAMS_FILE, PIPELINE, WEATHER_PIPELINE
 from batchserving.core.params import ParamsError, read_params
 from batchserving.core.results import emit
 from batchserving.registry.git import RegistryError, git, run_label, run_tool
@@ -33,7 +33,7 @@ from batchserving.registry.register import commit_pipeline_state
 from batchserving.registry.sync import synced
 
 # The pipelines by name: the DAGs name them, so a DAG parse never imports the paths.
-PIPELINES = {"model": PIPELINE, "weather": WEATHER_PIPELINE}
+PIPELINES = {"model": PIPELINE, "weather": WEATHER_PIPELINE, "monitoring": MONITORING_PIPELINE}
 
 
 class StageFailed(RegistryError):

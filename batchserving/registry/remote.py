@@ -1,4 +1,4 @@
-"""The DVC remote: push the workspace's outputs, fetch a version's model by its pinned hash."""
+"""The DVC remote: push the workspace's outputs, fetch a version's files by their pinned hash."""
 
 from __future__ import annotations
 
@@ -42,19 +42,15 @@ def in_remote(repo: Path, md5: str) -> bool:
         return dvc_repo.cloud.get_remote_odb().exists(md5)
 
 
-def fetch_model(repo: Path, version: ModelVersion, dest: Path, git_dir: Path | None = None) -> Path:
-    """Copy ``version``'s model to ``dest`` from the DVC cache, else the default remote, verified.
+def fetch_object(repo: Path, md5: str, dest: Path, what: str) -> Path:
+    """Copy the object ``md5`` to ``dest`` from the DVC cache, else the default remote, verified.
 
-    The object is looked up by the md5 that the version's ``dvc.lock`` pins (read from
-    ``git_dir``, by default the workspace) and checked against it after the copy: a copy
-    that does not match is deleted and raises ``ModelIntegrityError``, so nothing
-    downstream (an assignment, a deployment, an unpickling) ever sees it.
+    A copy whose md5 is not ``md5`` is deleted and raises ``ModelIntegrityError``: nothing
+    downstream ever reads it. ``what`` names the object in errors.
     """
     from dvc.exceptions import DvcException
     from dvc.repo import Repo
 
-    what = f"{ARTIFACT}@{version.version}"
-    md5 = pinned_md5(git_dir or repo, version.version, version.commit)
     try:
         with Repo(str(repo)) as dvc_repo:
             cached = Path(dvc_repo.cache.local.oid_to_path(md5))
@@ -65,7 +61,7 @@ def fetch_model(repo: Path, version: ModelVersion, dest: Path, git_dir: Path | N
                 odb.fs.get_file(odb.oid_to_path(md5), str(dest))
     except (DvcException, OSError) as exc:
         raise RegistryError(
-            f"the model of {what} (md5 {md5}) is in neither the DVC cache nor the remote "
+            f"{what} (md5 {md5}) is in neither the DVC cache nor the remote "
             f"{remote_description(repo)} ({type(exc).__name__}). Push it from a machine that "
             "has it (`dvc push`), or choose another version"
         ) from None
@@ -74,3 +70,15 @@ def fetch_model(repo: Path, version: ModelVersion, dest: Path, git_dir: Path | N
     except ModelIntegrityError:
         dest.unlink(missing_ok=True)
         raise
+
+
+def fetch_model(repo: Path, version: ModelVersion, dest: Path, git_dir: Path | None = None) -> Path:
+    """Copy ``version``'s model to ``dest`` from the DVC cache, else the default remote, verified.
+
+    The object is looked up by the md5 that the version's ``dvc.lock`` pins (read from
+    ``git_dir``, by default the workspace) and checked against it after the copy: a copy
+    that does not match is deleted and raises ``ModelIntegrityError``, so nothing
+    downstream (an assignment, a deployment, an unpickling) ever sees it.
+    """
+    md5 = pinned_md5(git_dir or repo, version.version, version.commit)
+    return fetch_object(repo, md5, dest, f"the model of {ARTIFACT}@{version.version}")

@@ -6,8 +6,9 @@ Two modes, one scoring module (``batchserving.serving.scoring``):
 
 - Scheduled (DAG ``batch_inference``): ``--logical-date ISO --run-id ID`` draws
   ``inference.n_samples`` Iris rows seeded from the logical date (same date, same rows,
-  same file) and writes ``output/predictions/<YYYY-MM-DD>/<YYYY-MM-DDTHH-MM-SSZ>.csv`` (UTC;
-  an asset-triggered run's date, its ``run_after``, keeps its microseconds in the name).
+  same file), each with its position in Iris (``iris_row``, its label's join key), and
+  writes ``output/predictions/<YYYY-MM-DD>/<YYYY-MM-DDTHH-MM-SSZ>.csv`` (UTC; an
+  asset-triggered run's date, its ``run_after``, keeps its microseconds in the name).
 - Large batch: ``--input PATH --output PATH`` scores a CSV or Parquet file of any size in
   chunks of ``inference.chunk_rows`` rows, so memory stays bounded. A person's paths are
   taken as given.

@@ -10,6 +10,7 @@ functions: the scheduled run's wall time is dominated by loading the model.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -19,6 +20,7 @@ from batchserving.core.atomic import atomic_path
 from batchserving.registry.integrity import ModelIntegrityError
 from batchserving.serving.deployment import Deployment, load_deployed
 from batchserving.serving.tables import (
+    IRIS_ROW,
     TableWriter,
     check_features,
     output_format,
@@ -76,7 +78,8 @@ def sample_features(n_samples: int, logical_date: datetime) -> pd.DataFrame:
     """``n_samples`` rows of the Iris features, the same rows for the same logical date.
 
     Rows come from the copy of Iris bundled with scikit-learn (no download, and never the
-    training workspace); drawn without replacement up to the 150 rows Iris has.
+    training workspace); drawn without replacement up to the 150 rows Iris has. The index
+    (``IRIS_ROW``) is each row's position in Iris: the key its true label is joined on.
     """
     import numpy as np
     import pandas as pd
@@ -85,7 +88,7 @@ def sample_features(n_samples: int, logical_date: datetime) -> pd.DataFrame:
     data = load_iris().data
     rng = np.random.default_rng(sample_seed(logical_date))
     rows = rng.choice(len(data), size=n_samples, replace=n_samples > len(data))
-    return pd.DataFrame(data[rows], columns=FEATURES)
+    return pd.DataFrame(data[rows], columns=FEATURES, index=pd.Index(rows, name=IRIS_ROW))
 
 
 def score_table(model: Any, features: Any, passthrough: pa.Table, lineage: Lineage) -> pa.Table:
@@ -146,15 +149,32 @@ def score_file(
 
 
 def write_sample_predictions(
-    model: Any, n_samples: int, logical_date: datetime, lineage: Lineage, target: Path
+    model: Any,
+    n_samples: int,
+    logical_date: datetime,
+    lineage: Lineage,
+    target: Path,
+    shift: Mapping[str, float] | None = None,
 ) -> int:
-    """Score the seeded sample of a logical date and write it atomically (CSV or Parquet)."""
+    """Score the seeded sample of a logical date and write it atomically (CSV or Parquet).
+
+    The first column, ``IRIS_ROW``, names the Iris row each sampled row was drawn from.
+    ``shift`` (feature -> cm, added before scoring) makes a drifted sample for trying
+    monitoring (``scripts/served_day.py``); batch inference never passes it.
+    """
     import pyarrow as pa
 
     fmt = output_format(target)  # before atomic_path makes the target's folders
     features = sample_features(n_samples, logical_date)
+    for feature, amount in (shift or {}).items():
+        features[feature] += amount
     array = check_features(features, 1)
-    passthrough = pa.table({c: pa.array(array[:, i]) for i, c in enumerate(FEATURES)})
+    passthrough = pa.table(
+        {
+            IRIS_ROW: pa.array(features.index.to_numpy(), pa.int64()),
+            **{c: pa.array(array[:, i]) for i, c in enumerate(FEATURES)},
+        }
+    )
     table = score_table(model, array, passthrough, lineage)
     with atomic_path(target) as tmp:
         writer = TableWriter(tmp, fmt)

@@ -32,6 +32,8 @@ if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
 
+# A scheduled sample's first column: the row's position in Iris (its label's join key).
+IRIS_ROW = "iris_row"
 OUTPUT_COLUMNS: list[str] = [
     "predicted_class",
     "probability",
@@ -246,11 +248,11 @@ def _csv_tables(reader: Any, chunk_rows: int, seen: _Seen) -> Iterator[pa.Table]
         yield pa.Table.from_batches(pending, reader.schema)
 
 
-def read_csv_chunks(path: Path, chunk_rows: int) -> Iterator[Chunk]:
+def read_csv_chunks(path: Path, chunk_rows: int, scored: bool = False) -> Iterator[Chunk]:
     """Checked chunks of a CSV file; extra columns are read as text, exactly as written."""
     import numpy as np
 
-    header = _input_columns(path)
+    header = _input_columns(path, scored)
     extras = [c for c in header if c not in FEATURES]
     seen, first_row = _Seen(), 1
     with _reading_csv(path, header, seen):
@@ -281,11 +283,11 @@ def _check_text(batch: pa.RecordBatch, name: str, first_row: int) -> Any:
     return column
 
 
-def read_parquet_chunks(path: Path, chunk_rows: int) -> Iterator[Chunk]:
+def read_parquet_chunks(path: Path, chunk_rows: int, scored: bool = False) -> Iterator[Chunk]:
     """Checked chunks of a Parquet file, read batch by batch (memory: about a row group)."""
     import pyarrow.parquet as pq
 
-    header = _input_columns(path)
+    header = _input_columns(path, scored)
     first_row = 1
     with _reading(path, "parquet"):
         # pre_buffer would read ahead without bound (memory grows with the file's size).
@@ -326,8 +328,12 @@ def _csv_columns(path: Path) -> list[str]:
         return _open_csv(path, None).schema.names
 
 
-def _input_columns(path: Path) -> list[str]:
-    """The input's column names, checked: unique, the features there, no output column."""
+def _input_columns(path: Path, scored: bool = False) -> list[str]:
+    """The input's column names, checked: unique, the features there, no output column.
+
+    ``scored``: the file is scoring's own output (monitoring reads it), so the output
+    columns are expected in it.
+    """
     parquet = path.suffix.lower() in PARQUET_SUFFIXES
     columns = _parquet_columns(path) if parquet else _csv_columns(path)
     shown = ", ".join(columns)[:80] or "none"
@@ -344,7 +350,7 @@ def _input_columns(path: Path) -> list[str]:
             f"the input needs {', '.join(FEATURES)} (found: {shown})"
         )
     clash = [c for c in OUTPUT_COLUMNS if c in columns]
-    if clash:
+    if clash and not scored:
         raise InputError(
             f"{path}: column(s) {', '.join(repr(c) for c in clash)} clash with the output "
             "columns; rename them in the input"
@@ -352,15 +358,18 @@ def _input_columns(path: Path) -> list[str]:
     return columns
 
 
-def read_chunks(path: Path, chunk_rows: int) -> Iterator[Chunk]:
-    """Checked chunks of a CSV or Parquet input, chosen by the file's suffix."""
+def read_chunks(path: Path, chunk_rows: int, scored: bool = False) -> Iterator[Chunk]:
+    """Checked chunks of a CSV or Parquet input, chosen by the file's suffix.
+
+    ``scored`` reads a file that scoring wrote (its output columns allowed).
+    """
     if not path.is_file():
         raise InputError(f"{path}: no such input file")
     suffix = path.suffix.lower()
     if suffix in CSV_SUFFIXES:
-        return read_csv_chunks(path, chunk_rows)
+        return read_csv_chunks(path, chunk_rows, scored)
     if suffix in PARQUET_SUFFIXES:
-        return read_parquet_chunks(path, chunk_rows)
+        return read_parquet_chunks(path, chunk_rows, scored)
     raise InputError(f"{path}: unknown input format; use a .csv or .parquet file")
 
 

@@ -1,8 +1,9 @@
 """Slack alerts for every DAG, through the Slack provider's webhook notifier.
 
-The DAGs name two callbacks: ``failure_alert`` (every task's, in ``default_args``) and
+The DAGs name three callbacks: ``failure_alert`` (every task's, in ``default_args``),
 ``summary_alert(task_id)`` (a success alert whose text is the ``message`` of the task's
-result). Connection ``my_webhook`` (type ``slackwebhook``, the webhook URL as password)
+result) and ``monitoring_alert`` (the monitoring day's alert, when its summary has one).
+Connection ``my_webhook`` (type ``slackwebhook``, the webhook URL as password)
 is read when an alert is sent, never when a DAG file is parsed. A missing connection or a
 Slack outage is logged as a warning and never changes the task's outcome; each attempt
 is bounded by ``SLACK_TIMEOUT_SECONDS``.
@@ -80,3 +81,25 @@ def _post_summary(task_id: str, context: Any) -> None:
 def summary_alert(task_id: str):
     """Success alert whose text is the ``message`` of the task's result: one line, no secrets."""
     return functools.partial(_post_summary, task_id)
+
+
+def monitoring_alert(context: Any) -> None:
+    """monitor_predictions' alert: the day's one message, if its summary has one.
+
+    Runs in the task process right after the monitor task succeeded, so the summary it
+    reads is the one that task just wrote in this worker's workspace.
+    """
+    import json
+
+    from batchserving.core.names import MONITORING_DIR
+    from batchserving.registry.workspace import workspace_path
+
+    day = context["task"].env.get("MONITOR_DAY", "")
+    path = workspace_path() / MONITORING_DIR / day / "summary.json"
+    try:
+        message = json.loads(path.read_text(encoding="utf-8")).get("alert")
+    except (OSError, ValueError) as exc:
+        log.warning("monitoring alert not sent: %s unreadable (%s)", path, type(exc).__name__)
+        return
+    if message:
+        post_alert("{% raw %}" + str(message)[:3000] + "{% endraw %}", context)

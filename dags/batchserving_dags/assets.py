@@ -21,6 +21,8 @@ from airflow.sdk import Asset
 
 from batchserving.core.names import (
     ARTIFACT,
+    MONITORING_DIR,
+    MONITORING_METRICS,
     PREDICTIONS_DIR,
     PROD_STAGE,
     SERVING_DIR,
@@ -38,6 +40,7 @@ PROD_DEPLOYMENT = Asset(name=f"{ARTIFACT}-{PROD_STAGE}", uri=f"x-model-repo://{A
 PREDICTIONS = Asset(name="iris-predictions", uri=f"x-model-repo://{PREDICTIONS_DIR}")
 WEATHER_RAW = Asset(name="kma-forecast-raw", uri=f"x-model-repo://{WEATHER_RAW_DIR}")
 WEATHER_TABLES = Asset(name="kma-forecast-tables", uri=f"x-model-repo://{WEATHER_DIR}/tables")
+MONITORING = Asset(name="iris-monitoring", uri=f"x-model-repo://{MONITORING_DIR}")
 
 METRICS_SHOWN = ("accuracy", "f1_macro")
 
@@ -151,3 +154,15 @@ def weather_tables_event(context: dict, result: Any) -> Iterator[Metadata]:
             "commit": read_result(result, "the preprocess step")["commit"],
         },
     )
+
+
+def monitoring_event(context: dict, result: Any) -> Iterator[Metadata]:
+    """monitor: the day monitored, its drift share and accuracy, the versions, the commit."""
+    from airflow.sdk import Metadata
+
+    from batchserving.core.results import read_result
+
+    commit = read_result(result, "the monitor step")["commit"]
+    day = json.loads((_repo() / MONITORING_METRICS).read_text(encoding="utf-8"))
+    keys = ("day", "rows", "drift_detected", "drift_share", "accuracy", "f1_macro", "versions")
+    yield Metadata(MONITORING, {**{key: day.get(key) for key in keys}, "commit": commit})

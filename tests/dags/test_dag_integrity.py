@@ -17,6 +17,7 @@ EXPECTED_SCHEDULES = {
     "model_selection": "30 0 * * *",
     "batch_inference": "*/5 * * * *",
     "crawling_weather": "45 * * * *",
+    "monitor_predictions": "0 1 * * *",
 }
 DAG_FILES = sorted(DAGS_FOLDER.glob("*.py"))
 # Imports that cost seconds, or do I/O, and belong in stages/ (the rules of the house).
@@ -252,7 +253,7 @@ def test_every_producer_has_an_event_hook_that_runs(dagbag) -> None:
     import inspect
 
     producers = [task for dag in dagbag.dags.values() for task in dag.tasks if task.outlets]
-    assert len(producers) == 6, [task.task_id for task in producers]
+    assert len(producers) == 7, [task.task_id for task in producers]
     for task in producers:
         hook = task._post_execute_hook
         where = f"{task.dag_id}.{task.task_id}"
@@ -260,3 +261,21 @@ def test_every_producer_has_an_event_hook_that_runs(dagbag) -> None:
         # Airflow collects what a hook yields only from a generator function.
         assert inspect.isgeneratorfunction(hook), where
         assert hook.__module__ == "batchserving_dags.assets", where
+
+
+def test_monitor_predictions_monitors_the_kst_day_before_its_logical_date(dagbag) -> None:
+    """The day to monitor, the assets, the pool and the alert of ``monitor_predictions``."""
+    import pendulum
+
+    dag = dagbag.dags["monitor_predictions"]
+    [monitor] = dag.tasks
+    assert monitor.pool == POOL  # it records the day as a data version: a repo writer
+    assert [a.name for a in monitor.inlets] == ["iris-predictions"]
+    assert [a.name for a in monitor.outlets] == ["iris-monitoring"]
+    assert [c.__name__ for c in monitor.on_success_callback] == ["monitoring_alert"]
+    day_of = dag.user_defined_filters["monitored_day"]
+    # The scheduled run at 01:00 KST on 3 March (16:00 UTC on 2 March) monitors 2 March;
+    # `make run DATE=2026-03-01` passes 2026-03-02T01:00+09:00 and so monitors 1 March.
+    assert day_of(pendulum.datetime(2026, 3, 2, 16, 0, tz="UTC")) == "2026-03-02"
+    assert day_of(pendulum.datetime(2026, 3, 2, 1, 0, tz="Asia/Seoul")) == "2026-03-01"
+    assert "monitored_day" in monitor.env["MONITOR_DAY"]

@@ -23,8 +23,14 @@ from scripts.airflow_server import AirflowServer
 from tests.conftest import snapshot_project
 from tests.fakes.slack import SlackReceiver
 
-# The final contract: exactly these four DAGs.
-EXPECTED_DAGS = {"simple_train", "model_selection", "batch_inference", "crawling_weather"}
+# The final contract: exactly these five DAGs.
+EXPECTED_DAGS = {
+    "simple_train",
+    "model_selection",
+    "batch_inference",
+    "crawling_weather",
+    "monitor_predictions",
+}
 
 
 @dataclass

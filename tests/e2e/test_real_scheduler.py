@@ -1,6 +1,6 @@
 """End to end under a real scheduler, through REST API v2 only.
 
-Every DAG found is unpaused and the four are triggered together, three rounds; between
+Every DAG found is unpaused and the five are triggered together, three rounds; between
 rounds a person commits a training parameter change (under the repo lock, as at a
 terminal), so each round trains and registers a new version. Then: every run succeeded,
 no task ever met a busy lock, the registry is consistent, and no secret leaked.
@@ -79,7 +79,7 @@ def rounds(e2e: E2E) -> Rounds:
     return Rounds(dag_ids, triggered, all_runs)
 
 
-def test_the_four_dags_load_without_import_errors(e2e: E2E) -> None:
+def test_the_five_dags_load_without_import_errors(e2e: E2E) -> None:
     assert e2e.server.rest.import_errors() == []
     assert e2e.server.rest.dag_ids() == EXPECTED_DAGS
 

@@ -1,6 +1,6 @@
 """The Airflow UI, as a person sees it after a demo-like run: headless Chromium, logged in.
 
-The four DAGs run in order through the REST API as ``make demo`` runs them; then the
+The five DAGs run in order through the REST API as ``make demo`` runs them; then the
 browser looks at the DAG list, model_selection's graph for that run (the branch taken),
 a task's log page (its own output line) and the asset graph. Needs the Debian packages
 ``chromium`` and ``chromium-driver`` (``make browser`` installs them; ``make test``
@@ -30,7 +30,7 @@ BROWSER_TIMEZONE = "UTC"
 
 @pytest.fixture(scope="module")
 def demo_runs(e2e: E2E) -> dict[str, dict]:
-    """The four DAGs run once each, in order, as ``make demo`` runs them: dag_id -> run."""
+    """The five DAGs run once each, in order, as ``make demo`` runs them: dag_id -> run."""
     runs = {}
     for dag_id in DAG_IDS:
         run, states = trigger_and_wait(e2e.server, dag_id)
@@ -106,7 +106,7 @@ def shoot(browser, screenshots_dir: Path, url: str | None, name: str, shows) -> 
     return page_text(browser)
 
 
-def test_dag_list_shows_the_four_dags_and_no_import_errors(
+def test_dag_list_shows_the_five_dags_and_no_import_errors(
     e2e: E2E, demo_runs, browser, screenshots_dir: Path
 ) -> None:
     from selenium.webdriver.common.by import By

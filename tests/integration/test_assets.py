@@ -1,4 +1,4 @@
-"""The four DAGs' asset events, with the extras a person reads in the UI.
+"""The DAGs' asset events, with the extras a person reads in the UI.
 
 simple_train registers a version (iris-model), model_selection promotes it
 (iris-model-prod), batch_inference scores with it (iris-predictions) and

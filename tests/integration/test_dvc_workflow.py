@@ -14,7 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from batchserving.core.names import PIPELINE, WEATHER_LOCK, WEATHER_PIPELINE
+from batchserving.core.names import (
+    MONITORING_LOCK,
+    MONITORING_PIPELINE,
+    PIPELINE,
+    WEATHER_LOCK,
+    WEATHER_PIPELINE,
+)
 from batchserving.weather.fake_kma import FakeKma
 from tests.conftest import git, run
 from tests.integration.dagrun import run_dag, task_states
@@ -125,11 +131,17 @@ def test_weather_by_hand_then_an_applied_experiment_is_the_next_version(clone: P
     for stage in ("fetch_weather", "preprocess_weather"):
         assert f"Running stage '{WEATHER_PIPELINE}:{stage}'" in out
     assert (clone / WEATHER_LOCK).is_file() and any((clone / "output/weather/raw").iterdir())
+    # The monitoring pipeline by hand, for a day: it too leaves the model pipeline alone.
+    out = dvc(clone, "repro", MONITORING_PIPELINE, env={"MONITOR_DAY": "2026-03-01"})
+    assert f"Running stage '{MONITORING_PIPELINE}:monitor_predictions'" in out
+    assert (clone / MONITORING_LOCK).is_file()
+    assert (clone / "output/monitoring/2026-03-01/report.html").is_file()
     assert "Running stage" not in dvc(clone, "repro")
     assert (clone / "dvc.lock").read_bytes() == model_lock
 
     # With every pipeline's outputs present, `dvc exp apply` + `git commit` adopts one of
-    # several experiments; simple_train registers it (and commits the weather data version).
+    # several experiments; simple_train registers it (and commits the weather and the
+    # monitoring data versions).
     dvc(clone, "exp", "run", "-n", "small", "-S", "train.n_estimators=5")
     dvc(clone, "exp", "run", "-n", "shallow", "-S", "train.max_depth=1")
     assert set(experiments(clone)) == {"small", "shallow"}

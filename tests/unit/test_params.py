@@ -20,6 +20,7 @@ import pytest
 from batchserving.core.params import (
     MAX_PARAMS_BYTES,
     InferenceParams,
+    MonitoringParams,
     ParamsError,
     RegistryParams,
     Section,
@@ -39,6 +40,7 @@ SECTIONS: list[type[Section]] = [
     SelectionParams,
     WeatherParams,
     InferenceParams,
+    MonitoringParams,
 ]
 # Room for the key, the words around the value and the allowed values; the value itself
 # is cut to about 80 characters.

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.datasets import load_iris
 
 from batchserving.serving.scoring import sample_features, score_file, write_sample_predictions
 from batchserving.serving.tables import InputError
@@ -37,6 +38,7 @@ def test_sampling_is_seeded_by_the_logical_date(model, tmp_path: Path) -> None:
     assert a.read_bytes() == b.read_bytes()
     written = pd.read_csv(a)
     assert list(written.columns) == [
+        "iris_row",
         *FEATURES,
         "predicted_class",
         "probability",
@@ -45,6 +47,11 @@ def test_sampling_is_seeded_by_the_logical_date(model, tmp_path: Path) -> None:
         "run_id",
     ]
     np.testing.assert_allclose(written[FEATURES].to_numpy(), first.to_numpy())
+    # Each row names the Iris row it was drawn from, so its true label can be joined later.
+    assert written["iris_row"].tolist() == first.index.tolist()
+    np.testing.assert_allclose(
+        written[FEATURES].to_numpy(), load_iris().data[written["iris_row"].to_numpy()]
+    )
 
 
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])
