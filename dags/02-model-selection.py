@@ -30,11 +30,14 @@ from batchserving_dags.branch import (
     branch_for,
     keep_message,
 )
+from batchserving_dags.deadlines import model_selection_deadline
 from batchserving_dags.operators import repo_task, update_and_register
+
+SCHEDULE = "30 0 * * *"
 
 with DAG(
     dag_id="model_selection",
-    schedule="30 0 * * *",
+    schedule=SCHEDULE,
     start_date=pendulum.datetime(2026, 1, 1, tz="Asia/Seoul"),
     catchup=False,
     max_active_runs=1,
@@ -42,6 +45,8 @@ with DAG(
     doc_md=__doc__,
     # Every task with its retries fits; a run still going then has hung somewhere.
     dagrun_timeout=timedelta(hours=3),
+    # Slack once when a run is not done by 02:00 KST (batchserving_dags.deadlines).
+    deadline=model_selection_deadline(SCHEDULE),
     default_args={
         "owner": "ml-platform",
         "retries": 2,
