@@ -102,12 +102,12 @@ class AirflowRestClient:
     def pause(self, dag_id: str) -> None:
         self.api("PATCH", f"/dags/{dag_id}", json={"is_paused": True})
 
-    def trigger(self, dag_id: str, run_id: str, attempts: int = 5) -> str:
+    def trigger(self, dag_id: str, run_id: str, attempts: int = 5, logical_date: str = "") -> str:
         """Create a run. SQLite has one writer: a trigger beside a busy scheduler can meet
         "database is locked" (HTTP 500), so a 500 is retried a few times; a retry that finds
         the run already created (409) counts as created."""
         now = datetime.now(UTC).isoformat()
-        body = {"dag_run_id": run_id, "logical_date": now}
+        body = {"dag_run_id": run_id, "logical_date": logical_date or now}  # ISO
         for attempt in range(1, attempts + 1):
             try:
                 return self.api("POST", f"/dags/{dag_id}/dagRuns", json=body)["dag_run_id"]

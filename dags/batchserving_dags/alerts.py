@@ -34,6 +34,7 @@ DEADLINE_TEXT = (
     "(deadline {deadline_time}). The run goes on; its outcome is its own."
 )
 SHOWN_CHARS = 120  # of each value from the DB in a deadline alert
+DAGS_TIMEZONE = "Asia/Seoul"
 
 # Exception texts from HTTP clients may quote the webhook URL, which is the secret.
 URL_PATTERN = re.compile(r"https?://\S+")
@@ -95,8 +96,22 @@ def deadline_text(context: dict[str, Any] | None, missed: str) -> str:
         dag_id=_shown(run.get("dag_id", "?")),
         run_id=_shown(run.get("dag_run_id", "?")),
         missed=_shown(missed),
-        deadline_time=_shown(deadline.get("deadline_time", "?")),
+        deadline_time=_in_korean_time(deadline.get("deadline_time", "?")),
     )
+
+
+def _in_korean_time(value: Any) -> str:
+    """A timestamp in the DAGs' time zone (every schedule is in it), else as it came."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    try:
+        moment = datetime.fromisoformat(str(value))
+    except ValueError:
+        return _shown(value)
+    if moment.tzinfo is None:
+        return _shown(value)
+    return moment.astimezone(ZoneInfo(DAGS_TIMEZONE)).isoformat(sep=" ", timespec="seconds")
 
 
 async def deadline_alert(context: dict[str, Any] | None = None, missed: str = "late") -> None:

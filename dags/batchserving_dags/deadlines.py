@@ -4,6 +4,12 @@ Airflow's ``DeadlineAlert`` (3.1+): the scheduler notices a run past its deadlin
 queues the callback; the triggerer runs it (``alerts.deadline_alert``, connection
 ``my_webhook``). A deadline only alerts: the run goes on, and its outcome is its own.
 
+``airflow dags test`` (``make run``, and ``dag.test()`` in the integration tests) cannot
+run a DAG that has a deadline in Airflow 3.3.2: the run succeeds, then the command crashes
+on the deadline (apache/airflow#73428). ``BATCHSERVING_DEADLINES=off`` in the parsing
+process's environment leaves the alerts out; ``make run`` sets it, the DAG processor never
+does.
+
 The values are here, and only here: DAG-level operating limits, like the DAGs' timeouts,
 not tunables of the model (``params.yaml``). Each can be changed through the environment
 of the DAG processor (a shorter one in the tests); a bad value is a clear import error.
@@ -29,6 +35,7 @@ from airflow.sdk import AsyncCallback, DeadlineAlert, DeadlineReference
 DEADLINE_CALLBACK = "dags.batchserving_dags.alerts.deadline_alert"
 BATCH_INFERENCE_DONE_WITHIN = timedelta(minutes=5)
 MODEL_SELECTION_DONE_BY = "02:00"  # Asia/Seoul, the time zone of every schedule
+DEADLINES_ENV = "BATCHSERVING_DEADLINES"  # "off": no deadline alerts (airflow dags test)
 BATCH_INFERENCE_ENV = "BATCHSERVING_BATCH_INFERENCE_DEADLINE_SECONDS"
 MODEL_SELECTION_ENV = "BATCHSERVING_MODEL_SELECTION_DONE_BY"
 MAX_SECONDS = 24 * 3600
@@ -40,7 +47,7 @@ def _seconds_from_env(name: str, default: timedelta) -> timedelta:
     raw = os.environ.get(name)
     if raw is None:
         return default
-    if not raw.strip().isdigit() or not 1 <= int(raw) <= MAX_SECONDS:
+    if len(raw) > 8 or not raw.strip().isdigit() or not 1 <= int(raw) <= MAX_SECONDS:
         raise ValueError(f"{name}: give whole seconds from 1 to {MAX_SECONDS}, e.g. 300")
     return timedelta(seconds=int(raw))
 
@@ -58,10 +65,19 @@ def _clock(text: str, what: str) -> timedelta:
     return timedelta(hours=int(match[1]), minutes=int(match[2]))
 
 
-def batch_inference_deadline() -> DeadlineAlert:
+def _wanted() -> bool:
+    value = os.environ.get(DEADLINES_ENV, "on")
+    if value not in ("on", "off"):
+        raise ValueError(f"{DEADLINES_ENV}: give on or off")
+    return value == "on"
+
+
+def batch_inference_deadline() -> list[DeadlineAlert]:
     """Late: not done ``BATCH_INFERENCE_DONE_WITHIN`` after it was queued."""
+    if not _wanted():
+        return []
     within = _seconds_from_env(BATCH_INFERENCE_ENV, BATCH_INFERENCE_DONE_WITHIN)
-    return DeadlineAlert(
+    alert = DeadlineAlert(
         reference=DeadlineReference.DAGRUN_QUEUED_AT,
         interval=within,
         callback=AsyncCallback(
@@ -70,6 +86,7 @@ def batch_inference_deadline() -> DeadlineAlert:
         ),
         name="batch_inference_late",
     )
+    return [alert]
 
 
 def done_by_interval(schedule: str, done_by: str) -> timedelta:
@@ -83,11 +100,13 @@ def done_by_interval(schedule: str, done_by: str) -> timedelta:
     return interval or timedelta(days=1)
 
 
-def model_selection_deadline(schedule: str) -> DeadlineAlert:
+def model_selection_deadline(schedule: str) -> list[DeadlineAlert]:
     """Not done by ``MODEL_SELECTION_DONE_BY`` (KST) after its daily start ``schedule``."""
+    if not _wanted():
+        return []
     done_by = os.environ.get(MODEL_SELECTION_ENV, MODEL_SELECTION_DONE_BY)
     interval = done_by_interval(schedule, done_by)  # checks done_by before it is shown
-    return DeadlineAlert(
+    alert = DeadlineAlert(
         reference=DeadlineReference.DAGRUN_LOGICAL_DATE,
         interval=interval,
         callback=AsyncCallback(
@@ -95,3 +114,4 @@ def model_selection_deadline(schedule: str) -> DeadlineAlert:
         ),
         name="model_selection_done_by",
     )
+    return [alert]

@@ -5,9 +5,12 @@ through the one place, ``batchserving_dags.deadlines``, by the DAG processor's
 environment), so every run of it is late; Slack is a local fake receiver. The scheduler
 makes no scheduled run (``use_job_schedule`` off): only the runs below happen.
 
-1. ``model_selection`` puts a model in prod (its own deadline, 02:00 KST, is far away).
+1. ``model_selection`` puts a model in prod, in a run for a past day's 00:30 KST: made
+   after 02:00 KST of that day, it is late from the start and alerts once (the shipped
+   value, no override).
 2. Six runs of ``batch_inference`` for the six logical dates of 30 minutes, triggered
-   as a person triggers a run for a date: each alerts once, and each succeeds.
+   together as a person triggers runs for dates: one at a time, the later ones are late,
+   and each late one alerts once; a run done in time does not; all succeed.
 3. Their prediction files are deleted, then ``airflow backfill create`` for those 30
    minutes (the README's command, re-running the dates that ran): six runs, and the same
    files again, byte for byte, because the sample is seeded by the logical date.
@@ -17,12 +20,13 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import sqlite3
 import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -36,6 +40,9 @@ from tests.conftest import snapshot_project
 from tests.fakes.slack import SlackReceiver
 
 DEADLINE_SECONDS = 2
+# model_selection's scheduled time on a past day: its deadline (02:00 KST) is long gone.
+SELECTION_DATE = datetime(2026, 6, 1, 0, 30, tzinfo=ZoneInfo("Asia/Seoul"))
+SELECTION_RUN = "for_20260601T0030"
 # Six 5-minute marks: 30 minutes of batch_inference, in the past, after its start_date.
 FIRST = datetime(2026, 6, 1, 9, 0, tzinfo=ZoneInfo("Asia/Seoul"))
 LOGICAL_DATES = [FIRST + timedelta(minutes=5 * i) for i in range(6)]
@@ -75,7 +82,9 @@ def late(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Late]:
         server.rest.wait_for_dags({"model_selection", "batch_inference"})
         for dag_id in ("model_selection", "batch_inference"):
             server.rest.unpause(dag_id)
-        run_id = server.rest.trigger("model_selection", "put_a_model_in_prod")
+        run_id = server.rest.trigger(
+            "model_selection", SELECTION_RUN, logical_date=SELECTION_DATE.isoformat()
+        )
         run = server.rest.wait_for_runs({"model_selection": run_id}, RUN_TIMEOUT)
         assert run["model_selection"]["state"] == "success", server.diagnostics()
         yield Late(server, repo, slack)
@@ -108,9 +117,9 @@ def batch_runs(late: Late) -> dict[datetime, dict]:
 def triggered(late: Late) -> dict[str, dict]:
     """The six runs for the six dates, triggered at once, all finished: run_id -> run."""
     run_ids = [
-        late.server.rest.api(
-            "POST", "/dags/batch_inference/dagRuns", json={"logical_date": date.isoformat()}
-        )["dag_run_id"]
+        late.server.rest.trigger(
+            "batch_inference", f"for_{date:%Y%m%dT%H%M}", logical_date=date.isoformat()
+        )
         for date in LOGICAL_DATES
     ]
     finished = {}
@@ -119,6 +128,17 @@ def triggered(late: Late) -> dict[str, dict]:
         finished[run_id] = run["batch_inference"]
     time.sleep(QUIET_SECONDS)
     return finished
+
+
+def missed_deadlines(server: AirflowServer) -> dict[str, str]:
+    """run_id -> deadline time (UTC) of every deadline the scheduler found missed. A run done in
+    time has none left: the scheduler deletes its deadline when the run succeeds."""
+    with sqlite3.connect(server.db_path) as db:
+        rows = db.execute(
+            "SELECT r.run_id, d.deadline_time FROM deadline d"
+            " JOIN dag_run r ON r.id = d.dagrun_id WHERE d.missed"
+        ).fetchall()
+    return dict(rows)
 
 
 def test_a_late_run_alerts_once_and_its_outcome_is_unchanged(late: Late, triggered) -> None:
@@ -130,15 +150,33 @@ def test_a_late_run_alerts_once_and_its_outcome_is_unchanged(late: Late, trigger
             for t in late.server.rest.task_instances("batch_inference", run_id)
         }
         assert states == {"predict": "success"}, (run_id, states)
+    missed = missed_deadlines(late.server)
+    # Queued together, one at a time: the later ones wait well past 2 s.
+    late_runs = [run_id for run_id in triggered if run_id in missed]
+    assert len(late_runs) >= 3, (missed, triggered)
     texts = deadline_texts(late.slack)
-    for run_id in triggered:  # every run was late (2 s): one alert each, naming it
+    for run_id, run in triggered.items():
         alerts = [t for t in texts if f"run `{run_id}`" in t]
-        assert len(alerts) == 1, (run_id, texts)
+        if run_id not in missed:  # done in time: no alert
+            assert alerts == [], (run_id, alerts)
+            continue
+        assert len(alerts) == 1, (run_id, texts)  # late: exactly one, naming it
         assert "dag `batch_inference`" in alerts[0]
         assert f"not done {DEADLINE_SECONDS} s after it was queued" in alerts[0]
-    # Nothing else was late: model_selection's deadline (02:00 KST) is far away.
-    assert len(texts) == len(triggered), texts
+        deadline = datetime.fromisoformat(missed[run_id]).replace(tzinfo=UTC)  # stored in UTC
+        assert datetime.fromisoformat(run["end_date"]) > deadline, (run, deadline)
+    # One more, model_selection's, and no other: no deadline alerted twice.
+    assert len(texts) == len(late_runs) + 1, texts
     assert not [t for t in late.slack.texts if "failed" in t.lower()], late.slack.texts
+
+
+def test_model_selection_not_done_by_two_alerts_once_and_succeeds(late: Late, triggered) -> None:
+    run = late.server.rest.api("GET", f"/dags/model_selection/dagRuns/{SELECTION_RUN}")
+    assert run["state"] == "success"
+    alerts = [t for t in deadline_texts(late.slack) if f"run `{SELECTION_RUN}`" in t]
+    assert len(alerts) == 1, deadline_texts(late.slack)
+    assert "dag `model_selection`" in alerts[0] and "not done by 02:00 Korean time" in alerts[0]
+    assert "(deadline 2026-06-01 02:00:00+09:00)" in alerts[0], alerts[0]
 
 
 def test_a_backfill_of_30_minutes_writes_the_same_files_byte_for_byte(

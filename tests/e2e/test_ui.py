@@ -27,6 +27,7 @@ from batchserving import PROJECT_ROOT
 from batchserving.core.results import read_result
 from batchserving.weather.fake_kma import FakeKma
 from scripts.airflow_api import ADMIN, AirflowRestClient
+from scripts.airflow_server import HEARTBEATING_JOBS
 from scripts.airflow_settings import PASSWORDS_FILE
 from scripts.demo import DAG_IDS, trigger_and_wait
 from scripts.processes import free_port, start_process, stop_processes, tail_file, wait_until
@@ -115,8 +116,7 @@ def make_airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MakeAirfl
         rest = AirflowRestClient(f"http://127.0.0.1:{port}", password, diagnostics, check_running)
         rest.wait(
             lambda: all(
-                rest.health().get(job, {}).get("status") == "healthy"
-                for job in ("scheduler", "triggerer")
+                rest.health().get(job, {}).get("status") == "healthy" for job in HEARTBEATING_JOBS
             ),
             START_TIMEOUT,
             "make airflow's scheduler and triggerer",

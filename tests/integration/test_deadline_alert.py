@@ -40,7 +40,7 @@ def test_one_message_names_the_run_and_what_was_missed(alerts, monkeypatch) -> N
     assert slack.texts == [
         ":alarm_clock: Deadline missed: dag `batch_inference`, run "
         "`scheduled__2026-01-01T00:05:00`, not done 5 min after it was queued "
-        "(deadline 2026-01-01T00:10:00+00:00). The run goes on; its outcome is its own."
+        "(deadline 2026-01-01 09:10:00+09:00). The run goes on; its outcome is its own."
     ]
 
 
