@@ -14,10 +14,13 @@ makes no scheduled run (``use_job_schedule`` off): only the runs below happen.
 3. Their prediction files are deleted, then ``airflow backfill create`` for those 30
    minutes (the README's command, re-running the dates that ran): six runs, and the same
    files again, byte for byte, because the sample is seeded by the logical date.
+4. A backfill of the 30 minutes before, which never ran: six new runs, each file's rows
+   naming the backfill run that wrote them.
 """
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import secrets
 import sqlite3
@@ -32,6 +35,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from batchserving.core.params import InferenceParams
 from batchserving.core.results import read_result
 from dags.batchserving_dags.pool import POOL, POOL_DESCRIPTION, POOL_SLOTS
 from scripts.airflow_server import AirflowServer
@@ -179,6 +183,30 @@ def test_model_selection_not_done_by_two_alerts_once_and_succeeds(late: Late, tr
     assert "(deadline 2026-06-01 02:00:00+09:00)" in alerts[0], alerts[0]
 
 
+def backfill(late: Late, dates: list[datetime], *options: str) -> dict:
+    """The README's `airflow backfill create` for ``dates`` (first to last), run to the end."""
+    result = subprocess.run(
+        [
+            AIRFLOW, "backfill", "create", "--dag-id", "batch_inference",
+            "--from-date", dates[0].isoformat(), "--to-date", dates[-1].isoformat(),
+            "--max-active-runs", "1", *options,
+        ],
+        env=late.server.env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    made = late.server.rest.api("GET", "/backfills", params={"dag_id": "batch_inference"})
+    created = max(made["backfills"], key=lambda b: b["id"])
+    late.server.rest.wait(
+        lambda: late.server.rest.api("GET", f"/backfills/{created['id']}")["completed_at"],
+        RUN_TIMEOUT,
+        "the backfill to complete",
+    )
+    return created
+
+
 def test_a_backfill_of_30_minutes_writes_the_same_files_byte_for_byte(
     late: Late, triggered
 ) -> None:
@@ -187,27 +215,7 @@ def test_a_backfill_of_30_minutes_writes_the_same_files_byte_for_byte(
     before = digests(files)
     for path in files:  # lost: the backfill must write them again
         path.unlink()
-    backfill = subprocess.run(
-        [
-            AIRFLOW, "backfill", "create", "--dag-id", "batch_inference",
-            "--from-date", LOGICAL_DATES[0].isoformat(),
-            "--to-date", LOGICAL_DATES[-1].isoformat(),
-            "--reprocess-behavior", "completed", "--max-active-runs", "1",
-        ],
-        env=late.server.env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )  # fmt: skip
-    assert backfill.returncode == 0, backfill.stderr[-3000:]
-    (created,) = late.server.rest.api("GET", "/backfills", params={"dag_id": "batch_inference"})[
-        "backfills"
-    ]
-    late.server.rest.wait(
-        lambda: late.server.rest.api("GET", f"/backfills/{created['id']}")["completed_at"],
-        RUN_TIMEOUT,
-        "the backfill to complete",
-    )
+    backfill(late, LOGICAL_DATES, "--reprocess-behavior", "completed")
     runs = batch_runs(late)
     ours = [runs[date] for date in LOGICAL_DATES]
     assert {r["run_type"] for r in ours} == {"backfill"}, ours
@@ -215,3 +223,18 @@ def test_a_backfill_of_30_minutes_writes_the_same_files_byte_for_byte(
     assert sorted(r["dag_run_id"] for r in ours) == sorted(triggered)
     assert all(path.exists() for path in files), "the backfill did not write every file again"
     assert digests(files) == before
+
+
+def test_a_backfill_of_dates_that_never_ran_names_its_runs_in_the_rows(late: Late) -> None:
+    earlier = [date - timedelta(minutes=30) for date in LOGICAL_DATES]
+    n_samples = InferenceParams.load(late.repo / "params.yaml").n_samples
+    backfill(late, earlier)
+    runs = batch_runs(late)
+    ours = [runs[date] for date in earlier]
+    assert all(r["state"] == "success" and r["run_type"] == "backfill" for r in ours), ours
+    for run in ours:
+        assert run["dag_run_id"].startswith("backfill__"), run
+        with prediction_file(late, run["dag_run_id"]).open(newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+        assert len(rows) == n_samples, run
+        assert {row["run_id"] for row in rows} == {run["dag_run_id"]}
