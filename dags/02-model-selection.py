@@ -37,11 +37,14 @@ from batchserving_dags.branch import (
     branch_for,
     keep_message,
 )
+from batchserving_dags.deadlines import model_selection_deadline
 from batchserving_dags.operators import repo_task, update_and_register
+
+SCHEDULE = "30 0 * * *"
 
 with DAG(
     dag_id="model_selection",
-    schedule="30 0 * * *",
+    schedule=SCHEDULE,
     start_date=pendulum.datetime(2026, 1, 1, tz="Asia/Seoul"),
     catchup=False,
     max_active_runs=1,
@@ -50,6 +53,8 @@ with DAG(
     # Every task with its retries fits in 3 h, plus the longest approval wait params.yaml
     # allows (selection.approval_timeout_minutes <= 1200); a run still going has hung.
     dagrun_timeout=timedelta(hours=23),
+    # Slack once when a run is not done by 02:00 KST (batchserving_dags.deadlines).
+    deadline=model_selection_deadline(SCHEDULE),
     default_args={
         "owner": "ml-platform",
         "retries": 2,

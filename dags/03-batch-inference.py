@@ -21,6 +21,7 @@ import pendulum
 from airflow.sdk import DAG, AssetOrTimeSchedule, CronTriggerTimetable
 from batchserving_dags.alerts import failure_alert
 from batchserving_dags.assets import PREDICTIONS, PROD_DEPLOYMENT, predictions_event
+from batchserving_dags.deadlines import batch_inference_deadline
 from batchserving_dags.operators import PYTHON, ProjectBashOperator
 
 # Run values reach the command through the environment, never pasted into the shell text:
@@ -46,6 +47,8 @@ with DAG(
     doc_md=__doc__,
     # A scheduled run scores a few rows in seconds; a large batch (run conf) gets longer.
     dagrun_timeout=timedelta(minutes=45),
+    # Slack once when a run is late (batchserving_dags.deadlines); the run goes on.
+    deadline=batch_inference_deadline(),
     default_args={
         "owner": "ml-platform",
         "retries": 1,

@@ -27,17 +27,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from batchserving import DAGS_FOLDER, PLUGINS_FOLDER
 from batchserving.core.atomic import write_private
 from scripts.airflow_api import ADMIN, AirflowRestClient
-from scripts.airflow_settings import (
-    AIRFLOW,
-    DEFAULT_TIMEZONE,
-    FAST_SCHEDULING,
-    VENV_BIN,
-    as_env,
-    fernet_key,
-)
+from scripts.airflow_settings import AIRFLOW, PASSWORDS_FILE, fernet_key, local_env
 from scripts.processes import free_port, start_process, stop_processes, tail_file
 
 USER = ADMIN
@@ -61,7 +53,7 @@ class AirflowServer:
     """One Airflow installation under ``home``; ``start()`` it, ``stop()`` it (always).
 
     ``fernet`` and ``jwt_secret`` None: the home's ``airflow.cfg`` provides them.
-    ``passwords_file`` None: ``home/passwords.json``.
+    ``passwords_file`` None: the one ``airflow standalone`` (``make airflow``) reads.
     """
 
     home: Path
@@ -109,44 +101,18 @@ class AirflowServer:
             "AIRFLOW__API_AUTH__JWT_SECRET": self.jwt_secret,
         }
         return {
-            **base,
-            "PATH": os.pathsep.join([str(VENV_BIN), base.get("PATH", "")]),
-            "AIRFLOW_HOME": str(self.home),
+            **local_env(self.home, base, api_port=self.port, passwords_file=self.password_path),
             "MODEL_REPO": str(self.model_repo),
-            "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_FOLDER),
-            # plugins/ui_timezone.py: the UI starts in [core] default_timezone.
-            "AIRFLOW__CORE__PLUGINS_FOLDER": str(PLUGINS_FOLDER),
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-            "AIRFLOW__CORE__PARALLELISM": "4",  # 2 cores: a few task processes at a time
-            "AIRFLOW__CORE__DEFAULT_TIMEZONE": os.environ.get(
-                "AIRFLOW__CORE__DEFAULT_TIMEZONE", DEFAULT_TIMEZONE
-            ),
             # Connections are stored encrypted (Fernet), as in any real deployment; the
             # scheduler signs task tokens that the API server checks (JWT secret).
             **{k: v for k, v in secrets_env.items() if v},
-            # SQLite has one writer at a time. Its default wait for the lock (5 s) is short
-            # on a busy 2-core machine (the scheduler died of "database is locked" in a
-            # test run); 15 s stays within a REST client's 30 s request timeout.
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{self.db_path}?timeout=15",
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{USER}:admin",
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(self.password_path),
-            "AIRFLOW__API__HOST": "127.0.0.1",
-            "AIRFLOW__API__PORT": str(self.port),
-            # Without it on a port other than 8080 every task fails ("Workload execution failed").
-            "AIRFLOW__API__BASE_URL": self.url,
-            "AIRFLOW__API__WORKERS": "1",
-            # 8793/8794 may be taken by another Airflow on this machine.
-            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
-            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
-            **as_env(FAST_SCHEDULING),
             MARKER: self.marker,
             **self.extra_env,
         }
 
     @property
     def password_path(self) -> Path:
-        return self.passwords_file or self.home / "passwords.json"
+        return self.passwords_file or self.home / PASSWORDS_FILE
 
     def _keep_or_write_password(self) -> None:
         """Use the password file's password for USER if it has one, else write ours."""

@@ -1,6 +1,6 @@
 """``make demo``: the whole job under Airflow's real scheduler, then a summary.
 
-Starts Airflow's scheduler, DAG processor and API server on the project's Airflow home
+Starts Airflow's scheduler, DAG processor, triggerer and API server on the project's Airflow home
 (``.airflow/``, as ``make airflow`` uses), triggers ``simple_train`` → ``model_selection``
 → ``batch_inference`` → ``crawling_weather`` → ``monitor_predictions`` through the REST
 API one after another (batch_inference for this time yesterday, the day the last one
@@ -50,8 +50,6 @@ UI_URL = "http://127.0.0.1:8080"
 RUN_TIMEOUT = 600  # seconds for one DAG run (they take well under a minute here)
 # The project's Airflow home (the Makefile exports it; the same default otherwise).
 AIRFLOW_HOME = Path(os.environ.get("AIRFLOW_HOME") or PROJECT_ROOT / ".airflow")
-# The password file `airflow standalone` (make airflow) reads: one login for both.
-PASSWORDS_FILE = "simple_auth_manager_passwords.json.generated"
 # Settings of the user's environment that the Airflow processes must see.
 PASSED_ON = ("AIRFLOW_CONN_", "MODEL_REPO_URL", "DVC_REMOTE_URL", "AWS_")
 STARTED = time.monotonic()
@@ -213,11 +211,13 @@ def run_all(repo: Path, use_fake: bool) -> tuple[bool, str]:
             model_repo=repo,
             extra_env=env,
             fernet=None,  # the home's airflow.cfg has them, as `make airflow` uses them
-            jwt_secret=None,
-            passwords_file=AIRFLOW_HOME / PASSWORDS_FILE,
+            jwt_secret=None,  # and the password file is the one `make airflow` reads
         )
         try:
-            say(f"demo: starting Airflow (scheduler, DAG processor, API server on {server.url})")
+            say(
+                "demo: starting Airflow (scheduler, DAG processor, triggerer, "
+                f"API server on {server.url})"
+            )
             server.start()
             server.rest.wait_for_dags(set(DAG_IDS))
             if server.rest.import_errors():

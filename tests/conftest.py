@@ -19,20 +19,14 @@ from pathlib import Path
 import pytest
 
 from batchserving import DAGS_FOLDER, PROJECT_ROOT
-from scripts.airflow_server import VENV_BIN
+from scripts.airflow_settings import local_env
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Point Airflow at a private home before any test imports it (it reads config on import)."""
+    """Point Airflow at a private home before any test imports it (it reads config on import),
+    configured as every Airflow of the project is (``scripts.airflow_settings``)."""
     home = Path(tempfile.mkdtemp(prefix="airflow-home-"))
-    os.environ.update(
-        {
-            "AIRFLOW_HOME": str(home),
-            "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_FOLDER),
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "PATH": os.pathsep.join([str(VENV_BIN), os.environ.get("PATH", "")]),
-        }
-    )
+    os.environ.update(local_env(home, os.environ))
     os.environ.pop("MODEL_REPO", None)
     os.environ.pop("AIRFLOW_CONN_MY_WEBHOOK", None)
     config._airflow_home = home  # type: ignore[attr-defined]

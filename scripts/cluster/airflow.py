@@ -9,7 +9,6 @@ the shared repo's and remote's URLs, and no secret in its environment.
 from __future__ import annotations
 
 import json
-import os
 import sys
 import tempfile
 from collections.abc import Callable
@@ -17,16 +16,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from batchserving import DAGS_FOLDER, PLUGINS_FOLDER
+from batchserving import DAGS_FOLDER
 from batchserving.core.atomic import write_private
 from scripts.airflow_api import ADMIN
-from scripts.airflow_settings import AIRFLOW, DEFAULT_TIMEZONE, FAST_SCHEDULING
+from scripts.airflow_settings import AIRFLOW, project_settings
 from scripts.cluster.git_server import GitServer
 from scripts.cluster.postgres import Postgres
 from scripts.cluster.redis import Redis
 from scripts.cluster.seaweedfs import SeaweedFS
 from scripts.cluster.state import ClusterState, private_dir, run
-from scripts.processes import free_port
 
 WORKERS = ("worker-1", "worker-2")
 
@@ -60,36 +58,22 @@ class Airflow:
         """The configuration every Airflow component reads (``AIRFLOW_HOME/airflow.cfg``)."""
         api, db = self.state.ports["api"], self.postgres.sql_alchemy_conn
         return {
-            ("core", "dags_folder"): str(DAGS_FOLDER),
-            # plugins/ui_timezone.py: the UI starts in [core] default_timezone.
-            ("core", "plugins_folder"): str(PLUGINS_FOLDER),
-            ("core", "load_examples"): "False",
+            # What every Airflow of the project shares (dags, plugins, time zone, API, login).
+            **project_settings(api_port=api, passwords_file=self.home / "passwords.json"),
             ("core", "executor"): "CeleryExecutor",
             ("core", "parallelism"): "8",
-            ("core", "default_timezone"): os.environ.get(
-                "AIRFLOW__CORE__DEFAULT_TIMEZONE", DEFAULT_TIMEZONE
-            ),
             # Connections are stored encrypted, with one key every component shares.
             ("core", "fernet_key"): self.state.secrets.fernet_key,
-            ("core", "simple_auth_manager_users"): f"{ADMIN}:admin",
-            ("core", "simple_auth_manager_passwords_file"): str(self.home / "passwords.json"),
             ("database", "sql_alchemy_conn"): db,
             ("celery", "broker_url"): self.redis.broker_url,
             ("celery", "result_backend"): "db+" + db,
             ("celery", "worker_concurrency"): str(self.worker_concurrency),
-            ("api", "host"): "127.0.0.1",
-            ("api", "port"): str(api),
-            # Workers reach the API server here; without it tasks fail on a port != 8080.
-            ("api", "base_url"): f"http://127.0.0.1:{api}",
-            ("api", "workers"): "1",
             # Shared by the components: the scheduler signs task tokens the API server checks.
             ("api_auth", "jwt_secret"): self.state.secrets.jwt_secret,
-            ("logging", "trigger_log_server_port"): str(free_port()),
             # Task logs (folders and files) for their owner only; Airflow's defaults are
             # group-writable and world-readable.
             ("logging", "file_task_handler_new_folder_permissions"): "0o700",
             ("logging", "file_task_handler_new_file_permissions"): "0o600",
-            **FAST_SCHEDULING,
             **self.settings,
         }
 

@@ -1,8 +1,10 @@
 """The Airflow UI, as a person sees it after a demo-like run: headless Chromium, logged in.
 
-The five DAGs run in order through the REST API as ``make demo`` runs them; then the
-browser looks at the DAG list, model_selection's graph for that run (the branch taken),
-a task's log page (its own output line) and the asset graph. Needs the Debian packages
+The UI is the README's: ``make airflow`` itself (``airflow standalone`` with the project's
+settings), on a fresh Airflow home and a free port. The five DAGs run in order through
+the REST API as ``make demo`` runs them; then the browser looks at the DAG list,
+model_selection's graph for that run (the branch taken), a task's log page (its own
+output line) and the asset graph. Needs the Debian packages
 ``chromium`` and ``chromium-driver`` (``make browser`` installs them; ``make test``
 depends on it). The screenshots are left in ``output/screenshots/`` for people to look
 at. The browser runs in UTC and the UI still shows Korean time (the server's default zone),
@@ -11,29 +13,126 @@ until the user picks another zone.
 
 from __future__ import annotations
 
+import json
 import os
+import secrets
 from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from batchserving import PROJECT_ROOT
 from batchserving.core.results import read_result
+from batchserving.weather.fake_kma import FakeKma
+from scripts.airflow_api import ADMIN, AirflowRestClient
+from scripts.airflow_server import HEARTBEATING_JOBS
+from scripts.airflow_settings import PASSWORDS_FILE
 from scripts.demo import DAG_IDS, trigger_and_wait
-from tests.e2e.conftest import E2E, EXPECTED_DAGS
+from scripts.processes import free_port, start_process, stop_processes, tail_file, wait_until
+from tests.conftest import snapshot_project
+from tests.e2e.conftest import EXPECTED_DAGS
+from tests.fakes.slack import SlackReceiver
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 WAIT_SECONDS = 60
 # A browser far from Seoul: the UI must still start in Korean time (plugins/ui_timezone.py).
 BROWSER_TIMEZONE = "UTC"
+START_TIMEOUT = 300  # make setup on a fresh home (db migrate, the pool), then standalone
+# Every process `make airflow` starts carries it (a value of its own): stop() finds strays.
+MARKER = "BATCHSERVING_MAKE_AIRFLOW"
+
+
+@dataclass
+class MakeAirflow:
+    """``make airflow`` running: where it answers, the admin password, a REST client."""
+
+    url: str
+    password: str
+    rest: AirflowRestClient
+
+
+def make_airflow_env(home: Path, repo: Path, marker: str) -> dict[str, str]:
+    """This environment without any Airflow or make setting, on a fresh home and repo."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("AIRFLOW", "MODEL_REPO", "MAKE", "MFLAGS"))
+        and k != "PYTEST_CURRENT_TEST"
+    }
+    return {
+        **env,
+        "AIRFLOW_HOME": str(home),
+        "MODEL_REPO": str(repo),
+        # Only the triggered runs below, as in make demo: no scheduled run starts meanwhile.
+        "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
+        MARKER: marker,
+    }
+
+
+def admin_password(path: Path) -> str | None:
+    """The password `airflow standalone` generated for the admin (None: not yet)."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8")).get(ADMIN)
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
 
 
 @pytest.fixture(scope="module")
-def demo_runs(e2e: E2E) -> dict[str, dict]:
+def make_airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MakeAirflow]:
+    """``make airflow PORT=<free>`` on a fresh home, with my_webhook and kma_api set; stopped
+    by pid (its process group, then any stray with its marker), even after a failure."""
+    root = tmp_path_factory.mktemp("make-airflow")
+    home, port, marker = root / "airflow-home", free_port(), secrets.token_hex(8)
+    env = make_airflow_env(home, snapshot_project(root / "model-repo"), marker)
+    log = root / "make-airflow.out"
+    with ExitStack() as stack:
+        slack = stack.enter_context(SlackReceiver())
+        kma_key = f"ui+KmA/{secrets.token_hex(12)}/kEy=="
+        kma = stack.enter_context(FakeKma(key=kma_key))
+        cmd = ["make", "--no-print-directory", "-C", str(PROJECT_ROOT), "airflow", f"PORT={port}"]
+        proc = start_process(cmd, env, log)
+        stack.callback(
+            stop_processes, {proc.pid: None}, marker=(MARKER, marker), reap=lambda _: proc.poll()
+        )
+
+        def check_running() -> None:
+            if proc.poll() is not None:
+                raise RuntimeError(
+                    f"make airflow exited with {proc.returncode}:\n{tail_file(log, 40)}"
+                )
+
+        def diagnostics() -> str:
+            return tail_file(log, 60)
+
+        password = wait_until(
+            lambda: check_running() or admin_password(home / PASSWORDS_FILE),
+            START_TIMEOUT,
+            "make airflow to write the admin password",
+            details=diagnostics,
+        )
+        rest = AirflowRestClient(f"http://127.0.0.1:{port}", password, diagnostics, check_running)
+        rest.wait(
+            lambda: all(
+                rest.health().get(job, {}).get("status") == "healthy" for job in HEARTBEATING_JOBS
+            ),
+            START_TIMEOUT,
+            "make airflow's scheduler and triggerer",
+        )
+        rest.wait_for_dags(EXPECTED_DAGS)
+        rest.add_connection("my_webhook", "slackwebhook", password=slack.url)
+        rest.add_connection("kma_api", "http", host=kma.base_url, password=kma_key)
+        yield MakeAirflow(rest.url, password, rest)
+
+
+@pytest.fixture(scope="module")
+def demo_runs(make_airflow: MakeAirflow) -> dict[str, dict]:
     """The five DAGs run once each, in order, as ``make demo`` runs them: dag_id -> run."""
     runs = {}
     for dag_id in DAG_IDS:
-        run, states = trigger_and_wait(e2e.server, dag_id)
+        run, states = trigger_and_wait(make_airflow, dag_id)
         assert run["state"] == "success", (dag_id, states)
         runs[dag_id] = {**run, "states": states}
     return runs
@@ -107,11 +206,11 @@ def shoot(browser, screenshots_dir: Path, url: str | None, name: str, shows) -> 
 
 
 def test_dag_list_shows_the_five_dags_and_no_import_errors(
-    e2e: E2E, demo_runs, browser, screenshots_dir: Path
+    make_airflow: MakeAirflow, demo_runs, browser, screenshots_dir: Path
 ) -> None:
     from selenium.webdriver.common.by import By
 
-    server = e2e.server
+    server = make_airflow
     login(browser, server)
     text = shoot(
         browser,
@@ -127,9 +226,11 @@ def test_dag_list_shows_the_five_dags_and_no_import_errors(
         assert browser.find_elements(By.XPATH, f"//a[normalize-space()='{dag_id}']"), dag_id
 
 
-def test_a_time_zone_the_user_picks_is_kept(e2e: E2E, browser, screenshots_dir: Path) -> None:
+def test_a_time_zone_the_user_picks_is_kept(
+    make_airflow: MakeAirflow, browser, screenshots_dir: Path
+) -> None:
     """The server's default only fills an empty choice: a zone picked in the UI stays."""
-    server = e2e.server
+    server = make_airflow
     login(browser, server)
     shoot(browser, screenshots_dir, f"{server.url}/dags", "zone-default", lambda t: "+09:00" in t)
     # What the UI's time zone menu stores (India: no daylight saving, so always +05:30).
@@ -142,9 +243,9 @@ def test_a_time_zone_the_user_picks_is_kept(e2e: E2E, browser, screenshots_dir: 
 
 
 def test_model_selection_graph_shows_the_branch_taken(
-    e2e: E2E, demo_runs, browser, screenshots_dir: Path
+    make_airflow: MakeAirflow, demo_runs, browser, screenshots_dir: Path
 ) -> None:
-    server = e2e.server
+    server = make_airflow
     run = demo_runs["model_selection"]
     taken = "promote" if run["states"]["promote"] == "success" else "keep_champion"
     skipped = "keep_champion" if taken == "promote" else "promote"
@@ -166,9 +267,9 @@ def test_model_selection_graph_shows_the_branch_taken(
 
 
 def test_task_log_page_shows_the_tasks_own_output(
-    e2e: E2E, demo_runs, browser, screenshots_dir: Path
+    make_airflow: MakeAirflow, demo_runs, browser, screenshots_dir: Path
 ) -> None:
-    server = e2e.server
+    server = make_airflow
     run_id = demo_runs["batch_inference"]["dag_run_id"]
     path = f"/dags/batch_inference/dagRuns/{run_id}/taskInstances/predict/xcomEntries/return_value"
     result = read_result(server.rest.api("GET", path)["value"], "predict")
@@ -185,13 +286,13 @@ def test_task_log_page_shows_the_tasks_own_output(
 
 
 def test_asset_graph_shows_the_flow_between_the_dags(
-    e2e: E2E, demo_runs, browser, screenshots_dir: Path
+    make_airflow: MakeAirflow, demo_runs, browser, screenshots_dir: Path
 ) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
 
-    server = e2e.server
+    server = make_airflow
     assets = server.rest.api("GET", "/assets", params={"name_pattern": "iris-model-prod"})["assets"]
     (prod,) = [a for a in assets if a["name"] == "iris-model-prod"]
     login(browser, server)
