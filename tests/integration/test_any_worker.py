@@ -94,11 +94,6 @@ class Cluster:
         return git(person, "rev-parse", "HEAD").strip()
 
 
-@pytest.fixture
-def cluster(tmp_path: Path) -> Cluster:
-    return Cluster(tmp_path)
-
-
 def in_remote(remote: Path, md5: str) -> bool:
     return (remote / "files" / "md5" / md5[:2] / md5[2:]).is_file()
 

@@ -8,7 +8,6 @@ directory as the DVC remote, exactly as on a worker of the cluster.
 from __future__ import annotations
 
 import pandas as pd
-import pytest
 
 from batchserving.core.names import WEATHER_LOCK
 from batchserving.weather.fake_kma import FakeKma
@@ -17,11 +16,6 @@ from tests.integration.test_any_worker import PERSON, Cluster
 
 KEY = "data-ref-test-key"
 RUNS = ("2026-11-25T14:50:00+09:00", "2026-11-25T15:50:00+09:00", "2026-11-25T16:50:00+09:00")
-
-
-@pytest.fixture
-def cluster(tmp_path) -> Cluster:
-    return Cluster(tmp_path)
 
 
 def weather_run(cluster: Cluster, kma: FakeKma, n: int, run_at: str) -> list[dict]:
