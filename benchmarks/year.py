@@ -40,7 +40,7 @@ from benchmarks.weather import FIRST, write_raw
 
 DAY, YEAR = 24, 8_760
 MODEL_VERSIONS = {DAY: 1, YEAR: 1_000}
-PAIRS = 2
+PAIRS = 1
 BIN = Path(sys.executable).parent
 IDENT = "Bench <bench@example.invalid> 1767225600 +0900"
 PUBLISH = [sys.executable, "-m", "batchserving.registry.publish", "--pipeline", "weather"]
