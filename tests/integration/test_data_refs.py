@@ -7,6 +7,8 @@ directory as the DVC remote, exactly as on a worker of the cluster.
 
 from __future__ import annotations
 
+import subprocess
+
 import pandas as pd
 
 from batchserving.core.names import WEATHER_LOCK
@@ -57,6 +59,17 @@ def test_weather_versions_go_on_their_branch_and_a_persons_push_is_never_rejecte
         git(cluster.server, "rev-parse", f"{versions[0]}^2").strip()
         == git(cluster.server, "rev-parse", "main~1").strip()
     )
+    # A fresh worker holds the one data version it builds on, never the data history: its
+    # clone is main's, and the data tip came alone (depth 1).
+    worker = cluster.root / "fetch-2"
+    first = ["git", "cat-file", "-e", f"{versions[-1]}^{{commit}}"]
+    assert subprocess.run(first, cwd=worker, capture_output=True).returncode != 0
+    assert git(worker, "cat-file", "-t", versions[2]).strip() == "commit"  # the tip it built on
+    remote_refs = set(git(worker, "for-each-ref", "--format=%(refname)", "refs/remotes").split())
+    assert remote_refs - {"refs/remotes/origin/HEAD"} == {
+        "refs/remotes/origin/data/weather",
+        "refs/remotes/origin/main",
+    }
     lock = git(cluster.server, "show", f"data/weather:{WEATHER_LOCK}")
     assert "fetch_weather:" in lock and "preprocess_weather:" in lock
 
