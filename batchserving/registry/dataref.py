@@ -7,7 +7,9 @@ person's push to ``main`` nor force every writer to re-sync.
 
 A data version is a commit on ``data/<name>`` whose tree is the server branch's tree at
 the run (the code that made the data) plus the pipeline's lock file ``<dir>/dvc.lock``
-and any git-tracked output it pins. Its first parent is the previous data version (so
+and any git-tracked output it pins, and the ``.dvc`` files of the partitions the pipeline
+sealed so far (``<dir>/sealed/``: carried from the previous version, plus the working
+tree's new ones; ``batchserving.weather.seal``). Its first parent is the previous data version (so
 ``git log --first-parent data/weather`` lists the versions), its second the ``main``
 commit it ran on. It is written with a private index (``git commit-tree`` and
 ``git update-ref``): the workspace's branch, index and working tree never move. On
@@ -33,6 +35,7 @@ from batchserving.registry.git import git, run_tool, show
 # The pipeline whose versions are commits on main (tagged by GTO); every other is data.
 MODEL_PIPELINE = "model"
 DATA_PREFIX = "data/"
+SEALED = "sealed"  # <dir>/sealed/**.dvc: partitions a pipeline sealed (batchserving.weather.seal)
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,11 @@ class DataPipeline:
     @property
     def ref(self) -> str:
         return f"refs/heads/{self.branch}"
+
+    @property
+    def sealed(self) -> str:
+        """The folder of the ``.dvc`` files of its sealed partitions (``weather/sealed``)."""
+        return str(PurePosixPath(self.lock).parent / SEALED)
 
 
 def tip(repo: Path, data: DataPipeline) -> str | None:
@@ -102,17 +110,55 @@ def changed(repo: Path, commit: str | None, files: list[str]) -> bool:
     )
 
 
-def tree_with(repo: Path, base: str, files: list[str]) -> str:
-    """The tree of ``base`` with ``files`` replaced by their working-tree content."""
+def sealed_tree(repo: Path, commit: str | None, data: DataPipeline) -> str | None:
+    """The tree of the sealed partitions' ``.dvc`` files at ``commit`` (None: none)."""
+    if commit is None:
+        return None
+    out = git(repo, "rev-parse", "--verify", "--quiet", f"{commit}:{data.sealed}", check=False)
+    return out.strip() or None
+
+
+def new_sealed(repo: Path, previous: str | None, data: DataPipeline) -> list[str]:
+    """The sealed ``.dvc`` files of the working tree that ``previous`` lacks or differ there.
+
+    One ``git ls-tree`` and one ``git hash-object`` however many partitions are sealed.
+    """
+    folder = repo / data.sealed
+    found = folder.rglob("*.dvc") if folder.is_dir() else []
+    local = sorted(str(p.relative_to(repo)) for p in found)
+    if not local:
+        return []
+    blobs = git(repo, "hash-object", "--", *local).split()
+    tree = sealed_tree(repo, previous, data)
+    known = {}
+    if tree:
+        for line in git(repo, "ls-tree", "-r", tree).splitlines():
+            meta, path = line.split("\t", 1)
+            known[f"{data.sealed}/{path}"] = meta.split()[2]
+    return [path for path, blob in zip(local, blobs, strict=True) if known.get(path) != blob]
+
+
+def tree_with(
+    repo: Path, base: str, files: list[str], sealed: tuple[str, str | None] = ("", None)
+) -> str:
+    """The tree of ``base`` with ``files`` replaced by their working-tree content.
+
+    ``sealed`` (a folder and a tree) becomes the data pipeline's sealed folder first, so
+    every version carries every partition sealed so far; ``files`` may add to it.
+    """
     git_dir = git(repo, "rev-parse", "--absolute-git-dir").strip()
     fd, index = tempfile.mkstemp(prefix="data-index-", dir=git_dir)
     os.close(fd)
     env = {"GIT_INDEX_FILE": index}
     try:
         git(repo, "read-tree", base, env=env)
-        for name in files:
-            blob = git(repo, "hash-object", "-w", "--", name).strip()
-            git(repo, "update-index", "--add", "--cacheinfo", f"100644,{blob},{name}", env=env)
+        folder, tree = sealed
+        if tree is not None:
+            git(repo, "read-tree", f"--prefix={folder}/", tree, env=env)
+        blobs = git(repo, "hash-object", "-w", "--", *files).split()
+        pairs = zip(blobs, files, strict=True)
+        infos = [arg for b, n in pairs for arg in ("--cacheinfo", f"100644,{b},{n}")]
+        git(repo, "update-index", "--add", *infos, env=env)
         return git(repo, "write-tree", env=env).strip()
     finally:
         Path(index).unlink(missing_ok=True)
@@ -126,14 +172,17 @@ def record_version(repo: Path, data: DataPipeline, label: str) -> str | None:
     lock_text = (repo / data.lock).read_text(encoding="utf-8")
     files = [data.lock, *tracked_outputs(repo, lock_text)]
     previous = tip(repo, data)
-    if not changed(repo, previous, files):
+    sealed = new_sealed(repo, previous, data)
+    if not sealed and not changed(repo, previous, files):
         print(f"registry: {data.branch} unchanged; nothing to commit", flush=True)
         return None
+    files += sealed
     head = git(repo, "rev-parse", "HEAD").strip()
-    tree = tree_with(repo, head, files)
+    tree = tree_with(repo, head, files, (data.sealed, sealed_tree(repo, previous, data)))
     parents = [*(["-p", previous] if previous else []), "-p", head]
     identity = RegistryParams.load(repo / PARAMS_FILE).git_env()
-    message = f"{label}: {data.name} data version\n\nChanged: {', '.join(files)}\n"
+    shown = files if len(files) <= 6 else [*files[:5], f"and {len(files) - 5} more"]
+    message = f"{label}: {data.name} data version\n\nChanged: {', '.join(shown)}\n"
     commit = git(repo, "commit-tree", tree, *parents, "-m", message, env=identity).strip()
     git(repo, "update-ref", data.ref, commit, previous or "0" * 40)
     print(f"registry: committed {commit[:12]} on {data.branch}", flush=True)

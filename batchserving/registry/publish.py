@@ -38,6 +38,7 @@ from batchserving.registry.git import RegistryError, git, run_label, run_tool
 from batchserving.registry.lock import locked_workspace
 from batchserving.registry.register import commit_pipeline_state
 from batchserving.registry.sync import synced
+from batchserving.weather.seal import seal
 
 # The pipelines by name: the DAGs name them, so a DAG parse never imports the paths.
 PIPELINES = {MODEL_PIPELINE: PIPELINE, "weather": WEATHER_PIPELINE}
@@ -91,6 +92,15 @@ def repro_or_restore(repo: Path, targets: list[str], single_item: bool = False) 
     return code
 
 
+def seal_partitions(repo: Path, pipeline: str) -> list[str]:
+    """Seal the pipeline's past partitions, if it keeps any; return the .dvc files written.
+
+    The weather store's days older than its open window get ``.dvc`` files of their own
+    (``batchserving.weather.seal``), so the next run pulls and pushes one partition.
+    """
+    return seal(repo) if pipeline == "weather" else []
+
+
 def record(repo: Path, data: DataPipeline | None) -> str:
     """Commit the run's state where its pipeline keeps versions; return the commit it ends on."""
     if data is None:
@@ -117,6 +127,7 @@ def main() -> None:
         code = repro_or_restore(repo, targets, single_item=args.single_item)
         if code != 0:
             raise StageFailed(f"`dvc repro {' '.join(targets)}` failed (exit {code})")
+        seal_partitions(repo, args.pipeline)
         return record(repo, data)
 
     try:
