@@ -12,10 +12,16 @@ file ``main`` tracks:
 2. stops tracking the lock file on ``main`` (one commit; the file stays in the working
    tree), so no later commit on ``main`` carries a data version;
 
-then pushes ``main`` and the data branches in one atomic push. No commit, tag or DVC
-object is rewritten or deleted: every model version and every data version recorded on
-``main`` so far stays where it was, and the data the lock pins is the data branch's.
-Run again, it finds nothing to move and changes nothing.
+3. splits the data tip's outputs into partitions (a pipeline that keeps any: the weather
+   store's single raw directory and its history): the data is pulled once, every past day
+   is sealed into ``.dvc`` files of its own (``batchserving.weather.seal``) and recorded
+   as one more data version;
+
+then ``dvc push`` and one atomic git push of ``main`` and the data branches. No commit,
+tag or DVC object is rewritten or deleted: every model version and every data version
+recorded so far stays where it was (the old single-directory versions included), and
+the newest version holds every issuance, open or sealed. Run again, it finds nothing
+to move or split and changes nothing.
 """
 
 from __future__ import annotations
@@ -26,11 +32,12 @@ from pathlib import Path
 from batchserving.core.names import PARAMS_FILE
 from batchserving.core.params import ParamsError, RegistryParams
 from batchserving.core.results import emit
-from batchserving.registry.dataref import DataPipeline, record_version, tip
+from batchserving.registry.dataref import DataPipeline, record_version, restore_lock, tip
 from batchserving.registry.git import RegistryError, check_result, git, run_label, run_tool
 from batchserving.registry.lock import locked_workspace
-from batchserving.registry.publish import PIPELINES, data_pipeline
-from batchserving.registry.sync import ORIGIN, server_heads, sync, sync_data_tip
+from batchserving.registry.publish import PIPELINES, data_pipeline, seal_partitions
+from batchserving.registry.remote import dvc_push
+from batchserving.registry.sync import ORIGIN, dvc_pull, server_heads, sync, sync_data_tip
 from batchserving.registry.workspace import origin_url
 
 
@@ -64,6 +71,24 @@ def move_off_main(repo: Path, data: DataPipeline, label: str) -> bool:
     return True
 
 
+def split_partitions(repo: Path, data: DataPipeline, label: str, tip_synced: bool) -> bool:
+    """Seal the data tip's past partitions and record them as a data version; True if any.
+
+    ``tip_synced``: the local data branch is already the one to build on (just moved).
+    """
+    if not tip_synced and origin_url() is not None:
+        sync_data_tip(repo, data, server_heads(repo, data)[1])
+    if tip(repo, data) is None:
+        return False
+    restore_lock(repo, data)
+    dvc_pull(repo, [PIPELINES[data.name]])
+    if not seal_partitions(repo, data.name):
+        return False
+    record_version(repo, data, f"{label}: past partitions sealed")
+    print(f"migrate: {data.branch}'s outputs split into sealed partitions", flush=True)
+    return True
+
+
 def push(repo: Path, moved: list[DataPipeline]) -> None:
     """One atomic push of the server's branch and the data branches (nothing forced)."""
     if origin_url() is None:
@@ -78,25 +103,32 @@ def push(repo: Path, moved: list[DataPipeline]) -> None:
     )
 
 
-def migrate(repo: Path) -> list[str]:
-    """Sync, move every data pipeline's lock file off main, push; return the branches made."""
+def migrate(repo: Path) -> dict[str, list[str]]:
+    """Sync, move data versions off main, split old outputs, push; name the branches changed."""
     sync(repo, [])
     label = run_label()
-    moved = [d for d in data_pipelines() if move_off_main(repo, d, label)]
-    if moved:
-        push(repo, moved)
-    return [d.branch for d in moved]
+    moved, split = [], []
+    for data in data_pipelines():
+        if move_off_main(repo, data, label):
+            moved.append(data)
+        if split_partitions(repo, data, label, tip_synced=data in moved):
+            split.append(data)
+    if split:
+        dvc_push(repo)
+    if moved or split:
+        push(repo, [*moved, *(d for d in split if d not in moved)])
+    return {"moved": [d.branch for d in moved], "split": [d.branch for d in split]}
 
 
 def main() -> None:
     try:
         with locked_workspace() as repo:
-            moved = migrate(repo)
+            changed = migrate(repo)
     except (ParamsError, RegistryError) as exc:
         sys.exit(f"migrate: {exc}; nothing was pushed")
-    if not moved:
-        print("migrate: no data pipeline's lock file is tracked on main; nothing to move")
-    emit({"moved": moved})
+    if not any(changed.values()):
+        print("migrate: no data version on main and no output to split; nothing changed")
+    emit(changed)
 
 
 if __name__ == "__main__":
