@@ -35,7 +35,12 @@ from batchserving.core.results import emit
 from batchserving.registry.dataref import DataPipeline, record_version, restore_lock, tip
 from batchserving.registry.git import RegistryError, check_result, git, run_label, run_tool
 from batchserving.registry.lock import locked_workspace
-from batchserving.registry.publish import PIPELINES, data_pipeline, seal_partitions
+from batchserving.registry.publish import (
+    PIPELINES,
+    SEALING_STAGE,
+    data_pipeline,
+    seal_partitions,
+)
 from batchserving.registry.remote import dvc_push
 from batchserving.registry.sync import ORIGIN, dvc_pull, server_heads, sync, sync_data_tip
 from batchserving.registry.workspace import origin_url
@@ -82,7 +87,7 @@ def split_partitions(repo: Path, data: DataPipeline, label: str, tip_synced: boo
         return False
     restore_lock(repo, data)
     dvc_pull(repo, [PIPELINES[data.name]])
-    if not seal_partitions(repo, data.name):
+    if not seal_partitions(repo, data.name, [SEALING_STAGE]):
         return False
     record_version(repo, data, f"{label}: past partitions sealed")
     print(f"migrate: {data.branch}'s outputs split into sealed partitions", flush=True)

@@ -42,6 +42,7 @@ from batchserving.weather.seal import seal
 
 # The pipelines by name: the DAGs name them, so a DAG parse never imports the paths.
 PIPELINES = {MODEL_PIPELINE: PIPELINE, "weather": WEATHER_PIPELINE}
+SEALING_STAGE = "preprocess_weather"  # the weather step after which past days are sealed
 
 
 class StageFailed(RegistryError):
@@ -92,13 +93,15 @@ def repro_or_restore(repo: Path, targets: list[str], single_item: bool = False) 
     return code
 
 
-def seal_partitions(repo: Path, pipeline: str) -> list[str]:
+def seal_partitions(repo: Path, pipeline: str, stages: list[str]) -> list[str]:
     """Seal the pipeline's past partitions, if it keeps any; return the .dvc files written.
 
     The weather store's days older than its open window get ``.dvc`` files of their own
-    (``batchserving.weather.seal``), so the next run pulls and pushes one partition.
+    (``batchserving.weather.seal``), so the next run pulls and pushes one partition. Only
+    after ``preprocess_weather``: its state says what is processed, and only the step that
+    pulled and ran it has that state as the version it publishes.
     """
-    return seal(repo) if pipeline == "weather" else []
+    return seal(repo) if pipeline == "weather" and SEALING_STAGE in stages else []
 
 
 def record(repo: Path, data: DataPipeline | None) -> str:
@@ -127,7 +130,7 @@ def main() -> None:
         code = repro_or_restore(repo, targets, single_item=args.single_item)
         if code != 0:
             raise StageFailed(f"`dvc repro {' '.join(targets)}` failed (exit {code})")
-        seal_partitions(repo, args.pipeline)
+        seal_partitions(repo, args.pipeline, args.stages)
         return record(repo, data)
 
     try:
