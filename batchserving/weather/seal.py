@@ -98,22 +98,22 @@ def seal_day(repo: Path, out: Path, day: str, names: list[str]) -> list[Path]:
     return made
 
 
-def seal_months(repo: Path, out: Path, first_open: str) -> list[Path]:
-    """Move the latest months before ``first_open``'s month (no open issuance forecasts them)."""
+def seal_months(repo: Path, out: Path, sealed_before: str) -> list[Path]:
+    """Move the latest months before ``sealed_before``'s month (no open issuance forecasts them)."""
     made = []
     for path in sorted((out / "latest").glob("*.parquet")):
-        if path.stem < first_open[:6]:
+        if path.stem < sealed_before[:6]:
             sealed = out / SEALED / "latest" / path.name
             move(path, sealed)
             made.append(dvc_file(repo, "latest", path.stem, sealed))
     return made
 
 
-def without_sealed(state: dict, first_open: str) -> dict:
+def without_sealed(state: dict, sealed_before: str) -> dict:
     """The state with the sealed issuances forgotten and the first open day recorded."""
-    done = [n for n in state["done"] if n[:8] >= first_open]
-    recent = {n: f for n, f in state["recent"].items() if n[:8] >= first_open}
-    return state | {"done": done, "recent": recent, "sealed_before": first_open}
+    done = [n for n in state["done"] if n[:8] >= sealed_before]
+    recent = {n: f for n, f in state["recent"].items() if n[:8] >= sealed_before}
+    return state | {"done": done, "recent": recent, "sealed_before": sealed_before}
 
 
 def seal(repo: Path) -> list[str]:

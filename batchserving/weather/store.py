@@ -11,7 +11,8 @@ Under the out dir:
 
 A run reads only new or changed raw files, rewrites only the history partitions of their
 issue dates (<= 24 issuances each) and the latest partitions of their forecast months, so
-an hourly run costs the same after a year as after a day.
+an hourly run costs the same after a year as after a day. What the directories hold is
+the open partition: past days are sealed out of them (``batchserving.weather.seal``).
 """
 
 from __future__ import annotations
