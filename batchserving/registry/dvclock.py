@@ -11,34 +11,17 @@ from batchserving.core.names import (
     EVALUATE_STAGE,
     METRICS_FILE,
     MODEL_PATH,
-    MONITORING_HISTORY,
-    MONITORING_LOCK,
-    MONITORING_METRICS,
-    MONITORING_PIPELINE,
     PARAMS_FILE,
     PIPELINE,
     PIPELINE_LOCK,
     PREPARE_STAGE,
     TRAIN_STAGE,
-    WEATHER_LOCK,
-    WEATHER_PIPELINE,
 )
 
-# Git-tracked files the pipelines write themselves; each lock file also pins its tracked deps.
-PIPELINE_FILES = (
-    PIPELINE,
-    PIPELINE_LOCK,
-    WEATHER_PIPELINE,
-    WEATHER_LOCK,
-    PARAMS_FILE,
-    METRICS_FILE,
-    MONITORING_PIPELINE,
-    MONITORING_LOCK,
-    MONITORING_METRICS,
-    MONITORING_HISTORY,
-)
-# Every pipeline's lock file: the model pipeline's, the weather and the monitoring pipeline's.
-LOCK_FILES = (PIPELINE_LOCK, WEATHER_LOCK, MONITORING_LOCK)
+# Git-tracked files the model pipeline writes itself; its lock file also pins its tracked
+# deps. The data pipelines' lock files are not among them: their versions live on their
+# own branches (batchserving.registry.dataref), never in a commit on main.
+PIPELINE_FILES = (PIPELINE, PIPELINE_LOCK, PARAMS_FILE, METRICS_FILE)
 # The params that decide which rows are test rows (see batchserving.training.iris.split_rows).
 SPLIT_PARAMS = ("train.random_state", "train.test_size")
 
@@ -60,7 +43,7 @@ def data_hash(dvc_lock_text: str | None) -> str | None:
 
 
 def pinned_files(*dvc_lock_texts: str) -> set[str]:
-    """Files a commit must contain: the pipeline files and the deps the lock files pin."""
+    """Files a model version's commit must contain: the pipeline files and the deps pinned."""
     files = set(PIPELINE_FILES)
     stages = [stage for text in dvc_lock_texts for stage in _stages(text).values()]
     for stage in stages:

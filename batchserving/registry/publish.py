@@ -10,6 +10,12 @@ what the pipeline changed with a message naming the run, then ``dvc push`` and `
 push``. The result (the last line, the task's XCom) names the commit the workspace ends
 on, which the register step of ``simple_train`` and ``model_selection`` tags.
 
+The model pipeline (``--pipeline model``, the default) commits to the server's branch
+(``main``). Every other pipeline is a data pipeline: its versions are commits on the
+branch ``data/<name>`` (``batchserving.registry.dataref``), keyed by the pipeline's name
+and its lock file ``<dir>/dvc.lock`` alone, so a new data pipeline needs only its entry
+in PIPELINES. Its result names that data version's commit and branch.
+
 ``dvc repro`` deletes a stage's outputs before it runs the stage, so a stage that fails
 (a bad value in params.yaml, say) would leave the workspace without its model. On
 failure ``repro_or_restore`` restores, with ``dvc checkout``, every output that
@@ -27,21 +33,43 @@ from pathlib import Path
 from batchserving.core.names import MONITORING_PIPELINE, PARAMS_FILE, PIPELINE, WEATHER_PIPELINE
 from batchserving.core.params import ParamsError, read_params
 from batchserving.core.results import emit
+from batchserving.registry.dataref import MODEL_PIPELINE, DataPipeline, record_version, tip
 from batchserving.registry.git import RegistryError, git, run_label, run_tool
 from batchserving.registry.lock import locked_workspace
 from batchserving.registry.register import commit_pipeline_state
 from batchserving.registry.sync import synced
+from batchserving.weather.seal import seal
 
 # The pipelines by name: the DAGs name them, so a DAG parse never imports the paths.
-PIPELINES = {"model": PIPELINE, "weather": WEATHER_PIPELINE, "monitoring": MONITORING_PIPELINE}
+PIPELINES = {
+    MODEL_PIPELINE: PIPELINE,
+    "weather": WEATHER_PIPELINE,
+    "monitoring": MONITORING_PIPELINE,
+}
+SEALING_STAGE = "preprocess_weather"  # the weather step after which past days are sealed
 
 
 class StageFailed(RegistryError):
     """``dvc repro`` failed; its own output says why."""
 
 
+def data_pipeline(pipeline: str) -> DataPipeline | None:
+    """The named pipeline as a data pipeline (its branch and lock file); None for the model."""
+    return None if pipeline == MODEL_PIPELINE else DataPipeline.of(pipeline, PIPELINES[pipeline])
+
+
 def stage_targets(pipeline: str, stages: list[str]) -> list[str]:
-    """DVC's addresses of ``stages`` of the named pipeline (the root's need no file)."""
+    """DVC's addresses of ``stages`` of the named pipeline (the root's need no file).
+
+    A stage named with its file (``weather/dvc.yaml:fetch_weather``) is refused: its
+    versions would go where the pipeline named by ``--pipeline`` records them.
+    """
+    addressed = [stage for stage in stages if ":" in stage or "/" in stage]
+    if addressed:
+        raise RegistryError(
+            f"name stages without their dvc.yaml ({addressed[0][:80]!r}) and the pipeline with "
+            f"--pipeline ({', '.join(sorted(PIPELINES))})"
+        )
     path = PIPELINES[pipeline]
     return stages if path == PIPELINE else [f"{path}:{stage}" for stage in stages]
 
@@ -69,6 +97,29 @@ def repro_or_restore(repo: Path, targets: list[str], single_item: bool = False) 
     return code
 
 
+def seal_partitions(repo: Path, pipeline: str, stages: list[str]) -> list[str]:
+    """Seal the pipeline's past partitions, if it keeps any; return the .dvc files written.
+
+    The weather store's days older than its open window get ``.dvc`` files of their own
+    (``batchserving.weather.seal``), so the next run pulls and pushes one partition. Only
+    after ``preprocess_weather``: its state says what is processed, and only the step that
+    pulled and ran it has that state as the version it publishes.
+    """
+    return seal(repo) if pipeline == "weather" and SEALING_STAGE in stages else []
+
+
+def record(repo: Path, data: DataPipeline | None) -> str:
+    """Commit the run's state where its pipeline keeps versions; return the commit it ends on."""
+    if data is None:
+        commit_pipeline_state(repo, run_label())
+        return git(repo, "rev-parse", "HEAD").strip()
+    record_version(repo, data, run_label())
+    commit = tip(repo, data)
+    if commit is None:  # no version before, and none made: nothing the lock pins exists
+        raise RegistryError(f"{data.lock} was not written; nothing to record on {data.branch}")
+    return commit
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -77,23 +128,26 @@ def main() -> None:
     parser.add_argument("--single-item", action="store_true", help="only the named stages")
     parser.add_argument("stages", nargs="+")
     args = parser.parse_args()
-    targets = stage_targets(args.pipeline, args.stages)
-    pull = ["--with-deps", *targets]  # a fresh workspace needs the inputs too
+    data = data_pipeline(args.pipeline)
 
     def step(repo: Path) -> str:
         code = repro_or_restore(repo, targets, single_item=args.single_item)
         if code != 0:
             raise StageFailed(f"`dvc repro {' '.join(targets)}` failed (exit {code})")
-        commit_pipeline_state(repo, run_label())
-        return git(repo, "rev-parse", "HEAD").strip()
+        seal_partitions(repo, args.pipeline, args.stages)
+        return record(repo, data)
 
     try:
+        targets = stage_targets(args.pipeline, args.stages)
+        pull = ["--with-deps", *targets]  # a fresh workspace needs the inputs too
         with locked_workspace() as repo:
-            commit = synced(lambda: step(repo), pull, repo)
+            commit = synced(lambda: step(repo), pull, repo, data)
     except (ParamsError, RegistryError) as exc:
         sys.exit(f"publish: {exc}; nothing was published")
-    print(f"publish: {' '.join(targets)} published at {commit[:12]}", flush=True)
-    emit({"commit": commit, "pipeline": args.pipeline, "stages": args.stages})
+    where = f" on {data.branch}" if data else ""
+    print(f"publish: {' '.join(targets)} published at {commit[:12]}{where}", flush=True)
+    result = {"commit": commit, "pipeline": args.pipeline, "stages": args.stages}
+    emit(result | ({"ref": data.branch} if data else {}))
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ from batchserving.core.names import (
 )
 from batchserving.core.params import ParamsError, RegistryParams
 from batchserving.core.results import ResultError, emit, read_result
-from batchserving.registry.dvclock import LOCK_FILES, model_hash, pinned_files
+from batchserving.registry.dvclock import model_hash, pinned_files
 from batchserving.registry.git import RegistryError, git, run_label, show
 from batchserving.registry.lock import locked_workspace
 from batchserving.registry.remote import in_remote, remote_description
@@ -45,16 +45,16 @@ def changed_files(repo: Path, paths: set[str]) -> list[str]:
 
 
 def commit_pipeline_state(repo: Path, label: str) -> str | None:
-    """Commit what the pipelines changed; return the new commit, or None if nothing changed.
+    """Commit what the model pipeline changed; return the new commit, or None if nothing did.
 
-    Both lock files count: the model pipeline's and the weather pipeline's (the weather
-    data version), with the files each pins. The identity comes from the workspace's
-    params.yaml (``registry``), read only when there is something to commit.
+    Its lock file counts, with the files it pins; a data pipeline's lock file never does
+    (``batchserving.registry.dataref`` records those). The identity comes from the
+    workspace's params.yaml (``registry``), read only when there is something to commit.
     """
-    locks = [repo / name for name in LOCK_FILES if (repo / name).exists()]
-    if not locks:
-        raise RegistryError(f"no {' or '.join(LOCK_FILES)} in {repo}: run `dvc repro` first")
-    files = changed_files(repo, pinned_files(*(p.read_text(encoding="utf-8") for p in locks)))
+    lock = repo / PIPELINE_LOCK
+    if not lock.exists():
+        raise RegistryError(f"no {PIPELINE_LOCK} in {repo}: run `dvc repro` first")
+    files = changed_files(repo, pinned_files(lock.read_text(encoding="utf-8")))
     if not files:
         print("registry: pipeline state unchanged; nothing to commit", flush=True)
         return None

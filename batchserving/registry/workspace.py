@@ -122,7 +122,9 @@ def clone_into_place(path: Path, source: str, environ: Mapping[str, str]) -> Non
     path.parent.mkdir(parents=True, exist_ok=True)
     clone = Path(tempfile.mkdtemp(prefix=f"{path.name}.clone-", dir=path.parent))
     try:
-        clone_command = ["git", "clone", "--quiet", source, str(clone)]
+        # Only the server's branch and its tags: the data branches (data/<name>, a commit an
+        # hour) are fetched one tip at a time by the steps that need them.
+        clone_command = ["git", "clone", "--quiet", "--single-branch", source, str(clone)]
         run_tool(clone_command, None, env=environ, error=NotAModelRepo)
         try:
             clone.rename(path)

@@ -11,7 +11,8 @@ Under the out dir:
 
 A run reads only new or changed raw files, rewrites only the history partitions of their
 issue dates (<= 24 issuances each) and the latest partitions of their forecast months, so
-an hourly run costs the same after a year as after a day.
+an hourly run costs the same after a year as after a day. What the directories hold is
+the open partition: past days are sealed out of them (``batchserving.weather.seal``).
 """
 
 from __future__ import annotations
@@ -151,6 +152,8 @@ def next_state(
     recent = {n: recent[n] for n in done[-RECHECK_ISSUANCES:] if n in recent}
     quarantined = {**state.get("quarantined", {}), **quarantined}
     record = {"version": STATE_VERSION, "done": done, "recent": recent}
+    if "sealed_before" in state:  # batchserving.weather.seal: days before it are sealed
+        record["sealed_before"] = state["sealed_before"]
     return record | ({"quarantined": quarantined} if quarantined else {})
 
 
@@ -236,13 +239,19 @@ def quarantine(path: Path, quarantine_dir: Path, why: RawFileError) -> str:
 
 
 def read_or_quarantine(
-    raw_dir: Path, names: list[str], quarantine_dir: Path
+    raw_dir: Path, names: list[str], quarantine_dir: Path, sealed_before: str = ""
 ) -> tuple[list[pd.DataFrame], dict[str, str]]:
-    """The long rows of each readable raw file; the others moved to quarantine (name -> file)."""
+    """The long rows of each readable raw file; the others moved to quarantine (name -> file).
+
+    A file of a sealed day (before ``sealed_before``) is quarantined too: its day's tables
+    are sealed, and merging it into a new open partition would count it twice.
+    """
     frames, quarantined = [], {}
     for name in names:
         path = raw_dir / f"{name}.json"
         try:
+            if name[:8] < sealed_before:
+                raise RawFileError(f"issuance {name} is of a day sealed before {sealed_before}")
             frames.append(read_raw(path))
         except RawFileError as why:
             quarantined[name] = quarantine(path, quarantine_dir, why)
@@ -275,7 +284,8 @@ def update(raw_dir: Path, out_dir: Path, rebuild: bool = False) -> list[str]:
     todo, recent = pending(raw_dir, state)
     if not todo:
         return []
-    frames, quarantined = read_or_quarantine(raw_dir, todo, quarantine_dir)
+    sealed_before = state.get("sealed_before", "")
+    frames, quarantined = read_or_quarantine(raw_dir, todo, quarantine_dir, sealed_before)
     todo = [name for name in todo if name not in quarantined]
     if frames:
         new = pd.concat(frames, ignore_index=True)

@@ -176,6 +176,7 @@ class RepoState:
     """What a killed writer must leave as it was: commits, tags, deployment, weather data."""
 
     head: str
+    data: str  # the data branches (data/weather)
     tags: dict[str, str]
     serving: dict[str, str]
     weather: dict[str, str]
@@ -185,6 +186,7 @@ class RepoState:
         tags = git(repo, "for-each-ref", "--format=%(refname:short) %(objectname)", "refs/tags")
         return cls(
             head=git(repo, "rev-parse", "HEAD").strip(),
+            data=git(repo, "for-each-ref", "refs/heads/data"),
             tags=dict(line.split() for line in tags.splitlines()),
             serving=tree_digest(repo / "output" / "serving"),
             weather=tree_digest(repo / "output" / "weather"),
@@ -337,21 +339,9 @@ def test_kill_between_prod_tag_and_deployment_keeps_old_deployment_and_recovers(
 
 BASELINE_AT = "2026-11-25T14:50:00+09:00"  # issuance 202611251430
 RUN_AT = "2026-11-25T17:50:00+09:00"  # issuance 202611251730: a new raw file if it succeeds
-WEATHER_STEPS = (  # the tasks of crawling_weather, in order (dags/04-crawling_weather.py)
-    (
-        "python",
-        "-m",
-        "batchserving.registry.publish",
-        "--single-item",
-        f"{WEATHER_PIPELINE}:fetch_weather",
-    ),
-    (
-        "python",
-        "-m",
-        "batchserving.registry.publish",
-        "--single-item",
-        f"{WEATHER_PIPELINE}:preprocess_weather",
-    ),
+PUBLISH_WEATHER = ("python", "-m", "batchserving.registry.publish", "--pipeline", "weather")
+WEATHER_STEPS = tuple(  # the tasks of crawling_weather, in order (dags/04-crawling_weather.py)
+    (*PUBLISH_WEATHER, "--single-item", stage) for stage in ("fetch_weather", "preprocess_weather")
 )
 FETCH = WEATHER_STEPS[0]
 
@@ -411,5 +401,7 @@ def test_kill_during_weather_fetch_changes_no_stored_data_and_next_fetch_succeed
     after = RepoState.capture(model_repo)
     raw_before = {k: v for k, v in before.weather.items() if k.startswith("raw/")}
     assert {k: after.weather[k] for k in raw_before} == raw_before  # old issuance untouched
-    assert after.head != before.head  # the new data version is committed
-    assert git(model_repo, "status", "--porcelain", WEATHER_LOCK) == ""
+    assert after.data != before.data and after.head == before.head  # on data/weather
+    assert (model_repo / WEATHER_LOCK).read_text() == git(
+        model_repo, "show", f"data/weather:{WEATHER_LOCK}"
+    )

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from batchserving.core.names import ARTIFACT, WEATHER_LOCK, WEATHER_PIPELINE
+from batchserving.core.names import ARTIFACT, WEATHER_LOCK
 from batchserving.registry.dvclock import model_hash
 from batchserving.weather.fake_kma import FakeKma
 from tests.conftest import (
@@ -94,17 +94,12 @@ class Cluster:
         return git(person, "rev-parse", "HEAD").strip()
 
 
-@pytest.fixture
-def cluster(tmp_path: Path) -> Cluster:
-    return Cluster(tmp_path)
-
-
 def in_remote(remote: Path, md5: str) -> bool:
     return (remote / "files" / "md5" / md5[:2] / md5[2:]).is_file()
 
 
-FETCH_WEATHER = f"{WEATHER_PIPELINE}:fetch_weather"
-PREPROCESS_WEATHER = f"{WEATHER_PIPELINE}:preprocess_weather"
+# The crawling_weather tasks' command (dags/04-crawling_weather.py), without the stage.
+PUBLISH_WEATHER = ("batchserving.registry.publish", "--pipeline", "weather", "--single-item")
 
 
 def server_lock(cluster: Cluster, ref: str = "HEAD", lock: str = "dvc.lock") -> dict:
@@ -155,17 +150,13 @@ def test_weather_builds_on_the_data_another_worker_published(cluster: Cluster) -
     with FakeKma(key=key) as kma:
         weather = {"KMA_SERVICE_KEY": key, "KMA_BASE_URL": kma.base_url}
         first = {**weather, "WEATHER_RUN_AT": "2026-11-25T14:50:00+09:00"}
-        cluster.task(
-            "ws-d", "batchserving.registry.publish", "--single-item", FETCH_WEATHER, **first
-        )
-        cluster.task("ws-d2", "batchserving.registry.publish", "--single-item", PREPROCESS_WEATHER)
-        stages = server_lock(cluster, lock=WEATHER_LOCK)["stages"]
+        cluster.task("ws-d", *PUBLISH_WEATHER, "fetch_weather", **first)
+        cluster.task("ws-d2", *PUBLISH_WEATHER, "preprocess_weather")
+        stages = server_lock(cluster, "data/weather", lock=WEATHER_LOCK)["stages"]
         assert {"fetch_weather", "preprocess_weather"} <= set(stages)
         later = {**weather, "WEATHER_RUN_AT": "2026-11-25T15:50:00+09:00"}
-        cluster.task(
-            "ws-e", "batchserving.registry.publish", "--single-item", FETCH_WEATHER, **later
-        )
-        cluster.task("ws-e2", "batchserving.registry.publish", "--single-item", PREPROCESS_WEATHER)
+        cluster.task("ws-e", *PUBLISH_WEATHER, "fetch_weather", **later)
+        cluster.task("ws-e2", *PUBLISH_WEATHER, "preprocess_weather")
     import pandas as pd
 
     history = pd.read_parquet(cluster.root / "ws-e2" / "output" / "weather" / "history")

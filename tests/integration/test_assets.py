@@ -88,8 +88,8 @@ def test_each_dag_declares_and_emits_its_assets_with_extras(
     runs.add(weather.run_id)
     (raw,) = events_of("kma-forecast-raw", runs)
     assert raw["extra"]["issuance"] == "202611251430"
-    assert raw["extra"]["commit"] == git(model_repo, "rev-parse", "HEAD~1").strip()
+    assert raw["extra"]["commit"] == git(model_repo, "rev-parse", "data/weather~1").strip()
     (tables,) = events_of("kma-forecast-tables", runs)
     assert tables["extra"]["latest_issuance"] == "202611251430"
     assert tables["extra"]["issuances"] == 1
-    assert tables["extra"]["commit"] == git(model_repo, "rev-parse", "HEAD").strip()
+    assert tables["extra"]["commit"] == git(model_repo, "rev-parse", "data/weather").strip()

@@ -21,6 +21,8 @@ from batchserving.weather.fake_kma import FakeKma
 from tests.conftest import git, tree_digest
 from tests.integration.dagrun import rendered_fields, run_dag, task_states
 
+DATA_BRANCH = "data/weather"  # where the weather pipeline's versions are committed
+
 # 05:45 UTC is 14:45 KST: the 14:30 issuance is out.
 LOGICAL_DATE = datetime(2026, 11, 25, 5, 45, tzinfo=UTC)
 # A key made for this test only, in the old Decoding form (so it has an Encoding form too).
@@ -72,13 +74,14 @@ def test_hourly_run_stores_commits_and_never_leaks_the_key(
     )
     assert "state.json" in files
 
-    # A new data version: the weather pipeline's lock file committed with both stages in it.
-    log = git(model_repo, "log", "--format=%H %s", f"{head}..HEAD")
-    assert "crawling_weather" in log
-    lock = git(model_repo, "show", f"HEAD:{WEATHER_LOCK}")
+    # A new data version on data/weather, with both stages in its lock; main is untouched.
+    assert git(model_repo, "rev-parse", "HEAD").strip() == head
+    log = git(model_repo, "log", "--first-parent", "--format=%H %s", DATA_BRANCH, "--not", head)
+    assert len(log.splitlines()) == 2 and "crawling_weather" in log
+    lock = git(model_repo, "show", f"{DATA_BRANCH}:{WEATHER_LOCK}")
     assert "fetch_weather:" in lock and "preprocess_weather:" in lock
-    assert git(model_repo, "status", "--porcelain", "--", WEATHER_LOCK) == ""
-    assert git(model_repo, "diff", "--name-only", head, "HEAD", "--", "dvc.lock") == ""
+    assert (model_repo / WEATHER_LOCK).read_text() == lock  # the workspace is at that version
+    assert git(model_repo, "ls-files", "--", WEATHER_LOCK) == ""  # never tracked on main
 
     # The key: not in the task logs, rendered fields, files or history.
     assert "fetch_weather: issuance 202611251430" in logs.out + logs.err  # logs were captured
@@ -92,11 +95,12 @@ def test_hourly_run_stores_commits_and_never_leaks_the_key(
     assert not any(s in history for s in KEY_SPELLINGS)
 
     # Re-running the same logical date: same issuance, same files, no new commit.
-    commit = git(model_repo, "rev-parse", "HEAD").strip()
+    commit = git(model_repo, "rev-parse", DATA_BRANCH).strip()
     again = run_dag("crawling_weather", logical_date=LOGICAL_DATE)
     assert set(task_states(again).values()) == {"success"}
     assert weather_files(model_repo) == files
-    assert git(model_repo, "rev-parse", "HEAD").strip() == commit
+    assert git(model_repo, "rev-parse", DATA_BRANCH).strip() == commit
+    assert git(model_repo, "rev-parse", "HEAD").strip() == head
 
 
 def test_missing_connection_fails_saying_to_add_it(
@@ -142,5 +146,5 @@ def test_a_broken_raw_file_is_quarantined_and_named_not_a_failed_run(
     (extra,) = tables_events(dagrun.run_id)
     assert extra["quarantined"] == ["202611251330"] and extra["latest_issuance"] == "202611251430"
     # Versioned: the quarantined bytes are pinned by the committed weather/dvc.lock.
-    lock = git(model_repo, "show", f"HEAD:{WEATHER_LOCK}")
+    lock = git(model_repo, "show", f"{DATA_BRANCH}:{WEATHER_LOCK}")
     assert "output/weather/quarantine" in lock

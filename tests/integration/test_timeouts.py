@@ -32,6 +32,7 @@ def repo_state(repo: Path) -> dict:
     status = ["status", "--porcelain", "--ignored", "--untracked-files=all"]
     return {
         "head": git(repo, "rev-parse", "HEAD"),
+        "data": git(repo, "for-each-ref", "refs/heads/data"),  # the data versions
         "tags": git(repo, "tag", "--list"),
         "status": git(repo, *status, "--", ".", ":!.dvc/tmp"),
         "output": tree_digest(repo / "output"),
@@ -99,4 +100,4 @@ def test_hung_fetch_ends_by_its_timeout_frees_the_slot_changes_nothing_and_alert
         again = load_dag("crawling_weather").test(logical_date=LOGICAL_DATE)
     assert set(task_states(again).values()) == {"success"}
     assert len(slack_receiver.texts) == 1
-    assert git(model_repo, "rev-parse", "HEAD") != before["head"]
+    assert git(model_repo, "for-each-ref", "refs/heads/data") != before["data"]
