@@ -67,6 +67,7 @@ def summary(repo: Path, day: str) -> dict:
 
 def test_an_ordinary_day_flags_no_drift_and_sends_no_alert(repo: Path, slack_receiver) -> None:
     serve_day(repo, "2026-03-01")
+    main_before = git(repo, "rev-parse", "HEAD").strip()
     dagrun = monitor("2026-03-01")
 
     assert task_states(dagrun) == {"monitor": "success"}
@@ -77,21 +78,28 @@ def test_an_ordinary_day_flags_no_drift_and_sends_no_alert(repo: Path, slack_rec
     assert day["labelled_rows"] == 1440 and day["accuracy"] >= 0.9
     assert day["alert"] is None
     assert slack_receiver.texts == []
-    # Recorded as a data version: the metrics and history DVC reads, committed.
+    # Recorded as a data version on data/monitoring, never on main: the lock, the metrics
+    # and the history DVC reads, committed there as they are in the workspace.
     metrics = json.loads((repo / "monitoring/metrics.json").read_text())
     assert metrics["day"] == "2026-03-01" and metrics["versions"] == {"v0.0.1": 1440}
-    assert git(repo, "status", "--porcelain", "--", "monitoring") == ""
-    assert "monitoring/metrics.json" in git(repo, "show", "--stat", "HEAD")
+    assert git(repo, "rev-parse", "HEAD").strip() == main_before
+    assert git(repo, "ls-files", "--", "monitoring") == "monitoring/dvc.yaml\n"
+    for path in ("monitoring/dvc.lock", "monitoring/metrics.json", "monitoring/history.csv"):
+        assert git(repo, "show", f"data/monitoring:{path}") == (repo / path).read_text(), path
     [event] = events_of("iris-monitoring", {dagrun.run_id})
     assert event["extra"]["day"] == "2026-03-01"
     assert event["extra"]["drift_share"] == 0.0 and event["extra"]["versions"] == {"v0.0.1": 1440}
-    assert event["extra"]["commit"] == git(repo, "rev-parse", "HEAD").strip()
+    assert event["extra"]["commit"] == git(repo, "rev-parse", "data/monitoring").strip()
 
 
 def test_a_day_of_shifted_petal_lengths_is_flagged_with_one_alert(
     repo: Path, slack_receiver
 ) -> None:
     serve_day(repo, "2026-03-02", "--shift", "petal_length=1.5")
+    # As on a fresh workspace (a sync's `git clean` removes them too: main tracks none of
+    # them): the history of days must come back from the data version, not start again.
+    for path in ("monitoring/dvc.lock", "monitoring/metrics.json", "monitoring/history.csv"):
+        (repo / path).unlink()
     dagrun = monitor("2026-03-02")
 
     assert task_states(dagrun) == {"monitor": "success"}
@@ -106,8 +114,9 @@ def test_a_day_of_shifted_petal_lengths_is_flagged_with_one_alert(
     report = (repo / "output/monitoring/2026-03-02/report.html").read_text()
     assert "petal_length: <b class=drift>drift detected</b>" in report
     assert "sepal_width: no drift" in report and "<svg" in report
-    history = (repo / "monitoring/history.csv").read_text().splitlines()
+    history = git(repo, "show", "data/monitoring:monitoring/history.csv").splitlines()
     assert [line.split(",")[0] for line in history] == ["day", "2026-03-01", "2026-03-02"]
+    assert (repo / "monitoring/history.csv").read_text().splitlines() == history
 
 
 def test_a_day_without_predictions_succeeds_with_no_data_and_no_alert(
