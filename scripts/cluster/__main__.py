@@ -77,6 +77,9 @@ def describe(cluster: Cluster) -> str:
 
 
 RESTART_ROUNDS = 3  # a part that exits while the others come back is restarted too
+KEEP_RUNNING = (
+    "The other parts keep running: `make cluster` tries again, `make cluster-stop` stops all."
+)
 
 
 def up(cluster: Cluster) -> int:
@@ -102,29 +105,30 @@ def up(cluster: Cluster) -> int:
     return 0
 
 
+def settle(cluster: Cluster) -> None:
+    """Restart whatever is down until every part is ready (bounded): a part can exit while
+    another comes back (a scheduler whose DB connection a PostgreSQL restart cut)."""
+    for attempt in range(1, RESTART_ROUNDS + 1):
+        cluster.restart_down_parts()
+        try:
+            cluster.wait_ready()
+            return
+        except ClusterError:
+            if attempt == RESTART_ROUNDS:
+                raise
+
+
 def restart_down(cluster: Cluster) -> int:
     """``up`` on a running cluster: restart the parts that are down, leave the rest (and
     their tasks) running; on failure say what to do, and stop nothing."""
-    down = cluster.down_parts()
-    extra = cluster.extra_workers()
+    down, extra = cluster.down_parts(), cluster.extra_workers()
     changes = [f"restarting {', '.join(down)}"] if down else []
     changes += [f"stopping {', '.join(extra)}"] if extra else []
     print(f"The cluster in {cluster.data} is running: {'; '.join(changes)}", flush=True)
     try:
-        for attempt in range(1, RESTART_ROUNDS + 1):
-            cluster.restart_down_parts()
-            try:
-                cluster.wait_ready()
-                break
-            except ClusterError:
-                if attempt == RESTART_ROUNDS:
-                    raise
+        settle(cluster)
     except (ClusterError, TimeoutError) as exc:
-        print(
-            f"cluster: {exc}\nThe other parts keep running: `make cluster` tries again, "
-            "`make cluster-stop` stops everything.",
-            file=sys.stderr,
-        )
+        print(f"cluster: {exc}\n{KEEP_RUNNING}", file=sys.stderr)
         return 1
     print(f"Cluster up.\n{describe(cluster)}")
     return 0
@@ -139,11 +143,15 @@ def restart(cluster: Cluster, names: list[str]) -> int:
         return 1
     try:
         parts = [cluster.part_name(name) for name in names]
-        print(f"Restarting {', '.join(parts)} in {cluster.data} ...", flush=True)
-        cluster.restart(parts)
-        cluster.wait_ready()
-    except (ClusterError, TimeoutError) as exc:
+    except ClusterError as exc:
         print(f"cluster: {exc}", file=sys.stderr)
+        return 1
+    print(f"Restarting {', '.join(parts)} in {cluster.data} ...", flush=True)
+    try:
+        cluster.restart(parts)
+        settle(cluster)
+    except (ClusterError, TimeoutError) as exc:
+        print(f"cluster: {exc}\n{KEEP_RUNNING}", file=sys.stderr)
         return 1
     print(f"Restarted {', '.join(parts)}.")
     return 0
