@@ -101,6 +101,9 @@ class Airflow:
             # heartbeat (Airflow's default: 5 minutes, the one model_repo slot held that
             # long); a live task heartbeats every few seconds.
             ("scheduler", "task_instance_heartbeat_timeout"): "60",
+            # A scheduler only times out the tasks it queued itself; a restarted one takes
+            # over its predecessor's when it next looks for orphans (default: every 300 s).
+            ("scheduler", "orphaned_tasks_check_interval"): "30",
             # A task sent to Celery whose message was lost (Redis restarted: it keeps
             # nothing on disk) is sent again after 3 minutes (default 10).
             ("scheduler", "task_queued_timeout"): "180",
