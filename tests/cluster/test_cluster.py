@@ -760,6 +760,21 @@ def cluster_command(cluster: Cluster, *args: str) -> subprocess.CompletedProcess
     return done
 
 
+def test_make_cluster_brings_back_every_other_part_killed(story: Story) -> None:
+    cluster = story.cluster
+    killed = ["seaweedfs", "sshd", "fake-kma", "api-server", "dag-processor"]
+    for part in killed:  # the leader only: what is left of its group must not matter
+        os.kill(cluster.state.pids[part][0], signal.SIGKILL)
+    t0 = time.monotonic()
+    repair = make_cluster(cluster, killed[0])
+    story.timings["five_parts_back"] = time.monotonic() - t0
+    assert repair["returncode"] == 0, repair["output"][-3000:]
+    assert f"is running: restarting {', '.join(killed)}\n" in repair["output"], repair["output"]
+    assert repair["changed"] == sorted(killed), repair["changed"]
+    assert story.cluster.rest.dag_ids() == EXPECTED_DAGS
+    assert bucket_md5s(cluster), "the S3 remote lost its objects"
+
+
 def test_a_restart_keeps_the_ports_the_workers_and_a_persons_clone(story: Story) -> None:
     cluster = story.cluster
     ports, workers = dict(cluster.state.ports), list(cluster.workers)
