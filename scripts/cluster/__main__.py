@@ -29,7 +29,7 @@ MAX_WORKERS = 16  # each is a Celery worker with its own workspace on this one m
 
 def worker_count(text: str) -> int:
     """``--workers``'s value: a whole number from 1 to MAX_WORKERS."""
-    if not text.isdigit() or not 1 <= int(text) <= MAX_WORKERS:
+    if not (text.isdigit() and len(text) <= 2 and 1 <= int(text) <= MAX_WORKERS):
         raise argparse.ArgumentTypeError(
             f"{text[:20]!r}: give the number of workers, 1 to {MAX_WORKERS}"
         )

@@ -44,8 +44,8 @@ class Cluster:
     """One cluster under ``data``. ``start()``, ``wait_ready()``, ``stop()`` (always);
     ``restart(parts)`` and ``restart_down_parts()`` for one part or the ones that exited.
 
-    ``workers``: how many Celery workers; None keeps the number ``cluster.json`` records
-    (two for a new cluster)."""
+    ``worker_count``: how many Celery workers; None keeps the set ``cluster.json`` records
+    (two for a new cluster). ``workers`` names them."""
 
     data: Path = DEFAULT_DATA
     source: Path = PROJECT_ROOT  # git repository whose HEAD seeds the git server
