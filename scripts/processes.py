@@ -50,8 +50,9 @@ def port_is_free(port: int) -> bool:
 
 
 def port_holder(port: int) -> str | None:
-    """Who listens on TCP ``port`` (any local address): "pid N (its command line)", or
-    "another user's process" when /proc does not say; None when nobody listens."""
+    """Who listens on TCP ``port`` (any local address): "pid N (program)", or "another
+    user's process" when /proc does not say; None when nobody listens. The program's name
+    only: another process's arguments may hold a secret."""
     inodes = set()
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         with contextlib.suppress(OSError):
@@ -67,7 +68,8 @@ def port_holder(port: int) -> str | None:
             for fd in Path(f"/proc/{pid}/fd").iterdir():
                 with contextlib.suppress(OSError):
                     if os.readlink(fd) in inodes:
-                        return f"pid {pid} ({' '.join(cmdline(pid).split())[:120]})"
+                        program = (cmdline(pid).split() or ["?"])[0]
+                        return f"pid {pid} ({Path(program).name[:60]})"
     return "another user's process"
 
 
