@@ -148,7 +148,7 @@ def restart(cluster: Cluster, names: list[str]) -> int:
         return 1
     print(f"Restarting {', '.join(parts)} in {cluster.data} ...", flush=True)
     try:
-        cluster.restart(parts)
+        parts = cluster.restart(parts)
         settle(cluster)
     except (ClusterError, TimeoutError) as exc:
         print(f"cluster: {exc}\n{KEEP_RUNNING}", file=sys.stderr)

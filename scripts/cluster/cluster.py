@@ -36,6 +36,7 @@ FOLDERS = ("logs", "airflow", "airflow/logs", "git", "workers", "seaweedfs", "re
 # The parts in the order they start; the workers (worker-1 .. worker-N) come last.
 SERVERS = ("postgres", "redis", "seaweedfs", "sshd", "fake-kma")
 PARTS = (*SERVERS, *COMPONENTS)
+WITH_THE_DB = ("scheduler", "triggerer")  # restarted with PostgreSQL
 ALIASES = {"git-server": "sshd", "kma": "fake-kma", "s3": "seaweedfs", "db": "postgres"}
 
 
@@ -170,9 +171,13 @@ class Cluster:
             "api-server": ["api"],
         }.get(part, [])
 
-    def restart(self, parts: list[str]) -> None:
+    def restart(self, parts: list[str]) -> list[str]:
         """Stop each of ``parts`` (by pid, whatever is left of it) and start it again, in
-        start order; the metadata DB goes down last and is back before the rest starts."""
+        start order; return them. The metadata DB goes down last and is back before the
+        rest starts; the scheduler and the triggerer go with it (seen here: they exit
+        when their connection is cut, the API server and DAG processor reconnect)."""
+        if "postgres" in parts:
+            parts = [*parts, *WITH_THE_DB]
         ordered = [p for p in self.parts() if p in parts]
         stopping = [p for p in ordered if p != "postgres"]
         self.stop_parts(stopping)
@@ -183,14 +188,13 @@ class Cluster:
             self.start_part(part)
         for worker in (p for p in ordered if p in self.workers):
             self.airflow.wait_for_worker(worker)
+        return ordered
 
     def restart_down_parts(self) -> list[str]:
         """Restart the parts that are down (and stop workers no longer wanted); the rest keep
         running, their tasks too. Return the parts restarted."""
         self.stop_parts(self.extra_workers())
-        down = self.down_parts()
-        self.restart(down)
-        return down
+        return self.restart(self.down_parts())
 
     def wait_ready(self, timeout: float = 180) -> None:
         """Wait until the scheduler, DAG processor and triggerer are healthy and every worker
