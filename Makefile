@@ -35,7 +35,7 @@ help:
 	@echo "make test-fast the tests without the end-to-end and cluster tiers (a few minutes)"
 	@echo "make run DAG=<dag_id> [CONF='<json>'] [DATE=YYYY-MM-DD]   run one DAG once (airflow dags test)"
 	@echo "make airflow [PORT=8080]   Airflow UI on http://127.0.0.1:8080, in Korean time"
-	@echo "make cluster   the cluster: PostgreSQL, Celery on Redis, 2 workers, S3 remote, git server"
+	@echo "make cluster [WORKERS=N]   the cluster: PostgreSQL, Celery on Redis, N workers (2), S3, git server"
 	@echo "make cluster-stop   stop every process make cluster started"
 	@echo "make rollback VERSION=vX.Y.Z   assign prod to an earlier version, deploy it, tell Airflow"
 	@echo "make redeploy  deploy the current prod version into output/serving, tell Airflow"
@@ -146,9 +146,10 @@ airflow: setup
 	@$(WORKSPACE)
 	$(AIRFLOW_ENV) airflow standalone
 
-# Start the cluster in $(CLUSTER_DATA) (or say it is up already); prints the UI and login.
+# Start the cluster in $(CLUSTER_DATA), or restart only its parts that are down; prints the
+# UI and login. WORKERS=N: that many Celery workers (recorded; default: as many as it has).
 cluster: $(BIN)/.synced-cluster cluster-packages
-	$(BIN)/python -m scripts.cluster up --data $(CLUSTER_DATA)
+	$(BIN)/python -m scripts.cluster up --data $(CLUSTER_DATA) $(if $(WORKERS),--workers "$(WORKERS)")
 
 # Stop every process make cluster started, by pid; its data stays for the next make cluster.
 cluster-stop: $(BIN)/.synced-cluster

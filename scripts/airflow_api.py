@@ -2,8 +2,12 @@
 
 ``AirflowRestClient``: token auth (``POST /auth/token``, SimpleAuthManager) and the REST
 calls the harnesses make (pools, connections, DAGs, runs, task instances, asset events,
-answers to human-in-the-loop tasks). Starting and
-stopping the processes behind it is ``scripts.processes``'s job.
+answers to human-in-the-loop tasks). Every request
+has a deadline (``REQUEST_SECONDS``). Airflow answers a trigger whose logical date a run
+of the DAG already has (a scheduled one, say) with an opaque 409 ("Serious error ...
+Check logs"); ``trigger()`` picks the trigger's time, a free date, and names the run in
+the way when a date it was given is taken (``RunConflict``). Starting and stopping the
+processes behind it is ``scripts.processes``'s job.
 """
 
 from __future__ import annotations
@@ -20,6 +24,11 @@ from scripts.processes import wait_until
 
 ADMIN = "admin"
 FINISHED = {"success", "failed"}
+REQUEST_SECONDS = 30  # (connect, read) each: a hung API server fails the call, named
+
+
+class RunConflict(AssertionError):
+    """A run with that run id or logical date exists already; the message says which."""
 
 
 def _nothing_to_check() -> None:
@@ -53,21 +62,29 @@ class AirflowRestClient:
             resp = requests.post(
                 f"{self.url}/auth/token",
                 json={"username": ADMIN, "password": self.password},
-                timeout=30,
+                timeout=REQUEST_SECONDS,
             )
             resp.raise_for_status()
             self._token = resp.json()["access_token"]
         return self._token
 
     def api(self, method: str, path: str, **kwargs: Any) -> Any:
-        """Call ``/api/v2{path}``; raise with the body on an error status."""
-        resp = requests.request(
-            method,
-            f"{self.url}/api/v2{path}",
-            headers={"Authorization": f"Bearer {self.token()}"},
-            timeout=30,
-            **kwargs,
-        )
+        """Call ``/api/v2{path}``; raise with the body on an error status, naming the server
+        if it does not answer within REQUEST_SECONDS."""
+        try:
+            resp = requests.request(
+                method,
+                f"{self.url}/api/v2{path}",
+                headers={"Authorization": f"Bearer {self.token()}"},
+                timeout=REQUEST_SECONDS,
+                **kwargs,
+            )
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise AssertionError(
+                f"{method} {path}: the Airflow API server at {self.url} did not answer within "
+                f"{REQUEST_SECONDS} s ({type(exc).__name__}): is it running? "
+                "(`python -m scripts.cluster status` for the cluster)"
+            ) from None
         if resp.status_code >= 400:
             raise AssertionError(f"{method} {path}: {resp.status_code} {resp.text[:1000]}")
         return resp.json() if resp.content else None
@@ -104,25 +121,55 @@ class AirflowRestClient:
         self.api("PATCH", f"/dags/{dag_id}", json={"is_paused": True})
 
     def trigger(
-        self, dag_id: str, run_id: str, attempts: int = 5, logical_date: datetime | None = None
+        self, dag_id: str, run_id: str, logical_date: datetime | None = None, attempts: int = 5
     ) -> str:
-        """Create a run (logical date: now unless given). SQLite has one writer: a trigger
-        beside a busy scheduler can meet "database is locked" (HTTP 500), so a 500 is retried
-        a few times; a retry that finds the run already created (409) counts as created."""
-        body = {
-            "dag_run_id": run_id,
-            "logical_date": (logical_date or datetime.now(UTC)).isoformat(),
-        }
+        """Create a run for ``logical_date`` (by default now: a date no run has, taken again
+        if a run got it first). SQLite has one writer: a trigger beside a busy scheduler can
+        meet "database is locked" (HTTP 500), so a 500 is retried a few times; a retry that
+        finds the run already created counts as created. A run id or a given logical date
+        that a run has already raises ``RunConflict`` naming that run."""
         for attempt in range(1, attempts + 1):
+            when = logical_date or datetime.now(UTC)
+            body = {"dag_run_id": run_id, "logical_date": when.isoformat()}
             try:
                 return self.api("POST", f"/dags/{dag_id}/dagRuns", json=body)["dag_run_id"]
             except AssertionError as exc:
-                if attempt > 1 and ": 409 " in str(exc):
-                    return run_id
+                if ": 409 " in str(exc):
+                    if attempt > 1 and self._run(dag_id, run_id):
+                        return run_id  # our earlier attempt created it
+                    conflict = self._conflict(dag_id, run_id, when)
+                    if conflict or logical_date or attempt == attempts:
+                        raise RunConflict(conflict or f"{dag_id}: {str(exc)[:300]}") from None
+                    continue  # a run took the moment we picked: pick the next one
                 if ": 500 " not in str(exc) or attempt == attempts:
                     raise
                 time.sleep(2 * attempt)
         raise AssertionError("unreachable")
+
+    def _run(self, dag_id: str, run_id: str) -> dict | None:
+        try:
+            return self.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}")
+        except AssertionError:
+            return None
+
+    def _conflict(self, dag_id: str, run_id: str, when: datetime) -> str | None:
+        """What a 409 of a trigger meant: the run that has the run id or the logical date."""
+        if existing := self._run(dag_id, run_id):
+            return (
+                f"{dag_id} has a run {run_id!r} already (logical date "
+                f"{existing.get('logical_date')}): trigger with another run id"
+            )
+        day = {"logical_date_gte": when.isoformat(), "logical_date_lte": when.isoformat()}
+        same = self.api("GET", f"/dags/{dag_id}/dagRuns", params={**day, "limit": 1})
+        if same["dag_runs"]:
+            other = same["dag_runs"][0]
+            return (
+                f"{dag_id} has a run for logical date {when.isoformat()} already "
+                f"({other['dag_run_id']!r}, {other.get('run_type')}, {other.get('state')}): a "
+                "DAG has one run per logical date; trigger with another logical date, or none "
+                "(the time of the trigger)"
+            )
+        return None
 
     def runs(self, dag_id: str) -> list[dict]:
         return self.api("GET", f"/dags/{dag_id}/dagRuns", params={"limit": 100})["dag_runs"]

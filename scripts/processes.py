@@ -3,7 +3,7 @@
 Shared by ``make demo`` and the end-to-end tests (``scripts.airflow_server``), by
 ``make cluster`` (``scripts.cluster``) and by the tests that start a server of their own:
 
-- ports: ``free_port()``, ``port_is_free()``, ``answers()``;
+- ports: ``free_port()``, ``port_is_free()``, ``answers()``, ``port_holder()``;
 - ``start_process()`` puts each process in its own session (process group), and
   ``stop_processes()`` ends them by pid, SIGTERM then SIGKILL, then any stray descendant
   that carries a marker variable in its environment, and waits until none is left;
@@ -38,12 +38,39 @@ def free_port() -> int:
 
 
 def port_is_free(port: int) -> bool:
+    """Whether a server could listen on 127.0.0.1:``port`` now. Servers set SO_REUSEADDR,
+    so a connection of an earlier server still in TIME_WAIT does not count as taken."""
     with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:
             return False
     return True
+
+
+def port_holder(port: int) -> str | None:
+    """Who listens on TCP ``port`` (any local address): "pid N (program)", or "another
+    user's process" when /proc does not say; None when nobody listens. The program's name
+    only: another process's arguments may hold a secret."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                # local address "0100007F:1F90", state 0A = LISTEN, inode the 10th field
+                if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "0A":
+                    inodes.add(f"socket:[{fields[9]}]")
+    if not inodes:
+        return None
+    for pid in all_pids():
+        with contextlib.suppress(OSError):
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                with contextlib.suppress(OSError):
+                    if os.readlink(fd) in inodes:
+                        program = (cmdline(pid).split() or ["?"])[0]
+                        return f"pid {pid} ({Path(program).name[:60]})"
+    return "another user's process"
 
 
 def answers(port: int) -> bool:

@@ -7,6 +7,10 @@ and a failure raises one error naming the command and what the tool said, with e
 in it redacted and each line cut short (what a server replies is outside input). The
 registry's identity (params.yaml ``registry``) is passed to the process that needs it,
 never set in this process's environment.
+
+Every network call of theirs is bounded (``NETWORK_BOUNDS``, ``SSH_BOUNDS``): a git or
+object-store server that stops answering fails the command within about two minutes,
+naming the server, and Airflow retries the task.
 """
 
 from __future__ import annotations
@@ -27,8 +31,30 @@ HOST_KEY_ADVICE = (
     "known_hosts): if the server's key was changed on purpose, update known_hosts; if not, "
     "someone may be impersonating the server"
 )
-LINE_CHARS = 200
+LINE_CHARS = 300
+# git's advice after a failed fetch or push, two lines that would push ssh's own message
+# (the reason: a timeout, a refused connection, a host key) out of the summary.
+GIT_BOILERPLATE = frozenset(
+    {"Please make sure you have the correct access rights", "and the repository exists."}
+)
 SUMMARY_LINES = 5
+# A server that stops answering must fail the command, not hang it until the task's
+# execution_timeout. git over https: under 1 KB/s for 60 s aborts. S3 (DVC's s3fs): s3fs
+# retries each request 5 times itself, so botocore's own retries (5 more per try) only
+# multiply a hung server's wait; the remote's read_timeout bounds each try
+# (``batchserving.registry.workspace``). Set in the environment, they win.
+NETWORK_BOUNDS = {
+    "GIT_HTTP_LOW_SPEED_LIMIT": "1000",
+    "GIT_HTTP_LOW_SPEED_TIME": "60",
+    "AWS_MAX_ATTEMPTS": "1",
+}
+# git over ssh (the options of the GIT_SSH_COMMAND a task gets): 30 s to connect, and a
+# server silent for four keep-alives 15 s apart ends the connection.
+SSH_BOUNDS = (
+    "-o ConnectTimeout=30",
+    "-o ServerAliveInterval=15",
+    "-o ServerAliveCountMax=4",
+)
 
 
 class RegistryError(RuntimeError):
@@ -36,8 +62,9 @@ class RegistryError(RuntimeError):
 
 
 def tool_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """This process's environment plus ``extra``, with this interpreter's bin dir first on PATH."""
-    env = {**os.environ, **(extra or {})}
+    """This process's environment plus ``extra``, with this interpreter's bin dir first on
+    PATH and the ``NETWORK_BOUNDS`` where the environment sets none."""
+    env = {**NETWORK_BOUNDS, **os.environ, **(extra or {})}
     env["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), env.get("PATH", "")])
     return env
 
@@ -45,11 +72,12 @@ def tool_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
 def last_lines(text: str, count: int = 3) -> str:
     """Why a command failed: the last ``count`` non-empty lines of its output, on one line.
 
-    URLs are redacted and each line is cut to LINE_CHARS characters; ssh's refusal of a
-    host key comes first, with what to do, whatever else the output says.
+    URLs are redacted, each line is cut to LINE_CHARS characters and git's boilerplate
+    advice dropped; ssh's refusal of a host key comes first, with what to do, whatever
+    else the output says.
     """
     lines = [clip(redact_urls(line.strip()), LINE_CHARS) for line in text.splitlines()]
-    reason = " | ".join([line for line in lines if line][-count:])
+    reason = " | ".join([line for line in lines if line and line not in GIT_BOILERPLATE][-count:])
     return f"{HOST_KEY_ADVICE} ({reason})" if HOST_KEY_REFUSED in text else reason
 
 

@@ -31,6 +31,7 @@ from batchserving.registry.git import RegistryError, run_tool
 
 DEFAULT_WORKSPACE = PROJECT_ROOT / ".model-repo"
 SHARED_REMOTE = "shared"
+S3_TIMEOUTS = {"connect_timeout": "10", "read_timeout": "15"}
 GIT_CREDENTIALS = (
     "Airflow connection 'model_repo_git' (an ssh key and known_hosts, or https login and "
     "token); by hand, in your ssh agent or a git credential helper"
@@ -110,6 +111,12 @@ def configure_remote(path: Path, environ: Mapping[str, str] = os.environ) -> Non
     endpoint = endpoint_url(environ)
     if endpoint:
         dvc_remote("modify", "--local", SHARED_REMOTE, "endpointurl", endpoint)
+    if url.startswith("s3://"):
+        # A hung object store fails each request's try after these (botocore waits 60 s
+        # per read and retries; with s3fs's own retries a stopped server held a pull
+        # for minutes): about a minute and a half in all (NETWORK_BOUNDS, git.py).
+        for option, seconds in S3_TIMEOUTS.items():
+            dvc_remote("modify", "--local", SHARED_REMOTE, option, seconds)
 
 
 def clone_into_place(path: Path, source: str, environ: Mapping[str, str]) -> None:

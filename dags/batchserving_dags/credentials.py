@@ -28,12 +28,12 @@ from airflow.sdk import BaseHook
 from airflow.sdk.exceptions import AirflowFailException, AirflowNotFoundException
 
 from batchserving.core.atomic import write_private
+from batchserving.registry.git import SSH_BOUNDS
 
 GIT_CONN_ID = "model_repo_git"
 REMOTE_CONN_ID = "dvc_remote"
 # A known_hosts of a few servers is a few KB; the connection's extra is outside input.
 MAX_KNOWN_HOSTS_CHARS = 64 * 1024
-SSH_CONNECT_TIMEOUT_SECONDS = 30
 ASKPASS = """#!/bin/sh
 case "$1" in
   Username*) printf '%s\\n' "$MODEL_REPO_GIT_USERNAME" ;;
@@ -97,7 +97,7 @@ def ssh_command(extra: dict[str, Any], tmp: Path) -> str:
         "-o GlobalKnownHostsFile=/dev/null",
         "-o StrictHostKeyChecking=yes",
         "-o BatchMode=yes",
-        f"-o ConnectTimeout={SSH_CONNECT_TIMEOUT_SECONDS}",
+        *SSH_BOUNDS,  # a git server that stops answering fails the command
     ]
     private_key = _extra_text(extra, "private_key")
     if private_key:

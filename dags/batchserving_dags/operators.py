@@ -3,13 +3,38 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from functools import cached_property
 
+from airflow.providers.standard.hooks.subprocess import SubprocessHook, SubprocessResult
 from airflow.providers.standard.operators.bash import BashOperator
+from airflow.sdk.exceptions import AirflowException
 
 from batchserving_dags.assets import MODEL_VERSIONS, model_version_event
 from batchserving_dags.pool import POOL
 
 PYTHON = '"$PROJECT_PYTHON"'
+# A command's last line is outside input (a server's reply may end up there): bounded.
+REASON_CHARS = 500
+
+
+class _LastResultHook(SubprocessHook):
+    """Airflow's SubprocessHook, keeping the last command's result for the error line."""
+
+    last_result: SubprocessResult | None = None
+
+    def run_command(self, *args, **kwargs) -> SubprocessResult:
+        self.last_result = super().run_command(*args, **kwargs)
+        return self.last_result
+
+
+def failure_line(task_id: str, result: SubprocessResult) -> str:
+    """The task's error: which command failed and why, in the command's own last line (the
+    project's commands end a failure with one line saying what went wrong and what to do)."""
+    from batchserving.core.excerpt import clip
+    from batchserving.core.urls import redact_urls
+
+    reason = clip(redact_urls(result.output.strip()), REASON_CHARS) or "(no output)"
+    return f"{task_id}: the command failed (exit code {result.exit_code}): {reason}"
 
 
 class ProjectBashOperator(BashOperator):
@@ -20,8 +45,13 @@ class ProjectBashOperator(BashOperator):
     DVC remote's credentials (``credentials``) are added to the command's environment
     only, with any file they need in a temp dir removed when the task ends. Commands run
     in the project's root unless ``cwd`` says otherwise. ``MODEL_REPO`` (the worker's
-    environment) is read by the command, when the task runs.
+    environment) is read by the command, when the task runs. A failure's error line
+    carries the command's own last line (``failure_line``), not only its exit code.
     """
+
+    @cached_property
+    def subprocess_hook(self) -> _LastResultHook:
+        return _LastResultHook()
 
     def execute(self, context):
         import tempfile
@@ -31,7 +61,14 @@ class ProjectBashOperator(BashOperator):
         self.cwd = self.cwd or str(PROJECT_ROOT)
         with tempfile.TemporaryDirectory(prefix="task-credentials-") as tmp:
             self._credentials_dir = tmp
-            return super().execute(context)
+            try:
+                return super().execute(context)
+            except AirflowException:
+                result = self.subprocess_hook.last_result
+                failed = result and result.exit_code not in (0, *self.skip_on_exit_code)
+                if not failed:
+                    raise  # a skip, or an error before the command ran
+                raise AirflowException(failure_line(self.task_id, result)) from None
 
     def get_env(self, context) -> dict:
         from batchserving_dags.credentials import project_env

@@ -1,4 +1,4 @@
-"""Airflow on the cluster: the API server, scheduler and DAG processor, and Celery workers.
+"""Airflow on the cluster: the API server, scheduler, DAG processor, triggerer, Celery workers.
 
 Every component reads one ``AIRFLOW_HOME/airflow.cfg`` (PostgreSQL, the Redis broker,
 shared Fernet key and JWT secret); the connections the tasks read are imported from a
@@ -26,7 +26,17 @@ from scripts.cluster.redis import Redis
 from scripts.cluster.seaweedfs import SeaweedFS
 from scripts.cluster.state import ClusterState, private_dir, run
 
-WORKERS = ("worker-1", "worker-2")
+# Started in this order, each restartable on its own; the triggerer runs deferred tasks,
+# DeadlineAlert callbacks and the HITL operators' waits.
+COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+DEFAULT_WORKERS = 2
+# What a component's command line adds: every log is on the shared disk, so no log server.
+COMPONENT_OPTIONS = {"triggerer": ["--skip-serve-logs"]}
+
+
+def worker_names(count: int) -> list[str]:
+    """The names of ``count`` workers: ``worker-1`` .. ``worker-N``."""
+    return [f"worker-{n}" for n in range(1, count + 1)]
 
 
 @dataclass
@@ -39,7 +49,6 @@ class Airflow:
     git_server: GitServer  # the workers' MODEL_REPO_URL
     seaweedfs: SeaweedFS  # the workers' DVC_REMOTE_URL
     settings: dict[tuple[str, str], str] = field(default_factory=dict)  # over the defaults
-    workers: tuple[str, ...] = WORKERS
     worker_concurrency: int = 3
     _worker_log_offset: dict[str, int] = field(default_factory=dict, init=False, repr=False)
 
@@ -50,6 +59,11 @@ class Airflow:
     @property
     def logs_dir(self) -> Path:
         return self.home / "logs"
+
+    @property
+    def workers(self) -> list[str]:
+        """The workers' names, as recorded in ``cluster.json``."""
+        return self.state.workers
 
     def workspace(self, worker: str) -> Path:
         return self.state.data / "workers" / worker / "model-repo"
@@ -70,6 +84,17 @@ class Airflow:
             ("celery", "worker_concurrency"): str(self.worker_concurrency),
             # Shared by the components: the scheduler signs task tokens the API server checks.
             ("api_auth", "jwt_secret"): self.state.secrets.jwt_secret,
+            # A task whose worker died frees its pool slot after a minute without a
+            # heartbeat (Airflow's default: 5 minutes, the one model_repo slot held that
+            # long); a live task heartbeats every few seconds.
+            ("scheduler", "task_instance_heartbeat_timeout"): "60",
+            # A scheduler only times out the tasks it queued itself; a restarted one takes
+            # over its predecessor's when it next looks for orphans (default: every 300 s).
+            ("scheduler", "orphaned_tasks_check_interval"): "30",
+            # A task sent to Celery whose message was lost (Redis restarted: it keeps
+            # nothing on disk) is sent again after 3 minutes (default 10).
+            ("scheduler", "task_queued_timeout"): "180",
+            ("logging", "trigger_log_server_port"): str(self.state.port("triggerer-logs")),
             # Task logs (folders and files) for their owner only; Airflow's defaults are
             # group-writable and world-readable.
             ("logging", "file_task_handler_new_folder_permissions"): "0o700",
@@ -86,17 +111,20 @@ class Airflow:
         passwords = json.dumps({ADMIN: self.state.secrets.admin_password})
         write_private(self.home / "passwords.json", passwords)
 
-    def start(self, health: Callable[[], Any]) -> None:
-        """Migrate the DB, make the pool, start the components; wait until ``health()``
-        (the API server's answer) says something."""
+    def prepare(self) -> None:
+        """Write the configuration, migrate the DB, make the pool (before a full start)."""
         self._write_config()
         env = self.state.env()
         run([AIRFLOW, "db", "migrate"], "airflow db migrate", env=env)
         setup = [sys.executable, "-m", "batchserving_dags"]
         run(setup, "creating the pool", env=env, cwd=DAGS_FOLDER)
-        for name in ("api-server", "scheduler", "dag-processor"):
-            self.state.spawn(name, [AIRFLOW, name])
-        self.state.wait_for("api-server", health, timeout=120)
+
+    def start_component(self, name: str, health: Callable[[], Any]) -> None:
+        """Start (or restart) one of ``COMPONENTS`` on the written configuration; the API
+        server is waited for until ``health()`` (its answer) says something."""
+        self.state.spawn(name, [AIRFLOW, name, *COMPONENT_OPTIONS.get(name, [])])
+        if name == "api-server":
+            self.state.wait_for("api-server", health, timeout=120)
 
     def set_connections(self, connections: dict[str, dict[str, Any]]) -> None:
         """Create or replace the connections from a private file, deleted at once: Airflow's
@@ -133,12 +161,10 @@ class Airflow:
         self.state.spawn(worker, cmd, env=self.worker_env(worker))
 
     def worker_ready(self, worker: str) -> bool:
+        """Whether ``worker`` said it is ready since it was started (by this process)."""
         with open(self.state.log(worker), "rb") as out:
             out.seek(self._worker_log_offset.get(worker, 0))
             return b" ready." in out.read()
 
-    def start_workers(self) -> None:
-        for worker in self.workers:
-            self.start_worker(worker)
-        for worker in self.workers:
-            self.state.wait_for(worker, lambda w=worker: self.worker_ready(w), timeout=120)
+    def wait_for_worker(self, worker: str) -> None:
+        self.state.wait_for(worker, lambda: self.worker_ready(worker), timeout=120)

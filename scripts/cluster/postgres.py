@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import signal
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 
 from batchserving.core.atomic import write_private
 from scripts.cluster.state import ClusterError, ClusterState, private_dir, run
+from scripts.processes import group_members, is_running, stop_processes, wait_until
 
 
 def pg_bindir() -> Path:
@@ -71,10 +73,7 @@ class Postgres:
 
     def start(self) -> None:
         bindir, as_user = pg_bindir(), postgres_user()
-        pgdata, sockets = (
-            self.state.data / "postgres" / "data",
-            self.state.data / "postgres" / "run",
-        )
+        pgdata, sockets = self.pgdata, self.state.data / "postgres" / "run"
         for path in (pgdata.parent, sockets):
             private_dir(path)
             if as_user:
@@ -94,6 +93,39 @@ class Postgres:
         self.state.wait_for("postgres", lambda: self.connects("postgres"))
         if not self.connects("airflow"):
             self._execute("postgres", "CREATE DATABASE airflow")
+
+    @property
+    def pgdata(self) -> Path:
+        return self.state.data / "postgres" / "data"
+
+    def stop(self, timeout: float = 60) -> list[int]:
+        """Stop the server with a fast shutdown and wait until it is gone, its pid file too;
+        return the pids that needed SIGKILL.
+
+        SIGINT rolls back the open transactions and disconnects the clients (SIGTERM's
+        smart shutdown would wait for them: a Celery worker finishing its tasks stays
+        connected); a start right after would otherwise meet the old ``postmaster.pid``."""
+        if "postgres" not in self.state.pids:
+            return []
+        pid, started = self.state.pids["postgres"]
+        lock_file = self.pgdata / "postmaster.pid"
+        if is_running(pid, started):
+            os.kill(pid, signal.SIGINT)
+
+        def gone() -> bool:
+            self.state.reap(pid)
+            return not group_members({pid})  # the postmaster and every backend
+
+        killed: list[int] = []
+        try:
+            wait_until(gone, timeout, "PostgreSQL's fast shutdown", 0.2)
+        except TimeoutError:
+            killed = stop_processes({pid: started}, grace=0, reap=self.state.reap)
+        if lock_file.exists():
+            # Left by a killed server: the next start would check the pid in it, which the
+            # kernel may have given to another process by now.
+            lock_file.unlink()
+        return killed
 
     def _initdb(self, bindir: Path, pgdata: Path, as_user: dict[str, Any]) -> None:
         pw = self.state.secrets.postgres_password

@@ -15,9 +15,10 @@ from batchserving.core.atomic import write_private
 from scripts.airflow_settings import VENV_BIN
 from scripts.cluster.seaweedfs_tls import grpc_tls_config
 from scripts.cluster.state import ClusterError, ClusterState
-from scripts.processes import answers, free_port
+from scripts.processes import answers
 
 BUCKET = "model-registry"
+WEED_PARTS = ("master", "volume", "filer", "s3")
 # SeaweedFS's HTTP parts (filer, volume servers) take a write or a read only with a JWT
 # signed by these keys; the S3 gateway signs its own, anyone else is refused (401).
 SEAWEEDFS_JWT = ("jwt.signing", "jwt.signing.read", "jwt.filer_signing", "jwt.filer_signing.read")
@@ -43,6 +44,12 @@ class SeaweedFS:
     @property
     def s3_endpoint(self) -> str:
         return f"http://127.0.0.1:{self.state.ports['s3']}"
+
+    @property
+    def port_names(self) -> list[str]:
+        """Every port it listens on: the S3 endpoint's, each part's HTTP and gRPC ports."""
+        http = [f"weed-{part}" for part in WEED_PARTS if part != "s3"]
+        return ["s3", *http, *(f"weed-{part}-grpc" for part in WEED_PARTS)]
 
     @property
     def dvc_remote_url(self) -> str:
@@ -73,9 +80,12 @@ class SeaweedFS:
         weed_dir, config = self._write_config()
         cmd = [weed(), f"-config_dir={weed_dir}", "server", f"-dir={weed_dir}"]
         cmd += ["-ip=127.0.0.1", "-ip.bind=127.0.0.1"]
-        for part in ("master", "volume", "filer", "s3"):
-            port = self.state.ports["s3"] if part == "s3" else free_port()
-            cmd += [f"-{part}.port={port}", f"-{part}.port.grpc={free_port()}"]
+        for part in WEED_PARTS:
+            port = self.state.port("s3" if part == "s3" else f"weed-{part}")
+            cmd += [
+                f"-{part}.port={port}",
+                f"-{part}.port.grpc={self.state.port(f'weed-{part}-grpc')}",
+            ]
         # Each bucket grows several volumes at once: -volume.max=5 ran out ("No writable
         # volumes"); small volumes, and room for many of them.
         cmd += ["-volume.max=64", "-master.volumeSizeLimitMB=64", "-filer"]

@@ -1,8 +1,9 @@
 """What every part of the cluster shares: its data folder, secrets, ports and processes.
 
 ``ClusterState`` is one data folder: where each file lives, the secrets (``secrets.json``),
-the ports and pids recorded in ``cluster.json``, the environment every process gets, and
-``spawn()``/``wait_for()`` that start a part and wait until it is ready. The service
+the ports (chosen once, then the same at every start), the workers and the pids recorded
+in ``cluster.json``, the environment every process gets, and ``spawn()``/``wait_for()``
+that start a part and wait until it is ready. The service
 modules (``postgres``, ``redis``, ``seaweedfs``, ``git_server``, ``kma``, ``airflow``)
 each start their part through it.
 """
@@ -25,6 +26,7 @@ from scripts.airflow_settings import VENV_BIN, fernet_key
 from scripts.processes import (
     free_port,
     is_running,
+    port_holder,
     port_is_free,
     start_process,
     start_time,
@@ -103,6 +105,7 @@ class ClusterState:
     data: Path
     ports: dict[str, int] = field(default_factory=dict)
     pids: dict[str, list[int]] = field(default_factory=dict)  # name -> [pid, start time]
+    workers: list[str] = field(default_factory=list)  # the Celery workers' names
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
     secrets: Secrets | None = None
     fake_kma_url: str | None = None
@@ -146,6 +149,7 @@ class ClusterState:
             state = json.loads(self.state_file.read_text(encoding="utf-8"))
             self.ports = {**state.get("ports", {}), **self.ports}
             self.pids = state.get("pids", {})
+            self.workers = state.get("workers", [])
             self.fake_kma_url = state.get("fake_kma_url")
         if self.secrets_file.exists():
             self.secrets = Secrets.load_or_create(self.secrets_file)
@@ -154,6 +158,7 @@ class ClusterState:
         state = {
             "ports": self.ports,
             "pids": self.pids,
+            "workers": self.workers,
             "ui": self.url,
             "fake_kma_url": self.fake_kma_url,
         }
@@ -164,12 +169,25 @@ class ClusterState:
         return self.secrets
 
     def port(self, name: str) -> int:
-        """The port recorded for ``name`` if it is still free, else a new free one."""
-        port = self.ports.get(name)
-        if not port or not port_is_free(port):
-            port = free_port()
-        self.ports[name] = port
-        return port
+        """The port recorded for ``name``; a free one, recorded, the first time. Clients
+        keep a server's address (a person's clone, its known_hosts line, a bookmarked UI),
+        so a port never changes once chosen."""
+        if name not in self.ports:
+            self.ports[name] = free_port()
+            if self.data.is_dir():
+                self.save()
+        return self.ports[name]
+
+    def check_port_free(self, name: str, part: str) -> None:
+        """Raise, naming the port and what holds it, if ``name``'s port is taken."""
+        port = self.port(name)
+        if not port_is_free(port):
+            holder = port_holder(port) or "a connection that has not closed yet"
+            raise ClusterError(
+                f"port {port} ({name}, recorded for {part} in {self.state_file}) is taken by "
+                f"{holder}: stop that process, or remove the port from {self.state_file.name} "
+                "to choose a new one (clients of the old address must then be updated)"
+            )
 
     # --- processes -----------------------------------------------------------------------
 

@@ -1,19 +1,25 @@
-"""The cluster end to end: PostgreSQL, Celery on Redis, two workers, an S3 remote, a git server.
+"""The cluster end to end: PostgreSQL, Celery on Redis, three workers, an S3 remote, a git server.
 
-One cluster (``scripts.cluster``, as ``make cluster`` starts it) in a temp dir on free
-ports. All four DAGs are unpaused and triggered at the same moment, two rounds; between
-them a person pushes a params change to the git server. Then a worker is ``kill -9``-ed
-in the middle of a publish (``dvc push`` or ``git push`` in its process tree), restarted
-on the same workspace, and the next runs must succeed with no cleanup. Finally
-``batch_inference`` runs until each worker has served after the last promotion.
+One cluster (``scripts.cluster``, as ``make cluster WORKERS=3`` starts it) in a temp dir
+on free ports. All four DAGs are unpaused and triggered at the same moment, two rounds;
+between them a person pushes a params change to the git server. Then faults, each
+repaired by ``make cluster`` (``python -m scripts.cluster up``) alone: a worker is
+``kill -9``-ed in the middle of a publish (``dvc push`` or ``git push`` in its process
+tree); with the next runs' tasks running, Redis, then the scheduler. The S3 endpoint is
+stopped (SIGSTOP) during ``repro_evaluate``: the step fails within the bound naming the
+endpoint, and its retry after SIGCONT succeeds. ``batch_inference`` runs until each
+worker has served after the last promotion. Last, the whole cluster is stopped and
+started again: the same ports, and a person's clone still pushes.
 
-Checked: every run and task instance succeeded on its first try, on both workers; the
-person's params were trained; on the git server every version's model is in the S3
-bucket, one version per model, distinct prod counters, one current prod, the person's
-commit on the branch; both workers serve the current prod; no secret in task logs, the
-metadata DB (``pg_dump``, rendered fields included; the connection table aside), the
-server's history or outputs; ``make cluster`` twice starts nothing new; stopping leaves no
-process behind.
+Checked: every round's run and task instance succeeded on its first try, on every
+worker; after each fault only the part that was down was restarted, the runs finished and
+no task instance is left unfinished; the triggerer heartbeats; the person's params were
+trained; on the git server every version's model is in the S3 bucket, one version per
+model, distinct prod counters, one current prod, the person's commit on the branch;
+every worker serves the current prod; no secret in task logs, the metadata DB
+(``pg_dump``, rendered fields included; the connection table aside), the server's
+history or outputs; a restart keeps the ports, the workers and a person's clone working;
+``make cluster`` twice starts nothing new; stopping leaves no process behind.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from urllib.parse import quote
 
@@ -47,6 +54,7 @@ import yaml
 from batchserving import PROJECT_ROOT
 from batchserving.core.names import ARTIFACT, PREDICTIONS_DIR
 from batchserving.registry.dvclock import model_hash
+from scripts.airflow_api import RunConflict
 from scripts.cluster.cluster import Cluster
 from scripts.cluster.seaweedfs import BUCKET
 from scripts.cluster.state import MARKER
@@ -60,9 +68,10 @@ ROUNDS = 2
 PERSONS_N_ESTIMATORS = 40  # params.yaml train.n_estimators pushed between the rounds
 ROUND_TIMEOUT = 420
 PUBLISHING = ("dvc push", "git push")
-# Seconds without a heartbeat before the scheduler gives up on a killed worker's task.
-HEARTBEAT_TIMEOUT = 30
-MAX_INFERENCE_RUNS = 8
+WORKERS = 3
+MAX_INFERENCE_RUNS = 12
+# A hung S3 endpoint fails the step within this (the remote's timeouts, NETWORK_BOUNDS).
+S3_HANG_BOUND = 150
 PERSON = ["-c", "user.name=A Person", "-c", "user.email=person@example.invalid"]
 CLUSTER_PACKAGES = ("psycopg2", "redis", "s3fs", "airflow.providers.celery")
 
@@ -80,6 +89,9 @@ class Story:
     round_runs: list[tuple[str, str]] = field(default_factory=list)  # every run they made
     crash: dict = field(default_factory=dict)
     after_crash: dict[str, dict] = field(default_factory=dict)
+    repairs: dict[str, dict] = field(default_factory=dict)  # fault -> what `up` did
+    crash_run: dict = field(default_factory=dict)  # the killed run, finished by its retry
+    s3_hang: dict = field(default_factory=dict)
     inference: list[tuple[str, str]] = field(default_factory=list)  # (run_id, hostname)
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -111,15 +123,14 @@ def cluster_started() -> Iterator[tuple[Cluster, SlackReceiver, str, Path]]:
                 data=root / "data",
                 source=snapshot_project(root / "source"),
                 slack_webhook=slack_url,
-                airflow_settings={
-                    ("scheduler", "task_instance_heartbeat_timeout"): str(HEARTBEAT_TIMEOUT)
-                },
+                worker_count=WORKERS,
             )
             try:
                 cluster.start()
                 cluster.wait_ready()
                 yield cluster, slack, slack_url, root
             finally:
+                cluster.state.load()  # `make cluster` in a subprocess may have restarted parts
                 cluster.stop()
                 left = pids_with_env(MARKER, str(cluster.data))
                 assert not left, f"processes of the cluster left running: {left}"
@@ -178,7 +189,7 @@ def kill_worker_mid_publish(cluster: Cluster, run_id: str, timeout: float = 180)
     raise AssertionError(f"no worker showed {PUBLISHING} within {timeout:.0f}s")
 
 
-def serve_on_both_workers(cluster: Cluster, story: Story) -> None:
+def serve_on_every_worker(cluster: Cluster, story: Story) -> None:
     """Run batch_inference until each worker has served since the last promotion."""
     for n in range(1, MAX_INFERENCE_RUNS + 1):
         run_id = f"cluster_inference_{n}"
@@ -212,21 +223,99 @@ def story(cluster_started) -> Story:
     t0 = time.monotonic()
     crash_run = cluster.rest.trigger("simple_train", "cluster_crash")
     story.crash = kill_worker_mid_publish(cluster, crash_run)
-    cluster.airflow.start_worker(story.crash["worker"])  # same workspace, as a rebooted machine
-    cluster.wait_ready()
-    # The next runs, on either worker; the killed task holds the pool's slot until the
-    # scheduler has seen no heartbeat from it for HEARTBEAT_TIMEOUT seconds.
-    story.after_crash = trigger_round(
-        cluster, {"model_selection", "batch_inference"}, "cluster_next"
-    )
-    story.timings["crash_and_next"] = time.monotonic() - t0
+    story.repairs["worker"] = make_cluster(cluster, story.crash["worker"])
+    # The next runs, on any worker, with faults while their tasks run; the killed task
+    # holds the pool's slot until the scheduler has seen no heartbeat from it for a minute.
+    next_runs = {
+        dag_id: cluster.rest.trigger(dag_id, "cluster_next")
+        for dag_id in ("model_selection", "batch_inference")
+    }
+    for part in ("redis", "scheduler"):
+        wait_for_a_running_task(cluster, next_runs)
+        os.kill(cluster.state.pids[part][0], signal.SIGKILL)
+        story.repairs[part] = make_cluster(cluster, part)
+    story.after_crash = cluster.rest.wait_for_runs(next_runs, ROUND_TIMEOUT)
+    story.crash_run = cluster.rest.wait_for_runs({"simple_train": crash_run}, ROUND_TIMEOUT)
+    story.timings["faults_and_next"] = time.monotonic() - t0
 
     t0 = time.monotonic()
-    serve_on_both_workers(cluster, story)
-    story.timings["inference_on_both"] = time.monotonic() - t0
+    person_pushes_params(cluster, story.person, PERSONS_N_ESTIMATORS + 1)  # a push to do
+    story.s3_hang = stop_s3_during_repro_evaluate(cluster)
+    story.timings["s3_hang"] = time.monotonic() - t0
+
+    t0 = time.monotonic()
+    serve_on_every_worker(cluster, story)
+    story.timings["inference_on_every_worker"] = time.monotonic() - t0
     for dag_id in dag_ids:  # nothing new starts while the checks read the results
         cluster.rest.pause(dag_id)
+    cluster.rest.wait_until_idle(dag_ids, ROUND_TIMEOUT)
     return story
+
+
+def make_cluster(cluster: Cluster, part: str) -> dict:
+    """``make cluster`` after ``part`` was killed: what it said, and which pids changed."""
+    if part in cluster.state.procs:
+        cluster.state.procs[part].wait(timeout=30)  # reaped: the kill has taken effect
+    before = dict(cluster.state.pids)
+    up = subprocess.run(
+        [sys.executable, "-m", "scripts.cluster", "up", "--data", str(cluster.data)],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    cluster.state.load()
+    changed = sorted(name for name, pid in cluster.state.pids.items() if before.get(name) != pid)
+    return {"returncode": up.returncode, "output": up.stdout + up.stderr, "changed": changed}
+
+
+def wait_for_a_running_task(cluster: Cluster, runs: dict[str, str], timeout: float = 180) -> None:
+    """Wait until a task instance of ``runs`` is running (a fault then meets a live task)."""
+
+    def running() -> bool:
+        return any(
+            ti["state"] == "running"
+            for dag_id, run_id in runs.items()
+            for ti in cluster.rest.task_instances(dag_id, run_id)
+        )
+
+    cluster.rest.wait(running, timeout, f"a running task of {runs}", poll=0.2)
+
+
+def task_instance(cluster: Cluster, dag_id: str, run_id: str, task_id: str) -> dict:
+    return cluster.rest.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}")
+
+
+def stop_s3_during_repro_evaluate(cluster: Cluster) -> dict:
+    """SIGSTOP SeaweedFS once ``repro_evaluate`` runs (the person's change makes it pull and
+    push); SIGCONT once its try has failed; wait for the run (its retry) to finish."""
+    run_id = cluster.rest.trigger("simple_train", "cluster_s3")
+
+    def state() -> str:
+        try:
+            return task_instance(cluster, "simple_train", run_id, "repro_evaluate")["state"]
+        except AssertionError:  # the run's task instances are not made yet
+            return "none"
+
+    cluster.rest.wait(lambda: state() == "running", 180, "repro_evaluate to run", poll=0.2)
+    weed = cluster.state.pids["seaweedfs"][0]
+    os.killpg(weed, signal.SIGSTOP)
+    t0 = time.monotonic()
+    try:
+        cluster.rest.wait(lambda: state() != "running", 600, "the hung step to fail", poll=1.0)
+        failed_after = time.monotonic() - t0
+    finally:
+        os.killpg(weed, signal.SIGCONT)
+    finished = cluster.rest.wait_for_runs({"simple_train": run_id}, ROUND_TIMEOUT)
+    log = cluster.airflow.logs_dir.glob(
+        f"dag_id=simple_train/run_id={run_id}/task_id=repro_evaluate/attempt=1.log"
+    )
+    return {
+        "run": finished["simple_train"],
+        "failed_after": failed_after,
+        "first_try_log": "".join(path.read_text(errors="replace") for path in log),
+        "task": task_instance(cluster, "simple_train", run_id, "repro_evaluate"),
+    }
 
 
 # --- helpers of the checks -----------------------------------------------------------------
@@ -317,13 +406,13 @@ def test_every_round_run_and_task_succeeds_on_its_first_try(story: Story) -> Non
     assert not problems, "\n".join(problems)
 
 
-def test_tasks_ran_on_both_workers(story: Story) -> None:
+def test_tasks_ran_on_every_worker(story: Story) -> None:
     hosts = {
         ti["hostname"]
         for dag_id, run_id in story.round_runs
         for ti in story.cluster.rest.task_instances(dag_id, run_id)
         if ti["hostname"]
-    }
+    } | {host for _, host in story.inference}
     assert hosts >= set(story.cluster.workers), f"task instances ran on {hosts}"
 
 
@@ -357,7 +446,7 @@ def test_the_server_registry_is_consistent(story: Story) -> None:
     assert ancestor.returncode == 0, f"the person's {story.person_commit[:12]} left the branch"
 
 
-def test_both_workers_serve_the_current_prod(story: Story) -> None:
+def test_every_worker_serves_the_current_prod(story: Story) -> None:
     prod = current_prod(person_clone_synced(story))
     assert len(prod) == 1, f"current prod: {prod}"
     served = {}
@@ -375,7 +464,7 @@ def test_a_worker_killed_mid_publish_leaves_the_next_runs_working(story: Story) 
     assert any(s in story.crash["command"] for s in PUBLISHING), story.crash
     assert not any(is_running(pid) for pid in story.crash["pids"]), "a killed process lives"
     problems = []
-    for dag_id, run in story.after_crash.items():
+    for dag_id, run in {**story.after_crash, **story.crash_run}.items():
         if run["state"] != "success":
             problems.append(f"{dag_id}/{run['dag_run_id']}: run {run['state']}")
             problems += failed_task_details(story.cluster, dag_id, run["dag_run_id"])
@@ -591,6 +680,126 @@ def test_the_cluster_files_are_their_owners_only(story: Story) -> None:
                 open_to_others.append(f"{oct(info.st_mode & 0o777)} {path.relative_to(data)}")
     assert task_logs, "no task log was written: the check would prove nothing"
     assert not open_to_others, "readable by others:\n" + "\n".join(open_to_others[:40])
+
+
+def test_make_cluster_repairs_each_fault_by_restarting_that_part_alone(story: Story) -> None:
+    for fault, repair in story.repairs.items():
+        part = story.crash["worker"] if fault == "worker" else fault
+        assert repair["returncode"] == 0, f"after killing {part}:\n{repair['output'][-3000:]}"
+        assert f"is running: restarting {part}\n" in repair["output"], repair["output"][-3000:]
+        assert repair["changed"] == [part], f"after killing {part}, restarted {repair['changed']}"
+
+
+def test_no_task_instance_is_left_running(story: Story) -> None:
+    cluster = story.cluster
+    left = [
+        f"{dag_id}/{run['dag_run_id']}/{ti['task_id']}: {ti['state']} on {ti['hostname']}"
+        for dag_id in EXPECTED_DAGS
+        for run in cluster.rest.runs(dag_id)
+        for ti in cluster.rest.task_instances(dag_id, run["dag_run_id"])
+        if ti["state"] in ("running", "queued", "scheduled", "up_for_retry")
+    ]
+    assert not left, "task instances not finished:\n" + "\n".join(left)
+
+
+def test_a_hung_s3_endpoint_fails_the_step_in_time_and_the_retry_succeeds(story: Story) -> None:
+    hang = story.s3_hang
+    assert hang["failed_after"] < S3_HANG_BOUND, (
+        f"the hung step failed after {hang['failed_after']:.0f} s"
+    )
+    log = hang["first_try_log"]
+    endpoint = f"127.0.0.1:{story.cluster.state.ports['s3']}"
+    error_lines = [ln for ln in log.splitlines() if "repro_evaluate: the command failed" in ln]
+    assert error_lines, f"no error line naming the failure in try 1's log:\n{log[-3000:]}"
+    assert endpoint in error_lines[-1], error_lines[-1][:1000]
+    assert hang["task"]["state"] == "success" and hang["task"]["try_number"] == 2, hang["task"]
+    assert hang["run"]["state"] == "success", hang["run"]
+
+
+def test_the_triggerer_heartbeats_in_the_metadata_db(cluster_started) -> None:
+    import psycopg2
+
+    conn = psycopg2.connect(cluster_started[0].postgres.dsn("airflow"))
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                "SELECT hostname, EXTRACT(EPOCH FROM now() - latest_heartbeat) FROM job "
+                "WHERE job_type = 'TriggererJob' AND state = 'running' "
+                "ORDER BY latest_heartbeat DESC LIMIT 1"
+            )
+            found = cur.fetchone()
+    finally:
+        conn.close()
+    assert found, "no running TriggererJob in the job table"
+    assert float(found[1]) < 30, f"the triggerer's last heartbeat is {found[1]} s old"
+
+
+def test_a_trigger_on_a_taken_logical_date_names_the_run_in_the_way(story: Story) -> None:
+    rest = story.cluster.rest
+    run_id = story.inference[0][0]
+    existing = rest.api("GET", f"/dags/batch_inference/dagRuns/{run_id}")
+    when = datetime.fromisoformat(existing["logical_date"])
+    runs_before = len(rest.runs("batch_inference"))
+    with pytest.raises(RunConflict) as on_date:
+        rest.trigger("batch_inference", "cluster_same_date", logical_date=when)
+    assert str(on_date.value) == (
+        f"batch_inference has a run for logical date {when.isoformat()} already ({run_id!r}, "
+        f"manual, {existing['state']}): a DAG has one run per logical date; trigger with "
+        "another logical date, or none (the time of the trigger)"
+    )
+    with pytest.raises(RunConflict) as on_id:
+        rest.trigger("batch_inference", run_id)
+    assert str(on_id.value).startswith(f"batch_inference has a run {run_id!r} already")
+    assert len(rest.runs("batch_inference")) == runs_before  # nothing was created
+
+
+def cluster_command(cluster: Cluster, *args: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "scripts.cluster", *args, "--data", str(cluster.data)]
+    done = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300)
+    cluster.state.load()
+    return done
+
+
+def test_make_cluster_brings_back_every_other_part_killed(story: Story) -> None:
+    cluster = story.cluster
+    killed = ["seaweedfs", "sshd", "fake-kma", "api-server", "dag-processor"]
+    for part in killed:  # the leader only: what is left of its group must not matter
+        os.kill(cluster.state.pids[part][0], signal.SIGKILL)
+    t0 = time.monotonic()
+    repair = make_cluster(cluster, killed[0])
+    story.timings["five_parts_back"] = time.monotonic() - t0
+    assert repair["returncode"] == 0, repair["output"][-3000:]
+    assert f"is running: restarting {', '.join(killed)}\n" in repair["output"], repair["output"]
+    assert repair["changed"] == sorted(killed), repair["changed"]
+    assert story.cluster.rest.dag_ids() == EXPECTED_DAGS
+    assert bucket_md5s(cluster), "the S3 remote lost its objects"
+
+
+def test_a_restart_keeps_the_ports_the_workers_and_a_persons_clone(story: Story) -> None:
+    cluster = story.cluster
+    ports, workers = dict(cluster.state.ports), list(cluster.workers)
+    assert len(workers) == WORKERS
+    t0 = time.monotonic()
+    down = cluster_command(cluster, "down")
+    assert down.returncode == 0, down.stderr
+    up = cluster_command(cluster, "up")
+    story.timings["stop_and_start"] = time.monotonic() - t0
+    assert up.returncode == 0, up.stdout[-2000:] + up.stderr[-2000:]
+    assert cluster.state.ports == ports
+    assert cluster.workers == workers
+    status = cluster_command(cluster, "status")
+    assert status.returncode == 0, status.stdout
+    running = [ln.split()[0] for ln in status.stdout.splitlines() if ln.endswith(" running")]
+    assert set(workers) | {"triggerer", "scheduler"} <= set(running), status.stdout
+    # The person's clone names the server's old address (URL and known_hosts): it pushes.
+    person_pushes_params(cluster, story.person, PERSONS_N_ESTIMATORS + 2)
+
+    before = dict(cluster.state.pids)
+    again = cluster_command(cluster, "restart", "triggerer")
+    assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
+    changed = {name for name, pid in cluster.state.pids.items() if before.get(name) != pid}
+    assert changed == {"triggerer"}, changed
+    assert set(cluster.state.pids) == set(before)
 
 
 def test_make_cluster_twice_starts_nothing_new(story: Story) -> None:

@@ -12,7 +12,7 @@ import pytest
 from batchserving import PROJECT_ROOT
 from batchserving.core.results import read_result
 from tests.conftest import run, set_params
-from tests.integration.dagrun import run_dag, task_output, task_states
+from tests.integration.dagrun import load_dag, run_dag, task_output, task_states
 
 pytestmark = pytest.mark.usefixtures("airflow_db")
 
@@ -102,6 +102,29 @@ def test_bad_params_fail_with_one_alert_and_change_nothing(
         in again.stderr
     )
     assert model.read_bytes() == model_before
+
+
+def test_a_failed_tasks_error_is_the_commands_own_reason(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "repo"
+    path.mkdir()
+    (path / "notes.txt").write_text("someone else's directory\n")
+    monkeypatch.setenv("MODEL_REPO", str(path))
+    dag = load_dag("simple_train")
+    errors: list[str] = []
+    # In place of the Slack alert: what the task raised, as Airflow logs it at error level.
+    dag.get_task("repro_evaluate").on_failure_callback = [
+        lambda context: errors.append(str(context["exception"]))
+    ]
+
+    dagrun = dag.test()
+
+    assert task_states(dagrun)["repro_evaluate"] == "failed"
+    assert len(errors) == 1, errors
+    assert errors[0].startswith("repro_evaluate: the command failed (exit code 1): publish: ")
+    assert f"MODEL_REPO={path}" in errors[0] and "not the top of a git" in errors[0], errors[0]
+    assert "\n" not in errors[0] and len(errors[0]) < 700
 
 
 @pytest.mark.parametrize("kind", ["not_git", "not_dvc"])

@@ -31,3 +31,16 @@ def test_a_refused_host_key_is_explained_whatever_git_says_last() -> None:
     reason = last_lines(stderr)
     assert reason.startswith("the git server's ssh host key is not one that connection")
     assert "known_hosts" in reason and "impersonating" in reason
+
+
+def test_an_ssh_timeout_is_in_the_reason_not_gits_advice() -> None:
+    stderr = (
+        "Timeout, server 127.0.0.1 not responding.\r\n"
+        "fatal: Could not read from remote repository.\n\n"
+        "Please make sure you have the correct access rights\n"
+        "and the repository exists.\n"
+    )
+    reason = last_lines(stderr)
+    assert reason == (
+        "Timeout, server 127.0.0.1 not responding. | fatal: Could not read from remote repository."
+    )
