@@ -173,11 +173,14 @@ def browser(tmp_path: Path) -> Iterator:
 
 def login(browser, server) -> None:
     """Through the SimpleAuthManager login form, as a person does."""
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
 
-    wait = WebDriverWait(browser, WAIT_SECONDS)
+    # The UI redirects to its login page by script: a look-up that meets that navigation
+    # in progress is aborted ("aborted by navigation"); the wait looks again once it settles.
+    wait = WebDriverWait(browser, WAIT_SECONDS, ignored_exceptions=(WebDriverException,))
     browser.get(f"{server.url}/dags")
     wait.until(ec.presence_of_element_located((By.NAME, "username"))).send_keys("admin")
     browser.find_element(By.NAME, "password").send_keys(server.password)
