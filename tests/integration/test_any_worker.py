@@ -85,6 +85,17 @@ class Cluster:
         run(["git", "pull", "--quiet", "--ff-only"], cwd=person)
         return person
 
+    def every_weather_day(self) -> Path:
+        """A person's clone with every day of the latest weather version, got as the README
+        says (the data tip's weather folder, then ``dvc pull -R weather``)."""
+        reader = self.root / "reader"
+        run(["git", "clone", "--quiet", self.url, str(reader)])
+        run(["git", "fetch", "--quiet", "origin", "data/weather"], cwd=reader)
+        run(["sh", "-c", "git archive FETCH_HEAD weather | tar -x"], cwd=reader)
+        run(["dvc", "remote", "add", "--local", "-d", "shared", str(self.remote)], cwd=reader)
+        run(["dvc", "pull", "--quiet", "--recursive", "weather"], cwd=reader)
+        return reader
+
     def person_pushes_params(self, **values: object) -> str:
         """A person edits train params on the server's branch; return the commit."""
         person = self.person_clone()

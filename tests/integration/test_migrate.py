@@ -105,12 +105,7 @@ def test_migration_moves_the_weather_versions_off_main_losing_nothing(cluster: C
         "202611251530",
         "202611251630",
     ]
-    reader = cluster.root / "reader"
-    run(["git", "clone", "--quiet", cluster.url, str(reader)])
-    run(["git", "fetch", "--quiet", "origin", "data/weather"], cwd=reader)
-    run(["sh", "-c", "git archive FETCH_HEAD weather | tar -x"], cwd=reader)  # as the README
-    run(["dvc", "remote", "add", "--local", "-d", "shared", str(cluster.remote)], cwd=reader)
-    run(["dvc", "pull", "--quiet", "--recursive", "weather"], cwd=reader)
+    reader = cluster.every_weather_day()
     everything = ["202611211430", "202611221430", "202611251430", "202611251530", "202611251630"]
     assert issuances(reader, "history", "sealed/history") == everything
     assert raw_names(reader) == everything

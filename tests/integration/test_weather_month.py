@@ -91,12 +91,7 @@ def test_a_run_after_a_month_pulls_one_partition_and_the_tables_keep_every_issua
     days = {Path(p).stem for p in sealed.split() if p.startswith("weather/sealed/raw/")}
     assert days == {i.base_date for i in month if i.base_date < first_open_day}
     assert "weather/sealed/latest/202412.dvc" in sealed.split()
-    reader = cluster.root / "reader"
-    run(["git", "clone", "--quiet", cluster.url, str(reader)])
-    run(["git", "fetch", "--quiet", "origin", "data/weather"], cwd=reader)
-    run(["sh", "-c", "git archive FETCH_HEAD weather | tar -x"], cwd=reader)  # as the README
-    run(["dvc", "remote", "add", "--local", "-d", "shared", str(cluster.remote)], cwd=reader)
-    run(["dvc", "pull", "--quiet", "--recursive", "weather"], cwd=reader)
+    reader = cluster.every_weather_day()
     out = reader / WEATHER_DIR
     history = pd.concat(
         [pd.read_parquet(out / "history"), pd.read_parquet(out / "sealed" / "history")]
