@@ -2,14 +2,15 @@
 
     MONITOR_DAY=2026-03-01 dvc repro monitoring/dvc.yaml
 
-Reads the day's prediction files (``batchserving.monitoring.days``), tests them against
-the training data of the version that served each row, joins the labels that exist and
-writes, each file atomically: ``<out-dir>/<day>/report.html`` (the report, with its
-pictures) and ``summary.json`` (everything, the alert's text included), the latest day's
-metrics (``--metrics``, for ``dvc metrics``) and the day's row of the history
-(``--history``, for ``dvc plots``; a re-run of a day replaces its row). A day without
-predictions is a success ("no data"). A bad ``MONITOR_DAY`` or params.yaml exits with one
-line and writes nothing.
+Gets every worker's prediction files of the day from the DVC remote
+(``batchserving.serving.shared``), reads the day's files
+(``batchserving.monitoring.days``), tests them against the training data of the version
+that served each row, joins the labels that exist and writes, each file atomically:
+``<out-dir>/<day>/report.html`` (the report, with its pictures) and ``summary.json``
+(everything, the alert's text included), the latest day's metrics (``--metrics``, for
+``dvc metrics``) and the day's row of the history (``--history``, for ``dvc plots``; a
+re-run of a day replaces its row). A day without predictions is a success ("no data"). A bad
+``MONITOR_DAY`` or params.yaml exits with one line and writes nothing.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ from batchserving.monitoring.days import DayError, parse_day
 from batchserving.monitoring.reference import RegistryReferences
 from batchserving.monitoring.report import render
 from batchserving.monitoring.summary import HISTORY_COLUMNS, history_row, metrics, summarise
+from batchserving.registry.git import RegistryError
+from batchserving.serving.shared import fetch_served_day
 
 DAY_ENV = "MONITOR_DAY"
 # One row a day: years of history are a few hundred KB.
@@ -69,12 +72,15 @@ def main() -> None:
         day = parse_day(os.environ.get(DAY_ENV))
         params = MonitoringParams.load()
         min_score = SelectionParams.load().min_score
+        # Every worker's files of the day, not only this one's (batchserving.serving.shared).
+        shared = fetch_served_day(Path(), Path(args.predictions_dir), day, params.max_files)
         result = monitor_day(Path(args.predictions_dir), day, params, RegistryReferences(Path()))
+        result.skipped.extend(shared.skipped)
         report = Path(args.out_dir) / day.isoformat() / "report.html"
         summary = summarise(result, min_score, params.min_labelled_rows, str(report))
         page = render(result, summary)
         history = updated_history(Path(args.history), history_row(summary))
-    except (ParamsError, DayError, ValueError) as exc:
+    except (ParamsError, DayError, ValueError, RegistryError) as exc:
         sys.exit(f"monitor_predictions: {exc}; nothing was written")
     write_text(report, page)
     write_json(report.with_name("summary.json"), summary)
@@ -83,7 +89,8 @@ def main() -> None:
     drift = summary["drift"]
     print(
         f"monitor_predictions: {day} (KST): {summary['status']}, {summary['rows']} rows in "
-        f"{summary['files']} files ({len(summary['skipped'])} skipped), drift "
+        f"{summary['files']} files ({len(summary['skipped'])} skipped; {len(shared.fetched)} "
+        f"fetched from the remote), drift "
         f"{'detected in ' + ', '.join(drift['columns']) if drift['detected'] else 'not detected'}"
         f", accuracy {summary['accuracy']}; report {report}",
         flush=True,

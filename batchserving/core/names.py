@@ -22,6 +22,11 @@ WEATHER_STATE_FILE = "output/weather/state.json"
 WEATHER_QUARANTINE_DIR = "output/weather/quarantine"  # raw files preprocess could not read
 SERVING_DIR = "output/serving"
 PREDICTIONS_DIR = "output/predictions"
+# A large batch's true labels, beside it: <name>.labels.csv (batchserving.monitoring.served).
+LABELS_SUFFIX = ".labels.csv"
+# Under the default DVC remote: every worker's prediction files, for the monitor
+# (batchserving.serving.shared); DVC's own objects are under files/md5/.
+SHARED_PREDICTIONS = "served/predictions"
 # Inside .dvc/tmp, which git and DVC ignore.
 LOCK_FILE = ".dvc/tmp/model-repo.lock"
 STAGING_DIR = ".dvc/tmp/promote-staging"

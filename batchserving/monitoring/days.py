@@ -50,6 +50,12 @@ class DayFile:
     at: datetime
 
 
+def file_instant(match: re.Match[str]) -> datetime:
+    """The UTC instant a prediction file's name (matched by ``FILE_NAME``) gives."""
+    stamp, fraction = match.group(1), match.group(2) or ".000000"
+    return datetime.strptime(stamp + fraction, "%Y-%m-%dT%H-%M-%S.%f").replace(tzinfo=UTC)
+
+
 def day_files(predictions_dir: Path, day: date, max_files: int) -> list[DayFile]:
     """The day's prediction files in time order; DayError beyond ``max_files``."""
     start, end = window(day)
@@ -63,8 +69,7 @@ def day_files(predictions_dir: Path, day: date, max_files: int) -> list[DayFile]
             # A link could point anywhere; batch_inference writes plain files.
             if not match or path.is_symlink() or not path.is_file():
                 continue
-            stamp, fraction = match.group(1), match.group(2) or ".000000"
-            at = datetime.strptime(stamp + fraction, "%Y-%m-%dT%H-%M-%S.%f").replace(tzinfo=UTC)
+            at = file_instant(match)
             if start <= at < end:
                 found.append(DayFile(path, at))
                 if len(found) > max_files:

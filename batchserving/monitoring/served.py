@@ -21,13 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from batchserving.core.names import LABELS_SUFFIX
 from batchserving.serving.tables import IRIS_ROW, InputError, read_chunks
 from batchserving.training.iris import CLASSES, TARGET
 
 REQUIRED = ("predicted_class", "model_version", "model_commit")
 VERSION = re.compile(r"^v\d{1,6}\.\d{1,6}\.\d{1,6}$")
 COMMIT = re.compile(r"^[0-9a-f]{40}$")
-LABELS_SUFFIX = ".labels.csv"
 # A labels file is a row number and a class name a line: 1M rows are about 15 MB.
 MAX_LABELS_BYTES = 64 << 20
 UNKNOWN = ""  # the label of a row whose truth is not known

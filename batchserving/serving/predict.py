@@ -19,11 +19,14 @@ Two modes, one scoring module (``batchserving.serving.scoring``):
 Output columns: the input's columns in their order (extra columns are kept and passed through
 unchanged; CSV extras as text), then ``predicted_class``, ``probability`` (of that class),
 ``model_version``, ``model_commit``, ``run_id``. Lineage comes from ``output/serving/model.json``,
-read together with the model (``read_deployment`` checks the md5). Never dvc, never git.
+read together with the model (``read_deployment`` checks the md5), never from dvc or git.
 
 Every output is written to a temp file beside the target and renamed at the end, so a failed or
-killed run leaves no partial file at the target. Exit codes: 0 done, 99 nothing deployed (the
-DAG task is skipped), 1 bad input, broken deployment or bad params.
+killed run leaves no partial file at the target. A file under ``output/predictions/`` is then
+put on the default DVC remote too, so that the monitor on any worker sees it
+(``batchserving.serving.shared``); if that fails the run fails, and its retry writes the same
+file and shares it. Exit codes: 0 done, 99 nothing deployed (the DAG task is skipped), 1 bad
+input, broken deployment, bad params or an unreachable remote.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from pathlib import Path
 from batchserving.core.names import PREDICTIONS_DIR, SERVING_DIR
 from batchserving.core.params import InferenceParams, ParamsError
 from batchserving.core.results import emit
+from batchserving.registry.git import RegistryError
 from batchserving.serving.deployment import NothingDeployed, read_deployment
 from batchserving.serving.run_conf import RunConfError, confined_paths, parse_run_conf
 from batchserving.serving.scoring import (
@@ -46,6 +50,7 @@ from batchserving.serving.scoring import (
     score_file,
     write_sample_predictions,
 )
+from batchserving.serving.shared import share_prediction
 from batchserving.serving.tables import InputError
 
 EXIT_NOTHING_DEPLOYED = 99  # BashOperator's skip_on_exit_code
@@ -156,10 +161,19 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     seconds = time.perf_counter() - started
     print(f"predict: wrote {rows} rows to {output} in {seconds:.3f} s")
+    try:
+        shared = share_prediction(repo, output)
+    except RegistryError as exc:
+        # The file is written here; failing lets Airflow's retry write and share it again.
+        print(f"predict: {exc}; the run fails so that its retry shares the file", file=sys.stderr)
+        return 1
+    if shared:
+        print(f"predict: shared {', '.join(shared)} with the DVC remote for the monitor")
     emit(
         {
             "path": str(output),
             "rows": rows,
+            "shared": shared,
             "model_version": lineage.model_version,
             "model_commit": lineage.model_commit,
             "run_id": run_id,

@@ -156,6 +156,40 @@ def test_each_step_on_another_fresh_worker(cluster: Cluster) -> None:
     assert empty.returncode != 0
 
 
+def test_the_monitor_on_one_worker_sees_every_workers_predictions(cluster: Cluster) -> None:
+    # Two workers serve 2026-01-02 KST (from 2026-01-01T15:00Z); a third monitors it.
+    served = {"ws-g": "2026-01-01T23:05:00+00:00", "ws-h": "2026-01-02T02:10:00+00:00"}
+    for workspace, logical_date in served.items():
+        result = cluster.predict(workspace, logical_date)
+        assert result.returncode == 0, result.stderr
+        [name] = task_result(result.stdout)["shared"]
+        assert (cluster.remote / "served/predictions" / name).is_file(), name
+    # A file that is not the day's (the day after, in the same UTC folder) stays on the remote.
+    assert cluster.predict("ws-h", "2026-01-02T15:00:00+00:00").returncode == 0
+
+    cluster.task(
+        "ws-i", "batchserving.registry.publish", "--pipeline", "monitoring", "--single-item",
+        "monitor_predictions", MONITOR_DAY="2026-01-02",
+    )  # fmt: skip
+    day_dir = cluster.root / "ws-i" / "output" / "predictions"
+    summary = json.loads(
+        (cluster.root / "ws-i/output/monitoring/2026-01-02/summary.json").read_text()
+    )
+    n_samples = yaml.safe_load((cluster.root / "ws-i/params.yaml").read_text())["inference"][
+        "n_samples"
+    ]
+    assert summary["files"] == 2 and summary["rows"] == 2 * n_samples, summary
+    assert sorted(p.name for p in day_dir.glob("*/*.csv")) == [
+        "2026-01-01T23-05-00Z.csv",
+        "2026-01-02T02-10-00Z.csv",
+    ]
+    # Byte for byte what each worker wrote.
+    for workspace, logical_date in served.items():
+        name = logical_date[:19].replace(":", "-") + "Z.csv"
+        [mine] = (cluster.root / workspace / "output/predictions").glob(f"*/{name}")
+        assert (day_dir / mine.parent.name / name).read_bytes() == mine.read_bytes()
+
+
 def test_weather_builds_on_the_data_another_worker_published(cluster: Cluster) -> None:
     key = "weather-test-key"
     with FakeKma(key=key) as kma:
