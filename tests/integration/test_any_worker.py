@@ -156,7 +156,16 @@ def test_each_step_on_another_fresh_worker(cluster: Cluster) -> None:
     assert empty.returncode != 0
 
 
+def put_in_prod(cluster: Cluster, workspace: str) -> None:
+    """Train, register, compare and promote in ``workspace``: the first version is in prod."""
+    commit = published(cluster, workspace)
+    cluster.task(workspace, "batchserving.registry.register", "--commit", commit)
+    comparison = last_line(cluster.task(workspace, "batchserving.selection.compare"))
+    cluster.task(workspace, *PROMOTE[2:], comparison)
+
+
 def test_the_monitor_on_one_worker_sees_every_workers_predictions(cluster: Cluster) -> None:
+    put_in_prod(cluster, "ws-a")
     # Two workers serve 2026-01-02 KST (from 2026-01-01T15:00Z); a third monitors it.
     served = {"ws-g": "2026-01-01T23:05:00+00:00", "ws-h": "2026-01-02T02:10:00+00:00"}
     for workspace, logical_date in served.items():
