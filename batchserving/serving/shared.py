@@ -77,6 +77,7 @@ def share_prediction(repo: Path, output: Path) -> list[str]:
     name = shared_name(repo, output)
     if name is None:
         return []
+    output = repo / output  # a relative path is the repo's
     labels = output.with_name(output.name.rsplit(".", 1)[0] + LABELS_SUFFIX)
     names = [name] + (
         [posixpath.join(posixpath.dirname(name), labels.name)] if labels.is_file() else []
