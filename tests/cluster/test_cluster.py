@@ -8,7 +8,9 @@ repaired by ``make cluster`` (``python -m scripts.cluster up``) alone: a worker 
 tree); with the next runs' tasks running, Redis, then the scheduler. The S3 endpoint is
 stopped (SIGSTOP) during ``repro_evaluate``: the step fails within the bound naming the
 endpoint, and its retry after SIGCONT succeeds. ``batch_inference`` runs until each
-worker has served after the last promotion. Last, the whole cluster is stopped and
+worker has served after the last promotion; then ``monitor_predictions`` for the day most
+workers served runs on one worker and counts every worker's files (they reach it through
+the S3 remote's ``served/predictions/``). Last, the whole cluster is stopped and
 started again: the same ports, and a person's clone still pushes.
 
 Checked: every round's run and task instance succeeded on its first try, on every
@@ -27,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import importlib.util
+import json
 import os
 import re
 import secrets
@@ -44,7 +47,8 @@ import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime, timedelta
+from datetime import time as dt_time
 from pathlib import Path
 from urllib.parse import quote
 
@@ -52,7 +56,8 @@ import pytest
 import yaml
 
 from batchserving import PROJECT_ROOT
-from batchserving.core.names import ARTIFACT, PREDICTIONS_DIR
+from batchserving.core.names import ARTIFACT, MONITORING_DIR, PREDICTIONS_DIR
+from batchserving.monitoring.days import FILE_NAME, KST, file_instant
 from batchserving.registry.dvclock import model_hash
 from scripts.airflow_api import RunConflict
 from scripts.cluster.cluster import Cluster
@@ -93,6 +98,8 @@ class Story:
     crash_run: dict = field(default_factory=dict)  # the killed run, finished by its retry
     s3_hang: dict = field(default_factory=dict)
     inference: list[tuple[str, str]] = field(default_factory=list)  # (run_id, hostname)
+    latest: dict = field(default_factory=dict)  # worker -> its latest predictions, rows
+    monitored: dict = field(default_factory=dict)  # monitor_predictions of a served day
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -202,6 +209,37 @@ def serve_on_every_worker(cluster: Cluster, story: Story) -> None:
             return
 
 
+def served_days(cluster: Cluster) -> dict[date, dict[str, set[str]]]:
+    """KST day -> worker -> the names of that day's prediction files in its workspace."""
+    days: dict[date, dict[str, set[str]]] = {}
+    for worker in cluster.workers:
+        for path in (cluster.airflow.workspace(worker) / PREDICTIONS_DIR).glob("*/*"):
+            if match := FILE_NAME.match(path.name):
+                day = file_instant(match).astimezone(KST).date()
+                days.setdefault(day, {}).setdefault(worker, set()).add(path.name)
+    return days
+
+
+def monitor_a_served_day(cluster: Cluster) -> dict:
+    """``monitor_predictions`` for the KST day most workers served: it runs on one worker and
+    must count every worker's files of the day (they reach it through the S3 remote)."""
+    days = served_days(cluster)
+    day = max(days, key=lambda d: (len(days[d]), d))
+    # The run's logical date is the next day's 01:00 KST, as for a scheduled run.
+    logical = datetime.combine(day + timedelta(days=1), dt_time(1, 0), tzinfo=KST)
+    run_id = cluster.rest.trigger("monitor_predictions", "cluster_monitor", logical)
+    run = cluster.rest.wait_for_runs({"monitor_predictions": run_id}, ROUND_TIMEOUT)
+    ti = task_instance(cluster, "monitor_predictions", run_id, "monitor")
+    summary = cluster.airflow.workspace(ti["hostname"]) / MONITORING_DIR / str(day) / "summary.json"
+    return {
+        "day": day,
+        "per_worker": days[day],
+        "run": run["monitor_predictions"],
+        "task": ti,
+        "summary": json.loads(summary.read_text()) if summary.is_file() else None,
+    }
+
+
 @pytest.fixture(scope="module")
 def story(cluster_started) -> Story:
     cluster, slack, slack_url, root = cluster_started
@@ -246,6 +284,11 @@ def story(cluster_started) -> Story:
     t0 = time.monotonic()
     serve_on_every_worker(cluster, story)
     story.timings["inference_on_every_worker"] = time.monotonic() - t0
+    # Before the monitor copies other workers' files into its worker's workspace.
+    story.latest = {w: latest_prediction(cluster.airflow.workspace(w)) for w in cluster.workers}
+    t0 = time.monotonic()
+    story.monitored = monitor_a_served_day(cluster)
+    story.timings["monitor"] = time.monotonic() - t0
     for dag_id in dag_ids:  # nothing new starts while the checks read the results
         cluster.rest.pause(dag_id)
     cluster.rest.wait_until_idle(dag_ids, ROUND_TIMEOUT)
@@ -451,13 +494,25 @@ def test_every_worker_serves_the_current_prod(story: Story) -> None:
     assert len(prod) == 1, f"current prod: {prod}"
     served = {}
     for worker in story.cluster.workers:
-        latest = latest_prediction(story.cluster.airflow.workspace(worker))
+        latest = story.latest[worker]
         assert latest, f"{worker} wrote no predictions (inference runs: {story.inference})"
         path, rows = latest
         served[worker] = {(r["model_version"], r["model_commit"]) for r in rows}
         assert served[worker] == {(prod[0].version, prod[0].commit)}, (
             f"{worker}'s {path.name} names {served[worker]}, prod is {prod[0]}"
         )
+
+
+def test_the_monitor_counts_every_workers_predictions_of_the_day(story: Story) -> None:
+    monitored = story.monitored
+    assert monitored["run"]["state"] == "success", monitored["run"]
+    assert monitored["task"]["try_number"] == 1, monitored["task"]
+    per_worker = monitored["per_worker"]
+    assert len(per_worker) >= 2, f"{monitored['day']} was served by {sorted(per_worker)} only"
+    every_file = set().union(*per_worker.values())
+    summary = monitored["summary"]
+    assert summary, f"no summary on {monitored['task']['hostname']}"
+    assert summary["files"] == len(every_file) and not summary["skipped"], (summary, per_worker)
 
 
 def test_a_worker_killed_mid_publish_leaves_the_next_runs_working(story: Story) -> None:
