@@ -27,6 +27,8 @@ LABELS_SUFFIX = ".labels.csv"
 # Under the default DVC remote: every worker's prediction files, for the monitor
 # (batchserving.serving.shared); DVC's own objects are under files/md5/.
 SHARED_PREDICTIONS = "served/predictions"
+# Inside .dvc/tmp: one empty file per prediction file the remote did not take yet.
+UNSHARED_DIR = ".dvc/tmp/unshared-predictions"
 # Inside .dvc/tmp, which git and DVC ignore.
 LOCK_FILE = ".dvc/tmp/model-repo.lock"
 STAGING_DIR = ".dvc/tmp/promote-staging"

@@ -24,9 +24,9 @@ read together with the model (``read_deployment`` checks the md5), never from dv
 Every output is written to a temp file beside the target and renamed at the end, so a failed or
 killed run leaves no partial file at the target. A file under ``output/predictions/`` is then
 put on the default DVC remote too, so that the monitor on any worker sees it
-(``batchserving.serving.shared``); if that fails the run fails, and its retry writes the same
-file and shares it. Exit codes: 0 done, 99 nothing deployed (the DAG task is skipped), 1 bad
-input, broken deployment, bad params or an unreachable remote.
+(``batchserving.serving.shared``); a remote that fails does not fail the run: the file is
+pending, the next run puts it first, and the log says so. Exit codes: 0 done, 99 nothing
+deployed (the DAG task is skipped), 1 bad input, broken deployment or bad params.
 """
 
 from __future__ import annotations
@@ -41,7 +41,6 @@ from pathlib import Path
 from batchserving.core.names import PREDICTIONS_DIR, SERVING_DIR
 from batchserving.core.params import InferenceParams, ParamsError
 from batchserving.core.results import emit
-from batchserving.registry.git import RegistryError
 from batchserving.serving.deployment import NothingDeployed, read_deployment
 from batchserving.serving.run_conf import RunConfError, confined_paths, parse_run_conf
 from batchserving.serving.scoring import (
@@ -161,19 +160,17 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     seconds = time.perf_counter() - started
     print(f"predict: wrote {rows} rows to {output} in {seconds:.3f} s")
-    try:
-        shared = share_prediction(repo, output)
-    except RegistryError as exc:
-        # The file is written here; failing lets Airflow's retry write and share it again.
-        print(f"predict: {exc}; the run fails so that its retry shares the file", file=sys.stderr)
-        return 1
-    if shared:
-        print(f"predict: shared {', '.join(shared)} with the DVC remote for the monitor")
+    shared = share_prediction(repo, output)
+    if shared.put:
+        print(f"predict: put {', '.join(shared.put)} on the DVC remote, for the monitor")
+    if shared.error:  # served all the same: the next run puts what is pending
+        print(f"predict: {shared.error}; {shared.pending} file(s) pending", file=sys.stderr)
     emit(
         {
             "path": str(output),
             "rows": rows,
-            "shared": shared,
+            "shared": shared.put,
+            "unshared": shared.pending,
             "model_version": lineage.model_version,
             "model_commit": lineage.model_commit,
             "run_id": run_id,

@@ -22,12 +22,20 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, unquote
 
 from batchserving.core.atomic import atomic_path
-from batchserving.core.names import LABELS_SUFFIX, PREDICTIONS_DIR, SHARED_PREDICTIONS
+from batchserving.core.names import (
+    LABELS_SUFFIX,
+    PREDICTIONS_DIR,
+    SHARED_PREDICTIONS,
+    UNSHARED_DIR,
+)
 from batchserving.registry.git import RegistryError
 from batchserving.registry.remote import remote_description
 
+# A run puts at most this many files a run could not put before (a day of 5-minute runs).
+MAX_CATCH_UP = 288
 # A large batch of 10M rows is about 1 GB of CSV; anything bigger is not a served batch.
 MAX_FILE_BYTES = 2 << 30
 
@@ -53,8 +61,12 @@ def shared_root(repo: Path) -> tuple[Any, str] | None:
 
 def remote_error(repo: Path, action: str, exc: BaseException) -> RegistryError:
     """What failed, against which remote (no credentials), and what to do."""
+    try:
+        described = remote_description(repo)
+    except Exception:  # a config DVC cannot read: the error is that, not its description
+        described = "(its configuration could not be read: `dvc remote list`)"
     return RegistryError(
-        f"could not {action} the DVC remote {remote_description(repo)} "
+        f"could not {action} the DVC remote {described} "
         f"({type(exc).__name__}); check that it answers (`dvc remote list`) and its "
         "credentials (connection dvc_remote)"
     )
@@ -69,30 +81,72 @@ def shared_name(repo: Path, output: Path) -> str | None:
         return None
 
 
-def share_prediction(repo: Path, output: Path) -> list[str]:
-    """Put ``output`` (and its labels file, if any) on the remote; the names put.
-
-    A file outside ``output/predictions/`` (a person's ``--output``) is not shared.
-    """
-    name = shared_name(repo, output)
-    if name is None:
-        return []
-    output = repo / output  # a relative path is the repo's
-    labels = output.with_name(output.name.rsplit(".", 1)[0] + LABELS_SUFFIX)
+def put_file_and_labels(fs: Any, root: str, repo: Path, name: str) -> list[str]:
+    """Put ``output/predictions/<name>`` and its labels file, if any; the names put."""
+    local = repo / PREDICTIONS_DIR / name
+    labels = local.with_name(local.name.rsplit(".", 1)[0] + LABELS_SUFFIX)
     names = [name] + (
         [posixpath.join(posixpath.dirname(name), labels.name)] if labels.is_file() else []
     )
-    try:
-        if (shared := shared_root(repo)) is None:
-            return []
-        fs, root = shared
-        for local, relative in zip([output, labels], names, strict=False):
-            target = fs.join(root, *relative.split("/"))
-            fs.makedirs(posixpath.dirname(target), exist_ok=True)
-            fs.put_file(str(local), target)
-    except Exception as exc:  # the remote's own errors differ by kind (OSError, botocore, DVC)
-        raise remote_error(repo, f"put {name} on", exc) from None
+    # Pending, then deleted by a person, or a marker naming a path outside: nothing to put.
+    if not local.is_file() or shared_name(repo, local) != name:
+        return []
+    for path, relative in zip([local, labels], names, strict=False):
+        target = fs.join(root, *relative.split("/"))
+        fs.makedirs(posixpath.dirname(target), exist_ok=True)
+        fs.put_file(str(path), target)
     return names
+
+
+def marker(repo: Path, name: str) -> Path:
+    """The empty file that says ``name`` is not on the remote yet (its name quoted)."""
+    return repo / UNSHARED_DIR / quote(name, safe="")
+
+
+def pending(repo: Path) -> list[str]:
+    """The names this workspace could not put yet, oldest first (at most MAX_CATCH_UP)."""
+    folder = repo / UNSHARED_DIR
+    if not folder.is_dir():
+        return []
+    names = sorted(unquote(p.name) for p in folder.iterdir() if p.is_file())
+    return names[:MAX_CATCH_UP]
+
+
+@dataclass(frozen=True)
+class Shared:
+    """What ``share_prediction`` did: the names put, those still pending, and why."""
+
+    put: list[str]
+    pending: int
+    error: str | None
+
+
+def share_prediction(repo: Path, output: Path) -> Shared:
+    """Put ``output`` (and its labels file) on the remote, after any file not put before.
+
+    A file outside ``output/predictions/`` (a person's ``--output``) is not shared. A
+    remote that fails is not the run's failure: the predictions are written, so the file
+    is marked pending (``UNSHARED_DIR``) and the next run puts it first.
+    """
+    name = shared_name(repo, output)
+    if name is None:
+        return Shared([], 0, None)
+    left = [n for n in pending(repo) if n != name] + [name]
+    done: list[str] = []
+    try:
+        if (location := shared_root(repo)) is None:
+            return Shared([], 0, None)
+        fs, root = location
+        while left:
+            done += put_file_and_labels(fs, root, repo, left[0])
+            marker(repo, left.pop(0)).unlink(missing_ok=True)
+    except Exception as exc:  # the remote's own errors differ by kind (OSError, botocore, DVC)
+        for item in left:
+            path = marker(repo, item)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.touch()
+        return Shared(done, len(left), str(remote_error(repo, "put predictions on", exc)))
+    return Shared(done, 0, None)
 
 
 @dataclass

@@ -59,18 +59,42 @@ def test_a_prediction_and_its_labels_are_put_under_served(repo: Path, remote: Pa
     output.parent.mkdir(parents=True)
     output.write_text("a\n")
     output.with_name("2026-03-01T00-05-00Z.labels.csv").write_text("row,species\n")
-    names = share_prediction(repo, output.relative_to(repo))
-    assert names == [
+    shared = share_prediction(repo, output.relative_to(repo))
+    assert shared.put == [
         "2026-03-01/2026-03-01T00-05-00Z.csv",
         "2026-03-01/2026-03-01T00-05-00Z.labels.csv",
     ]
-    assert (remote / "served/predictions" / names[0]).read_text() == "a\n"
+    assert (shared.pending, shared.error) == (0, None)
+    assert (remote / "served/predictions" / shared.put[0]).read_text() == "a\n"
+
+
+def written(repo: Path, name: str) -> Path:
+    output = repo / "output/predictions" / name
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(name + "\n")
+    return output
+
+
+def test_a_remote_that_fails_leaves_the_file_pending_for_the_next_run(
+    repo: Path, remote: Path
+) -> None:
+    remote.parent.mkdir(exist_ok=True)
+    remote.write_text("not a directory")  # every put under it fails
+    first = share_prediction(repo, written(repo, IN_DAY[0]))
+    assert first.put == [] and first.pending == 1
+    assert "could not put predictions on the DVC remote 'r'" in first.error
+    remote.unlink()  # the remote is back
+    second = share_prediction(repo, written(repo, IN_DAY[1]))
+    assert (second.put, second.pending, second.error) == (list(IN_DAY), 0, None)
+    for name in IN_DAY:
+        assert (remote / "served/predictions" / name).read_text() == name + "\n"
+    assert list((repo / ".dvc/tmp/unshared-predictions").iterdir()) == []
 
 
 def test_a_file_outside_the_predictions_folder_is_not_shared(repo: Path, remote: Path) -> None:
     elsewhere = repo / "scores.csv"
     elsewhere.write_text("a\n")
-    assert share_prediction(repo, elsewhere) == []
+    assert share_prediction(repo, elsewhere).put == []
     assert not remote.exists()
 
 
@@ -79,7 +103,7 @@ def test_without_a_remote_nothing_is_shared_or_fetched(tmp_path: Path) -> None:
     output = repo / "output/predictions/2026-03-01/2026-03-01T00-05-00Z.csv"
     output.parent.mkdir(parents=True)
     output.write_text("a\n")
-    assert share_prediction(repo, output) == []
+    assert share_prediction(repo, output).put == []
     assert fetch_served_day(repo, repo / "output/predictions", DAY, 10).fetched == []
 
 
