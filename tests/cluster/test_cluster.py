@@ -223,6 +223,8 @@ def served_days(cluster: Cluster) -> dict[date, dict[str, set[str]]]:
 def monitor_a_served_day(cluster: Cluster) -> dict:
     """``monitor_predictions`` for the KST day most workers served: it runs on one worker and
     must count every worker's files of the day (they reach it through the S3 remote)."""
+    cluster.rest.pause("batch_inference")  # no file is written after the count below
+    cluster.rest.wait_until_idle({"batch_inference"}, ROUND_TIMEOUT)
     days = served_days(cluster)
     day = max(days, key=lambda d: (len(days[d]), d))
     # The run's logical date is the next day's 01:00 KST, as for a scheduled run.
