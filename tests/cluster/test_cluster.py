@@ -8,10 +8,11 @@ repaired by ``make cluster`` (``python -m scripts.cluster up``) alone: a worker 
 tree); with the next runs' tasks running, Redis, then the scheduler. The S3 endpoint is
 stopped (SIGSTOP) during ``repro_evaluate``: the step fails within the bound naming the
 endpoint, and its retry after SIGCONT succeeds. ``batch_inference`` runs until each
-worker has served after the last promotion; then ``monitor_predictions`` for the day most
-workers served runs on one worker and counts every worker's files (they reach it through
-the S3 remote's ``served/predictions/``). Last, the whole cluster is stopped and
-started again: the same ports, and a person's clone still pushes.
+worker has served after the last promotion; then, after runs for a past day served by
+two workers, ``monitor_predictions`` for that day runs on one worker and counts every
+worker's files (they reach it through the S3 remote's ``served/predictions/``). Last, the
+whole cluster is stopped and started again: the same ports, and a person's clone still
+pushes.
 
 Checked: every round's run and task instance succeeded on its first try, on every
 worker; after each fault only the part that was down was restarted, the runs finished and
@@ -75,6 +76,7 @@ ROUND_TIMEOUT = 420
 PUBLISHING = ("dvc push", "git push")
 WORKERS = 3
 MAX_INFERENCE_RUNS = 12
+FIVE = timedelta(minutes=5)
 # A hung S3 endpoint fails the step within this (the remote's timeouts, NETWORK_BOUNDS).
 S3_HANG_BOUND = 150
 PERSON = ["-c", "user.name=A Person", "-c", "user.email=person@example.invalid"]
@@ -209,33 +211,43 @@ def serve_on_every_worker(cluster: Cluster, story: Story) -> None:
             return
 
 
-def served_days(cluster: Cluster) -> dict[date, dict[str, set[str]]]:
-    """KST day -> worker -> the names of that day's prediction files in its workspace."""
-    days: dict[date, dict[str, set[str]]] = {}
+# A past KST day no other run serves: its files are only the runs below. (A logical date
+# in the future would not run: Airflow holds a task whose logical date is ahead of now.)
+MONITORED_DAY = date(2026, 7, 1)
+
+
+def day_files_by_worker(cluster: Cluster, day: date) -> dict[str, set[str]]:
+    """Worker -> the names of KST ``day``'s prediction files in its workspace."""
+    found: dict[str, set[str]] = {}
     for worker in cluster.workers:
         for path in (cluster.airflow.workspace(worker) / PREDICTIONS_DIR).glob("*/*"):
-            if match := FILE_NAME.match(path.name):
-                day = file_instant(match).astimezone(KST).date()
-                days.setdefault(day, {}).setdefault(worker, set()).add(path.name)
-    return days
+            match = FILE_NAME.match(path.name)
+            if match and file_instant(match).astimezone(KST).date() == day:
+                found.setdefault(worker, set()).add(path.name)
+    return found
 
 
 def monitor_a_served_day(cluster: Cluster) -> dict:
-    """``monitor_predictions`` for the KST day most workers served: it runs on one worker and
-    must count every worker's files of the day (they reach it through the S3 remote)."""
-    cluster.rest.pause("batch_inference")  # no file is written after the count below
-    cluster.rest.wait_until_idle({"batch_inference"}, ROUND_TIMEOUT)
-    days = served_days(cluster)
-    day = max(days, key=lambda d: (len(days[d]), d))
+    """``batch_inference`` for 5-minute marks of a past day until two workers served it, then
+    ``monitor_predictions`` for that day: it runs on one worker and must count every
+    worker's files of the day (they reach it through the S3 remote)."""
+    first = datetime.combine(MONITORED_DAY, dt_time(9, 0), tzinfo=KST)
+    for n in range(MAX_INFERENCE_RUNS):
+        run_id = cluster.rest.trigger("batch_inference", f"cluster_day_{n}", first + n * FIVE)
+        cluster.rest.wait_for_runs({"batch_inference": run_id}, 120)
+        if n >= 1 and len(day_files_by_worker(cluster, MONITORED_DAY)) >= 2:
+            break
+    per_worker = day_files_by_worker(cluster, MONITORED_DAY)  # before the monitor copies any
     # The run's logical date is the next day's 01:00 KST, as for a scheduled run.
-    logical = datetime.combine(day + timedelta(days=1), dt_time(1, 0), tzinfo=KST)
+    logical = datetime.combine(MONITORED_DAY + timedelta(days=1), dt_time(1, 0), tzinfo=KST)
     run_id = cluster.rest.trigger("monitor_predictions", "cluster_monitor", logical)
     run = cluster.rest.wait_for_runs({"monitor_predictions": run_id}, ROUND_TIMEOUT)
     ti = task_instance(cluster, "monitor_predictions", run_id, "monitor")
-    summary = cluster.airflow.workspace(ti["hostname"]) / MONITORING_DIR / str(day) / "summary.json"
+    day_dir = cluster.airflow.workspace(ti["hostname"]) / MONITORING_DIR / str(MONITORED_DAY)
+    summary = day_dir / "summary.json"
     return {
-        "day": day,
-        "per_worker": days[day],
+        "day": MONITORED_DAY,
+        "per_worker": per_worker,
         "run": run["monitor_predictions"],
         "task": ti,
         "summary": json.loads(summary.read_text()) if summary.is_file() else None,
