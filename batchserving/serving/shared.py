@@ -44,19 +44,21 @@ def shared_root(repo: Path) -> tuple[Any, str] | None:
     """The default DVC remote's filesystem (its config and credentials) and the shared path.
 
     None outside a DVC repo or without a default remote: then there is nothing to share with.
+    DVC's config and its remote filesystem, as ``Repo.cloud.get_remote`` builds them, without
+    opening the repo (that import and index are most of a scheduled run's cost otherwise).
     """
-    from dvc.exceptions import NotDvcRepoError
-    from dvc.repo import Repo
-
-    try:
-        dvc_repo = Repo(str(repo))
-    except NotDvcRepoError:  # a person's predict outside a model repo
+    if not (repo / ".dvc").is_dir():  # a person's predict outside a model repo
         return None
-    with dvc_repo:
-        if not dvc_repo.config["core"].get("remote"):
-            return None
-        remote = dvc_repo.cloud.get_remote(command="share predictions")
-        return remote.fs, remote.fs.join(remote.path, *SHARED_PREDICTIONS.split("/"))
+    from dvc.config import Config
+    from dvc.fs import get_cloud_fs
+
+    config = Config(dvc_dir=str(repo / ".dvc"))
+    name = config["core"].get("remote")
+    if not name:
+        return None
+    cls, fs_config, path = get_cloud_fs(config, name=name)
+    fs = cls(**fs_config)
+    return fs, fs.join(path, *SHARED_PREDICTIONS.split("/"))
 
 
 def remote_error(repo: Path, action: str, exc: BaseException) -> RegistryError:
