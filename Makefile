@@ -66,11 +66,11 @@ $(AIRFLOW_HOME)/.ready: $(BIN)/.synced
 	cd $(ROOT)/dags && $(AIRFLOW_ENV) python -m batchserving_dags
 	@touch $@
 
-# Byte-compile the DAG files and their helpers (all the project code a parse imports): the
-# DAG processor parses them every 30 s, and PYTHONDONTWRITEBYTECODE (set on some machines)
-# would make it compile them each time.
+# Byte-compile the project's code: the DAG processor parses the DAG files every 30 s (they
+# import the helpers and batchserving's names) and every task imports the package, and
+# PYTHONDONTWRITEBYTECODE (set on some machines) would make each of them compile it again.
 setup: $(AIRFLOW_HOME)/.ready
-	@$(BIN)/python -m compileall -q $(ROOT)/dags
+	@$(BIN)/python -m compileall -q $(ROOT)/dags $(ROOT)/batchserving $(ROOT)/stages
 
 # The same model repo for every local command: MODEL_REPO if set, else .model-repo/ (made on
 # first use); each target below names it at start.

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-# PromotionApproval subclasses Airflow's HITL branch operator; naming its module here
-# makes the DAG processor pre-import it once instead of at every parse.
+# The helpers' operators subclass Airflow's bash and HITL branch operators; naming their
+# modules here makes the DAG processor pre-import them once instead of at every parse.
+import airflow.providers.standard.operators.bash  # noqa: F401
 import airflow.providers.standard.operators.hitl  # noqa: F401
 import pendulum
 from airflow.providers.standard.operators.empty import EmptyOperator
