@@ -2,8 +2,9 @@
 
 Read by ``dvc.yaml`` (``vars``: DVC reads the literal assignments of this file), the
 commands the DAGs run, the stages and the tests. Keep it to literal assignments: DVC
-parses it without running it. The DAG files do not import it (a parse imports nothing of
-the project but the dags folder); the Airflow pool is named in ``dags/batchserving_dags``.
+parses it without running it. It is the one module of the package a DAG parse imports
+(the assets' names, ``dags/batchserving_dags/assets.py``), so it imports nothing; the
+Airflow pool is named in ``dags/batchserving_dags``.
 """
 
 # The pipeline's files, relative to the model repo's root.
