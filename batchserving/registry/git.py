@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections import deque
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -38,6 +39,10 @@ GIT_BOILERPLATE = frozenset(
     {"Please make sure you have the correct access rights", "and the repository exists."}
 )
 SUMMARY_LINES = 5
+# Of a command whose output is passed on as it comes (a stage's log), the last lines kept
+# for its error line, each read in pieces of at most this many characters.
+TAIL_LINES = 20
+TAIL_PIECE_CHARS = 4096
 # A server that stops answering must fail the command, not hang it until the task's
 # execution_timeout. git over https: under 1 KB/s for 60 s aborts. S3 (DVC's s3fs): s3fs
 # retries each request 5 times itself, so botocore's own retries (5 more per try) only
@@ -117,6 +122,25 @@ def run_tool(
     if check:
         check_result(result, what or clip(redact_urls(" ".join(args)), LINE_CHARS), error, advice)
     return result
+
+
+def run_passed_on(
+    args: Sequence[str], cwd: Path | None, env: Mapping[str, str] | None = None
+) -> tuple[int, str]:
+    """Run ``args`` in ``cwd``, its output passed on to this process's as it comes (a
+    stage's log); return its exit code and the last ``TAIL_LINES`` of its stderr, for the
+    error line (``last_lines``). Memory is bounded whatever the command writes."""
+    process = subprocess.Popen(
+        list(args), cwd=cwd, stderr=subprocess.PIPE, text=True, errors="replace", env=tool_env(env)
+    )
+    tail: deque[str] = deque(maxlen=TAIL_LINES)
+    assert process.stderr is not None
+    with process.stderr:
+        while piece := process.stderr.readline(TAIL_PIECE_CHARS):
+            sys.stderr.write(piece)
+            tail.append(piece if piece.endswith("\n") else piece + "\n")
+    sys.stderr.flush()
+    return process.wait(), "".join(tail)
 
 
 def git(repo: Path, *args: str, check: bool = True, env: Mapping[str, str] | None = None) -> str:

@@ -34,7 +34,14 @@ from batchserving.core.names import MONITORING_PIPELINE, PARAMS_FILE, PIPELINE, 
 from batchserving.core.params import ParamsError, read_params
 from batchserving.core.results import emit
 from batchserving.registry.dataref import MODEL_PIPELINE, DataPipeline, record_version, tip
-from batchserving.registry.git import RegistryError, git, run_label, run_tool
+from batchserving.registry.git import (
+    RegistryError,
+    git,
+    last_lines,
+    run_label,
+    run_passed_on,
+    run_tool,
+)
 from batchserving.registry.lock import locked_workspace
 from batchserving.registry.register import commit_pipeline_state
 from batchserving.registry.sync import synced
@@ -74,8 +81,9 @@ def stage_targets(pipeline: str, stages: list[str]) -> list[str]:
     return stages if path == PIPELINE else [f"{path}:{stage}" for stage in stages]
 
 
-def repro_or_restore(repo: Path, targets: list[str], single_item: bool = False) -> int:
-    """``dvc repro TARGETS``; on failure restore them and their deps; return repro's exit code.
+def repro_or_restore(repo: Path, targets: list[str], single_item: bool = False) -> tuple[int, str]:
+    """``dvc repro TARGETS``; on failure restore them and their deps. Return repro's exit
+    code and, on failure, why: the last lines it wrote (the stage's own reason, then DVC's).
 
     ``single_item`` runs only the targets, not the stages they depend on. DVC's output
     goes to this command's (the task log). Raise ParamsError, before DVC runs, when
@@ -83,18 +91,18 @@ def repro_or_restore(repo: Path, targets: list[str], single_item: bool = False) 
     """
     read_params(repo / PARAMS_FILE)
     flags = ["--single-item"] if single_item else []
-    repro = ["dvc", "repro", *flags, *targets]
-    code = run_tool(repro, repo, check=False, capture=False).returncode
-    if code != 0:
-        print(
-            f"repro: `dvc repro {' '.join(targets)}` failed (exit {code}); restoring the "
-            "outputs dvc.lock pins with `dvc checkout`",
-            file=sys.stderr,
-            flush=True,
-        )
-        restore = ["dvc", "checkout", "--quiet", "--with-deps", *targets]
-        run_tool(restore, repo, check=False, capture=False)
-    return code
+    code, tail = run_passed_on(["dvc", "repro", *flags, *targets], repo)
+    if code == 0:
+        return 0, ""
+    print(
+        f"repro: `dvc repro {' '.join(targets)}` failed (exit {code}); restoring the "
+        "outputs dvc.lock pins with `dvc checkout`",
+        file=sys.stderr,
+        flush=True,
+    )
+    restore = ["dvc", "checkout", "--quiet", "--with-deps", *targets]
+    run_tool(restore, repo, check=False, capture=False)
+    return code, last_lines(tail, 2) or "(no output)"
 
 
 def seal_partitions(repo: Path, pipeline: str, stages: list[str]) -> list[str]:
@@ -131,9 +139,9 @@ def main() -> None:
     data = data_pipeline(args.pipeline)
 
     def step(repo: Path) -> str:
-        code = repro_or_restore(repo, targets, single_item=args.single_item)
+        code, reason = repro_or_restore(repo, targets, single_item=args.single_item)
         if code != 0:
-            raise StageFailed(f"`dvc repro {' '.join(targets)}` failed (exit {code})")
+            raise StageFailed(f"`dvc repro {' '.join(targets)}` failed (exit {code}): {reason}")
         seal_partitions(repo, args.pipeline, args.stages)
         return record(repo, data)
 

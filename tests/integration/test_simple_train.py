@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -97,10 +98,12 @@ def test_bad_params_fail_with_one_alert_and_change_nothing(
         text=True,
     )
     assert again.returncode != 0
-    assert (
-        "'train.n_estimators' = -3 is out of range; allowed: an integer from 1 to 10000"
-        in again.stderr
-    )
+    reason = "'train.n_estimators' = -3 is out of range; allowed: an integer from 1 to 10000"
+    # The last line (the task's error line) gives the stage's own reason, not only the exit code.
+    last = again.stderr.strip().splitlines()[-1]
+    assert re.match(r"publish: `dvc repro evaluate` failed \(exit \d+\): ", last), last
+    assert reason in last and "failed to reproduce 'train'" in last, last
+    assert last.endswith("nothing was published"), last
     assert model.read_bytes() == model_before
 
 

@@ -7,7 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from batchserving.registry.git import RegistryError, run_tool
+from batchserving.registry.git import (
+    TAIL_LINES,
+    TAIL_PIECE_CHARS,
+    RegistryError,
+    last_lines,
+    run_passed_on,
+    run_tool,
+)
 
 SECRET = "s3cr3t-token-value"
 
@@ -38,3 +45,22 @@ def test_the_error_type_is_the_callers(tmp_path: Path) -> None:
 
     with pytest.raises(NotHere, match="^git rev-parse HEAD failed: fatal: not a git"):
         run_tool(["git", "rev-parse", "HEAD"], tmp_path, error=NotHere)
+
+
+def test_a_passed_on_commands_tail_is_its_last_lines_and_bounded(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # 50 MB on one stderr line, then the command's reason: all of it passed on, little kept.
+    script = (
+        "import sys; sys.stderr.write('x' * 50_000_000 + '\\n'); "
+        "print('step one', file=sys.stderr); print('stage: the reason', file=sys.stderr); "
+        "print('on stdout'); sys.exit(3)"
+    )
+    code, tail = run_passed_on([sys.executable, "-c", script], tmp_path)
+    passed_on = capfd.readouterr()
+    assert code == 3
+    assert tail.splitlines()[-2:] == ["step one", "stage: the reason"]
+    assert len(tail) <= TAIL_LINES * (TAIL_PIECE_CHARS + 1)
+    assert len(passed_on.err) > 50_000_000 and passed_on.err.endswith("stage: the reason\n")
+    assert passed_on.out == "on stdout\n"
+    assert last_lines(tail, 2) == "step one | stage: the reason"
