@@ -1,28 +1,30 @@
 """The cluster end to end: PostgreSQL, Celery on Redis, three workers, an S3 remote, a git server.
 
-One cluster (``scripts.cluster``, as ``make cluster WORKERS=3`` starts it) in a temp dir
-on free ports. All four DAGs are unpaused and triggered at the same moment, two rounds;
-between them a person pushes a params change to the git server. Then faults, each
-repaired by ``make cluster`` (``python -m scripts.cluster up``) alone: a worker is
-``kill -9``-ed in the middle of a publish (``dvc push`` or ``git push`` in its process
-tree); with the next runs' tasks running, Redis, then the scheduler. The S3 endpoint is
-stopped (SIGSTOP) during ``repro_evaluate``: the step fails within the bound naming the
-endpoint, and its retry after SIGCONT succeeds. ``batch_inference`` runs until each
-worker has served after the last promotion; then, after runs for a past day served by
-two workers, ``monitor_predictions`` for that day runs on one worker and counts every
-worker's files (they reach it through the S3 remote's ``served/predictions/``). Last, the
-whole cluster is stopped and started again: the same ports, and a person's clone still
-pushes.
+One cluster (``scripts.cluster``, as ``make cluster WORKERS=2`` starts it) in a temp dir
+on free ports; a third worker is added to it while it runs (``make cluster WORKERS=3``).
+All four DAGs are unpaused and triggered at the same moment, two rounds; between them a
+person pushes a params change to the git server. Then faults, each repaired by ``make
+cluster`` (``python -m scripts.cluster up``) alone: a worker is ``kill -9``-ed in the
+middle of a publish (``dvc push`` or ``git push`` in its process tree); with the next
+runs' tasks running, Redis, then the scheduler. The S3 endpoint is stopped (SIGSTOP)
+during ``repro_evaluate``: the step fails within the bound naming the endpoint, and its
+retry after SIGCONT succeeds. A third worker is added to the running cluster;
+``batch_inference`` runs until each worker has served after the last promotion; then,
+after runs for a past day served by two workers, ``monitor_predictions`` for that day
+runs on one worker and counts every worker's files (they reach it through the S3 remote's
+``served/predictions/``). Last, the whole cluster is stopped and started again: the same
+ports, and a person's clone still pushes.
 
-Checked: every round's run and task instance succeeded on its first try, on every
-worker; after each fault only the part that was down was restarted, the runs finished and
-no task instance is left unfinished; the triggerer heartbeats; the person's params were
-trained; on the git server every version's model is in the S3 bucket, one version per
-model, distinct prod counters, one current prod, the person's commit on the branch;
-every worker serves the current prod; no secret in task logs, the metadata DB
-(``pg_dump``, rendered fields included; the connection table aside), the server's
-history or outputs; a restart keeps the ports, the workers and a person's clone working;
-``make cluster`` twice starts nothing new; stopping leaves no process behind.
+Checked: every round's run and task instance succeeded on its first try, on every worker;
+after each fault only the part that was down was restarted, and adding a worker started
+that worker alone; the runs finished and no task instance is left unfinished; the
+triggerer heartbeats; the person's params were trained; on the git server every version's
+model is in the S3 bucket, one version per model, distinct prod counters, one current
+prod, the person's commit on the branch; every worker serves the current prod; no secret
+in task logs, the metadata DB (``pg_dump``, rendered fields included; the connection
+table aside), the server's history or outputs; a restart keeps the ports, the workers and
+a person's clone working; ``make cluster`` twice starts nothing new; stopping leaves no
+process behind.
 """
 
 from __future__ import annotations
@@ -74,6 +76,7 @@ ROUNDS = 2
 PERSONS_N_ESTIMATORS = 40  # params.yaml train.n_estimators pushed between the rounds
 ROUND_TIMEOUT = 420
 PUBLISHING = ("dvc push", "git push")
+FIRST_WORKERS = 2  # the cluster starts with these; one more is added while it runs
 WORKERS = 3
 MAX_INFERENCE_RUNS = 12
 FIVE = timedelta(minutes=5)
@@ -102,6 +105,7 @@ class Story:
     inference: list[tuple[str, str]] = field(default_factory=list)  # (run_id, hostname)
     latest: dict = field(default_factory=dict)  # worker -> its latest predictions, rows
     monitored: dict = field(default_factory=dict)  # monitor_predictions of a served day
+    added: dict = field(default_factory=dict)  # `make cluster WORKERS=3` on the running cluster
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -132,7 +136,7 @@ def cluster_started() -> Iterator[tuple[Cluster, SlackReceiver, str, Path]]:
                 data=root / "data",
                 source=snapshot_project(root / "source"),
                 slack_webhook=slack_url,
-                worker_count=WORKERS,
+                worker_count=FIRST_WORKERS,
             )
             try:
                 cluster.start()
@@ -295,6 +299,13 @@ def story(cluster_started) -> Story:
     story.s3_hang = stop_s3_during_repro_evaluate(cluster)
     story.timings["s3_hang"] = time.monotonic() - t0
 
+    before = dict(cluster.state.pids)
+    added = cluster_command(cluster, "up", "--workers", str(WORKERS))
+    story.added = {
+        "returncode": added.returncode,
+        "output": added.stdout + added.stderr,
+        "changed": sorted(n for n, pid in cluster.state.pids.items() if before.get(n) != pid),
+    }
     t0 = time.monotonic()
     serve_on_every_worker(cluster, story)
     story.timings["inference_on_every_worker"] = time.monotonic() - t0
@@ -515,6 +526,17 @@ def test_every_worker_serves_the_current_prod(story: Story) -> None:
         assert served[worker] == {(prod[0].version, prod[0].commit)}, (
             f"{worker}'s {path.name} names {served[worker]}, prod is {prod[0]}"
         )
+
+
+def test_a_worker_added_to_the_running_cluster_serves(story: Story) -> None:
+    added = story.added
+    assert added["returncode"] == 0, added["output"][-3000:]
+    assert "is running: restarting worker-3\n" in added["output"], added["output"]
+    assert added["changed"] == ["worker-3"], added["changed"]
+    assert story.cluster.workers == [f"worker-{n}" for n in range(1, WORKERS + 1)]
+    # Its first task cloned its workspace, and it served the current prod like the others.
+    assert "worker-3" in {host for _, host in story.inference}, story.inference
+    assert story.latest["worker-3"], "worker-3 wrote no predictions"
 
 
 def test_the_monitor_counts_every_workers_predictions_of_the_day(story: Story) -> None:
