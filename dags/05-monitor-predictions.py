@@ -15,9 +15,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-# The helpers' operators subclass Airflow's BashOperator; naming its module here makes
-# the DAG processor pre-import it once instead of at every parse.
-import airflow.providers.standard.operators.bash  # noqa: F401
 import pendulum
 from airflow.sdk import DAG
 from batchserving_dags.alerts import failure_alert, monitoring_alert
