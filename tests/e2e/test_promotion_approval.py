@@ -75,9 +75,15 @@ def team(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Team]:
     commit_params(repo, "selection", approval="required", approval_timeout_minutes=10)
     with ExitStack() as stack:
         slack = stack.enter_context(SlackReceiver())
-        # The scheduler looks for answers that timed out every 2 s (default 15 s).
-        sweep = {"AIRFLOW__SCHEDULER__TRIGGER_TIMEOUT_CHECK_INTERVAL": "2"}
-        server = AirflowServer(home=root / "airflow-home", model_repo=repo, extra_env=sweep)
+        env = {
+            # The scheduler looks for answers that timed out every 2 s (default 15 s).
+            "AIRFLOW__SCHEDULER__TRIGGER_TIMEOUT_CHECK_INTERVAL": "2",
+            # The scheduled run's 02:00 KST deadline has passed at most hours of the day;
+            # on SQLite a deadline callback that ran in the triggerer breaks the next
+            # deferral (docs/architecture.md, Deadlines). Deadlines have their own tests.
+            "BATCHSERVING_DEADLINES": "off",
+        }
+        server = AirflowServer(home=root / "airflow-home", model_repo=repo, extra_env=env)
         stack.callback(server.stop)  # runs even when start() fails half way
         server.start()
         server.rest.add_pool(POOL, POOL_SLOTS, POOL_DESCRIPTION)
