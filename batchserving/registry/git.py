@@ -98,6 +98,25 @@ def check_result(
         raise error(f"{what} failed: {reason}" + (f"; {advice}" if advice else ""))
 
 
+def passed_on(
+    args: Sequence[str], cwd: Path | None, env: Mapping[str, str]
+) -> subprocess.CompletedProcess:
+    """Run ``args`` with its output passed on to this process's as it comes (a stage's log);
+    the result's ``stderr`` is only its last ``TAIL_LINES``, so memory is bounded whatever
+    the command writes."""
+    process = subprocess.Popen(
+        list(args), cwd=cwd, stderr=subprocess.PIPE, text=True, errors="replace", env=env
+    )
+    tail: deque[str] = deque(maxlen=TAIL_LINES)
+    assert process.stderr is not None
+    with process.stderr:
+        while piece := process.stderr.readline(TAIL_PIECE_CHARS):
+            sys.stderr.write(piece)
+            tail.append(piece if piece.endswith("\n") else piece + "\n")
+    sys.stderr.flush()
+    return subprocess.CompletedProcess(list(args), process.wait(), None, "".join(tail))
+
+
 def run_tool(
     args: Sequence[str],
     cwd: Path | None,
@@ -113,34 +132,18 @@ def run_tool(
 
     ``env`` adds to this process's environment (``tool_env``). With ``check``, a failure
     raises ``error`` naming ``what`` (by default the command line, redacted and clipped);
-    without ``capture`` the output goes to this process's own (a stage's log), and the
-    caller reads the exit code.
+    without ``capture`` the output goes to this process's own as it comes (a stage's log)
+    and ``stderr`` keeps only its last lines, for the error (``passed_on``).
     """
-    result = subprocess.run(
-        list(args), cwd=cwd, capture_output=capture, text=True, check=False, env=tool_env(env)
-    )
+    if capture:
+        result = subprocess.run(
+            list(args), cwd=cwd, capture_output=True, text=True, check=False, env=tool_env(env)
+        )
+    else:
+        result = passed_on(args, cwd, tool_env(env))
     if check:
         check_result(result, what or clip(redact_urls(" ".join(args)), LINE_CHARS), error, advice)
     return result
-
-
-def run_passed_on(
-    args: Sequence[str], cwd: Path | None, env: Mapping[str, str] | None = None
-) -> tuple[int, str]:
-    """Run ``args`` in ``cwd``, its output passed on to this process's as it comes (a
-    stage's log); return its exit code and the last ``TAIL_LINES`` of its stderr, for the
-    error line (``last_lines``). Memory is bounded whatever the command writes."""
-    process = subprocess.Popen(
-        list(args), cwd=cwd, stderr=subprocess.PIPE, text=True, errors="replace", env=tool_env(env)
-    )
-    tail: deque[str] = deque(maxlen=TAIL_LINES)
-    assert process.stderr is not None
-    with process.stderr:
-        while piece := process.stderr.readline(TAIL_PIECE_CHARS):
-            sys.stderr.write(piece)
-            tail.append(piece if piece.endswith("\n") else piece + "\n")
-    sys.stderr.flush()
-    return process.wait(), "".join(tail)
 
 
 def git(repo: Path, *args: str, check: bool = True, env: Mapping[str, str] | None = None) -> str:

@@ -34,14 +34,7 @@ from batchserving.core.names import MONITORING_PIPELINE, PARAMS_FILE, PIPELINE, 
 from batchserving.core.params import ParamsError, read_params
 from batchserving.core.results import emit
 from batchserving.registry.dataref import MODEL_PIPELINE, DataPipeline, record_version, tip
-from batchserving.registry.git import (
-    RegistryError,
-    git,
-    last_lines,
-    run_label,
-    run_passed_on,
-    run_tool,
-)
+from batchserving.registry.git import RegistryError, git, last_lines, run_label, run_tool
 from batchserving.registry.lock import locked_workspace
 from batchserving.registry.register import commit_pipeline_state
 from batchserving.registry.sync import synced
@@ -91,7 +84,8 @@ def repro_or_restore(repo: Path, targets: list[str], single_item: bool = False) 
     """
     read_params(repo / PARAMS_FILE)
     flags = ["--single-item"] if single_item else []
-    code, tail = run_passed_on(["dvc", "repro", *flags, *targets], repo)
+    repro = run_tool(["dvc", "repro", *flags, *targets], repo, check=False, capture=False)
+    code = repro.returncode
     if code == 0:
         return 0, ""
     print(
@@ -102,7 +96,7 @@ def repro_or_restore(repo: Path, targets: list[str], single_item: bool = False) 
     )
     restore = ["dvc", "checkout", "--quiet", "--with-deps", *targets]
     run_tool(restore, repo, check=False, capture=False)
-    return code, last_lines(tail, 2) or "(no output)"
+    return code, last_lines(repro.stderr, 2) or "(no output)"
 
 
 def seal_partitions(repo: Path, pipeline: str, stages: list[str]) -> list[str]:

@@ -12,7 +12,6 @@ from batchserving.registry.git import (
     TAIL_PIECE_CHARS,
     RegistryError,
     last_lines,
-    run_passed_on,
     run_tool,
 )
 
@@ -56,7 +55,8 @@ def test_a_passed_on_commands_tail_is_its_last_lines_and_bounded(
         "print('step one', file=sys.stderr); print('stage: the reason', file=sys.stderr); "
         "print('on stdout'); sys.exit(3)"
     )
-    code, tail = run_passed_on([sys.executable, "-c", script], tmp_path)
+    result = run_tool([sys.executable, "-c", script], tmp_path, check=False, capture=False)
+    code, tail = result.returncode, result.stderr
     passed_on = capfd.readouterr()
     assert code == 3
     assert tail.splitlines()[-2:] == ["step one", "stage: the reason"]
