@@ -299,13 +299,7 @@ def story(cluster_started) -> Story:
     story.s3_hang = stop_s3_during_repro_evaluate(cluster)
     story.timings["s3_hang"] = time.monotonic() - t0
 
-    before = dict(cluster.state.pids)
-    added = cluster_command(cluster, "up", "--workers", str(WORKERS))
-    story.added = {
-        "returncode": added.returncode,
-        "output": added.stdout + added.stderr,
-        "changed": sorted(n for n, pid in cluster.state.pids.items() if before.get(n) != pid),
-    }
+    story.added = make_cluster(cluster, f"worker-{WORKERS}", "--workers", str(WORKERS))
     t0 = time.monotonic()
     serve_on_every_worker(cluster, story)
     story.timings["inference_on_every_worker"] = time.monotonic() - t0
@@ -320,19 +314,13 @@ def story(cluster_started) -> Story:
     return story
 
 
-def make_cluster(cluster: Cluster, part: str) -> dict:
-    """``make cluster`` after ``part`` was killed: what it said, and which pids changed."""
+def make_cluster(cluster: Cluster, part: str, *options: str) -> dict:
+    """``make cluster`` (``up`` with ``options``) after ``part`` was killed, or to add it:
+    what it said, and which pids changed."""
     if part in cluster.state.procs:
         cluster.state.procs[part].wait(timeout=30)  # reaped: the kill has taken effect
     before = dict(cluster.state.pids)
-    up = subprocess.run(
-        [sys.executable, "-m", "scripts.cluster", "up", "--data", str(cluster.data)],
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    cluster.state.load()
+    up = cluster_command(cluster, "up", *options)
     changed = sorted(name for name, pid in cluster.state.pids.items() if before.get(name) != pid)
     return {"returncode": up.returncode, "output": up.stdout + up.stderr, "changed": changed}
 
